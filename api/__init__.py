@@ -1,0 +1,1 @@
+"""HTTP service (FastAPI). See the service issue; the evaluation core is ``engine``."""

@@ -1,0 +1,168 @@
+"""The ``jiuzhu`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from .model import InputError
+
+_JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+
+
+def _engine(home: Path | None):
+    from .evaluate import Engine
+    from .rules import RuleBookError, load_rulebook
+
+    try:
+        return Engine(load_rulebook(home))
+    except RuleBookError as e:
+        click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
+        for err in e.errors:
+            click.echo(f"  {err}", err=True)
+        sys.exit(3)
+
+
+def _read_json(path: str):
+    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        click.echo(f"{path}: 不是有效的 JSON / invalid JSON: {e}", err=True)
+        sys.exit(2)
+
+
+def _input_error(e: InputError, prefix: str = "") -> None:
+    click.echo("输入有误，未作评估 / invalid input, nothing evaluated:", err=True)
+    for err in e.errors:
+        field = err.field if not prefix else prefix if err.field == "(root)" else f"{prefix}.{err.field}"
+        click.echo(f"  {field}: {err.message_zh} ({err.message_en})", err=True)
+
+
+home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="JIUZHU_HOME",
+    help="包含 rules/ 与 policies/ 的目录（默认：本项目目录）/ directory holding rules/ and policies/",
+)
+
+
+@click.group()
+@click.version_option(package_name="jiuzhu")
+def main() -> None:
+    """jiuzhu 救助：社会救助资格规则引擎 / eligibility rules engine for social assistance."""
+
+
+@main.command()
+@click.argument("file", default="-")
+@home_option
+def evaluate(file: str, home: Path | None) -> None:
+    """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON."""
+    data = _read_json(file)
+    engine = _engine(home)
+    if isinstance(data, list):
+        out = []
+        for i, item in enumerate(data):
+            try:
+                out.append(engine.evaluate(item))
+            except InputError as e:
+                _input_error(e, f"[{i}]")
+                sys.exit(2)
+        sys.stdout.buffer.write(orjson.dumps(out, option=_JSON_OPTS) + b"\n")
+        return
+    try:
+        det = engine.evaluate(data)
+    except InputError as e:
+        _input_error(e)
+        sys.exit(2)
+    sys.stdout.buffer.write(orjson.dumps(det, option=_JSON_OPTS) + b"\n")
+
+
+@main.command()
+@click.argument("file", default="-")
+@home_option
+def explain(file: str, home: Path | None) -> None:
+    """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report."""
+    from .explain import render_report
+
+    data = _read_json(file)
+    engine = _engine(home)
+    items = data if isinstance(data, list) else [data]
+    for i, item in enumerate(items):
+        try:
+            det = engine.evaluate(item)
+        except InputError as e:
+            _input_error(e, f"[{i}]" if isinstance(data, list) else "")
+            sys.exit(2)
+        if i:
+            click.echo("\n" + "-" * 40 + "\n")
+        click.echo(render_report(det), nl=False)
+
+
+@main.group()
+def rules() -> None:
+    """规则与政策文件 / rule and policy files."""
+
+
+@rules.command("check")
+@home_option
+def rules_check(home: Path | None) -> None:
+    """校验全部规则与政策文件，有错误时以非零状态退出 / validate every rule and policy file."""
+    from .rules import load_rulebook
+
+    book = load_rulebook(home)
+    if book.errors:
+        for err in book.errors:
+            click.echo(f"✗ {err}", err=True)
+        click.echo(f"共 {len(book.errors)} 处错误 / {len(book.errors)} error(s)", err=True)
+        sys.exit(1)
+    n_rules = sum(1 for p in book.programs for s in p.steps if s.kind == "check")
+    n_facts = len(book.facts.steps) if book.facts else 0
+    n_params = len(book.policies.schema)
+    click.echo(
+        f"✓ 规则文件通过校验：{len(book.programs)} 个项目、{n_rules} 条规则、{n_facts} 项家庭事实；"
+        f"{len(book.policies.files)} 个地区政策文件、{n_params} 个参数"
+    )
+    click.echo(f"  规则版本 ruleset_version: {book.version}")
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@home_option
+@click.option("-v", "--verbose", is_flag=True, help="列出每个用例 / list every case")
+def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
+    """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases."""
+    from .cases import run_cases
+    from .rules import default_root
+    from .yamlio import YamlError
+
+    engine = _engine(home)
+    targets = list(paths) or [(home or default_root()) / "tests" / "cases"]
+    total = failed = 0
+    for target in targets:
+        try:
+            results = run_cases(engine, target)
+        except YamlError as e:
+            click.echo(f"✗ {e}", err=True)
+            sys.exit(1)
+        for r in results:
+            total += 1
+            where = f"{r.case.file}:{r.case.line}"
+            if r.passed:
+                if verbose:
+                    click.echo(f"✓ {r.case.name}  ({where})")
+                continue
+            failed += 1
+            click.echo(f"✗ {r.case.name}  ({where})")
+            for f in r.failures:
+                click.echo(f"    {f}")
+    click.echo(f"{total - failed}/{total} 个用例通过 / cases passed")
+    if failed or total == 0:
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,103 @@
+"""Rule files: loading, validation errors with file and line, ruleset_version."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.rules import load_rulebook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_rules_load_cleanly():
+    book = load_rulebook(ROOT)
+    assert not book.errors, "\n".join(map(str, book.errors))
+    assert [p.code for p in book.programs][:1] == ["dibao"]
+    assert {"dibao", "dibao_single", "tekun", "dibao_edge"} <= {p.code for p in book.programs}
+    assert book.version.startswith("sha256:") and len(book.version) == 71
+
+
+def _copy(tmp_path) -> Path:
+    shutil.copytree(ROOT / "rules", tmp_path / "rules")
+    shutil.copytree(ROOT / "policies", tmp_path / "policies")
+    return tmp_path
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "file, old, new, fragment",
+    [
+        ("dibao.yaml", "when: per_capita_income < standard", "when: per_capita_incom < standard", "未知名称 'per_capita_incom'"),
+        ("dibao.yaml", "when: per_capita_income < standard", "when: per_capita_income < area", "不能比较"),
+        ("dibao.yaml", "    citation: 《社会救助暂行办法》第九条\n", "", "缺少 citation"),
+        ("dibao.yaml", "when: per_capita_income < standard", "when: per_capita_income.__class__", "未知名称"),
+        ("dibao.yaml", "when: per_capita_income < standard", "when: __import__('os')", "未知函数"),
+        (
+            "tekun.yaml",
+            "schooling in {'compulsory', 'high_school', 'vocational'}",
+            "schooling in {'compulsory', 'highschool'}",
+            "highschool",
+        ),
+        (
+            "dibao_edge.yaml",
+            "when: dibao_edge.not_dibao and dibao_edge.income_below_line and",
+            "when:",
+            "未在任何 decision.when 中使用",
+        ),
+        ("dibao.yaml", "当地低保标准", "当地低保标准{nope}", None),
+        ("dibao.yaml", "pass: 家庭人均收入{per_capita_income}元", "pass: 家庭人均收入{per_capita_incme}元", "per_capita_incme"),
+    ],
+)
+def test_bad_rules_are_refused_with_file_and_line(tmp_path, file, old, new, fragment):
+    home = _copy(tmp_path)
+    _edit(home / "rules" / file, old, new)
+    book = load_rulebook(home)
+    if fragment is None:  # edits inside comments change nothing but the version
+        assert not book.errors
+        return
+    assert book.errors
+    msgs = [str(e) for e in book.errors]
+    assert any(fragment in m for m in msgs), msgs
+    assert any(f"rules/{file}:" in m for m in msgs), msgs
+
+
+def test_cycle_between_programs_is_refused(tmp_path):
+    home = _copy(tmp_path)
+    _edit(
+        home / "rules" / "dibao.yaml",
+        "when: per_capita_income < standard",
+        "when: per_capita_income < standard and not dibao_edge.granted",
+    )
+    book = load_rulebook(home)
+    assert any("循环依赖" in str(e) for e in book.errors)
+
+
+def test_version_changes_when_a_value_changes(tmp_path):
+    home = _copy(tmp_path)
+    before = load_rulebook(home).version
+    _edit(home / "policies" / "210000.yaml", "value: 672", "value: 700")
+    after = load_rulebook(home)
+    assert not after.errors
+    assert after.version != before
+
+
+def test_rules_check_command_exit_codes(tmp_path):
+    ok = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(ROOT)], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    home = _copy(tmp_path)
+    _edit(home / "rules" / "tekun.yaml", "when: \"supporters in {'none', 'unable'}\"", "when: supporters")
+    bad = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(home)], capture_output=True, text=True
+    )
+    assert bad.returncode != 0
+    assert "rules/tekun.yaml:" in bad.stderr
