@@ -49,6 +49,7 @@ class Template:
     source: str
     fmt: str = ""  # the sentence with %s for each slot occurrence
     order: tuple[int, ...] | None = None  # slot index per %s when a slot repeats
+    nodes: list[tuple[str, Any, Any]] = field(default_factory=list)  # (name, checked node or None, type)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Clause:
     line: int
     when_node: Any = None
     amount_node: Any = None
+    part_nodes: list[tuple[str, Any, bool]] = field(default_factory=list)  # (label, node, required)
 
 
 @dataclass
@@ -599,6 +601,7 @@ class RuleBook:
             if c.amount_node is not None:
                 _rename(c.amount_node, local_names)
                 c.amount = compile_expr(c.amount_node, member_keys)
+            c.part_nodes = list(c.parts)
             compiled_parts = []
             for lbl, pnode, req in c.parts:
                 _rename(pnode, local_names)
@@ -686,6 +689,7 @@ def _compile_template(
 ) -> None:
     if tpl is None or tpl.fmt:
         return
+    tpl.nodes = [(name, None if extra and name in extra else node, t) for name, node, t in tpl.slots]
     compiled = []
     for name, node, t in tpl.slots:
         if extra and name in extra:
