@@ -1,0 +1,379 @@
+"""Batch evaluation: group households, evaluate chunks in parallel, collect results.
+
+Households are grouped by (resolved parameter set, area, member count): inside a
+group every parameter is one exact scalar, the area is a constant, and members form a
+dense ``(n, H)`` block, so per-capita division has a static denominator and member
+totals are sums over one axis. Each group is cut into chunks small enough to stay in
+cache, and chunks run on a thread pool (numpy releases the GIL in its loops).
+
+A chunk the columnar backend cannot evaluate exactly (an int64 bound that could
+overflow, a construct it does not vectorise) is evaluated household by household with
+the single evaluator, ``engine.Engine.evaluate``: results are the same either way, and
+the count of such households is reported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.evaluate import Engine
+from engine.expr import ast as A
+from engine.expr.runtime import Missing
+from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
+from engine.model import InputError
+
+from . import values as X
+from .columns import Part
+from .values import Bool, Date, List, Num, Set, Str, V
+from .vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan
+
+TARGET_ELEMENTS = 1 << 15  # member slots per chunk: keeps a chunk's working set in L2
+
+
+@dataclass
+class PartResult:
+    """Results of one part, in the part's household and member order."""
+
+    H: int
+    M: int
+    household: dict[str, np.ndarray] = field(default_factory=dict)  # "<code>.status|cents|null|first" for household programs
+    member: dict[str, np.ndarray] = field(default_factory=dict)  # the same for member programs, per member row
+    facts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    fallback: int = 0  # households evaluated by the single evaluator
+    groups: int = 0
+    chunks: int = 0
+
+
+def referenced_names(plan: Plan) -> tuple[set[str], set[str]]:
+    """Household facts and member fields the compiled rules read (columns to load)."""
+    book = plan.book
+    nodes: list[A.Node] = [s.node for s in book.facts.steps if s.node is not None]  # type: ignore[union-attr]
+    for p in book.programs:
+        if plan.codes is not None and p.code not in plan.codes:
+            continue
+        nodes += [s.node for s in p.steps if s.node is not None]
+        nodes += [s.guard_node for s in p.steps if s.guard_node is not None]
+        nodes += [c.when_node for c in p.decision if c.when_node is not None]
+        nodes += [c.amount_node for c in p.decision if c.amount_node is not None]
+        nodes += [n for c in p.decision for _l, n, _r in c.part_nodes]
+        if p.applies_node is not None:
+            nodes.append(p.applies_node)
+    names: set[str] = set()
+    for root in nodes:
+        for n in A.walk(root):
+            if isinstance(n, A.Name) and n.path:
+                names.add(n.path)
+    need_h = {k for k in HOUSEHOLD_FACTS if k in names} | {"locality", "as_of", "area"}
+    need_m = {k for k in MEMBER_FIELDS if k in names}
+    return need_h, need_m
+
+
+class BatchEvaluator:
+    """The columnar evaluator for one engine (rule book + policies)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        programs: list[str] | None = None,
+        threads: int | None = None,
+        interner: X.Interner | None = None,
+    ):
+        self.engine = engine
+        self.book = engine.book
+        self.I = interner or X.Interner()
+        self.plan = Plan(self.book, self.I, programs)
+        self.need_h, self.need_m = referenced_names(self.plan)
+        self.threads = threads or min(2, os.cpu_count() or 1)
+        self._params: dict[int, dict[str, V]] = {}
+        self.schema = self.book.policies.schema
+
+    # -- parameters --------------------------------------------------------------
+    def _param_values(self, ps) -> dict[str, V]:
+        key = id(ps.values)
+        got = self._params.get(key)
+        if got is not None:
+            return got
+        out: dict[str, V] = {}
+        for name, spec in self.schema.items():
+            v = ps.values[name]
+            if v.__class__ is Missing:
+                out[name] = X.missing_of(spec.type.kind)
+            elif isinstance(v, bool):
+                out[name] = Bool(v)
+            elif isinstance(v, frozenset):
+                out[name] = Set(frozenset(self.I.id(e) for e in v))
+            else:
+                out[name] = X.num_scalar(v)
+        self._params[key] = out
+        return out
+
+    # -- evaluation ---------------------------------------------------------------
+    def evaluate_part(self, part: Part, as_of: dt.date | None = None, progress: Callable[[int], None] | None = None) -> PartResult:
+        res = PartResult(part.H, part.M)
+        self._allocate(res)
+        if part.H == 0:
+            return res
+        groups = self._groups(part, as_of)
+        res.groups = len(groups)
+        tasks = []
+        for g in groups:
+            tasks.extend(self._chunks(part, g, as_of))
+        res.chunks = len(tasks)
+
+        def work(task):
+            return task, self._run_chunk(task, part, res, as_of)
+
+        if self.threads > 1 and len(tasks) > 1:
+            with ThreadPoolExecutor(self.threads) as pool:
+                for task, fb in pool.map(work, tasks):
+                    res.fallback += fb
+                    if progress:
+                        progress(len(task.rows))
+        else:
+            for task in tasks:
+                res.fallback += work(task)[1]
+                if progress:
+                    progress(len(task.rows))
+        return res
+
+    def _allocate(self, res: PartResult) -> None:
+        for p in self.plan.programs:
+            target, size = (res.member, res.M) if p.member else (res.household, res.H)
+            target[p.code + ".status"] = np.full(size, NOT_CHECKED, dtype=np.int8)
+            target[p.code + ".cents"] = np.zeros(size, dtype=np.int64)
+            target[p.code + ".null"] = np.ones(size, dtype=bool)
+            target[p.code + ".first"] = np.full(size, -1, dtype=np.int16)
+        for name in self.plan.reported:
+            res.facts[name] = (np.zeros(res.H, dtype=np.int64), np.ones(res.H, dtype=bool))
+
+    def _groups(self, part: Part, as_of: dt.date | None) -> list[_Group]:
+        interner = self.I
+        loc = np.asarray(part.hcols["locality"].v, dtype=np.int64)
+        if as_of is not None:
+            dates = np.full(part.H, X.ymd(as_of), dtype=np.int64)
+        else:
+            dates = np.broadcast_to(np.asarray(part.hcols["as_of"].v, dtype=np.int64), (part.H,))
+        area = np.asarray(part.hcols["area"].v, dtype=np.int64)
+        sizes = part.sizes()
+        pair = loc * 100_000_000 + dates
+        uniq, inv = np.unique(pair, return_inverse=True)
+        pids: dict[int, int] = {}
+        psets: list[Any] = []
+        pid_of = np.empty(len(uniq), dtype=np.int64)
+        for i, u in enumerate(uniq.tolist()):
+            code = interner.text(u // 100_000_000)
+            d = u % 100_000_000
+            ps = self.engine.policies.resolve(code, dt.date(d // 10000, d // 100 % 100, d % 100))
+            key = id(ps.values)
+            if key not in pids:
+                pids[key] = len(psets)
+                psets.append(ps)
+            pid_of[i] = pids[key]
+        pidx = pid_of[inv]
+        gkey = (pidx << 40) | (area << 8) | np.minimum(sizes, 255)
+        order = np.argsort(gkey, kind="stable")
+        sk = gkey[order]
+        cuts = np.flatnonzero(sk[1:] != sk[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(order)]
+        out = []
+        for a, b in itertools.pairwise(bounds):
+            rows = order[a:b]
+            first = int(rows[0])
+            out.append(_Group(rows, int(sizes[first]), psets[int(pidx[first])]))
+        return out
+
+    def _chunks(self, part: Part, g: _Group, as_of: dt.date | None) -> list[_Task]:
+        n = g.n
+        rows = g.rows
+        midx = part.offsets[rows][None, :] + np.arange(n, dtype=np.int64)[:, None]
+        hs = {name: _simplify(_gather_h(col, rows)) for name, col in part.hcols.items()}
+        ms = {name: _simplify(_gather_m(col, midx)) for name, col in part.mcols.items()}
+        for name in ("locality", "as_of", "area"):
+            if name in hs:
+                hs[name] = _constant(hs[name])
+        if as_of is not None:
+            hs["as_of"] = Date(X.ymd(as_of))
+        ps = self._param_values(g.ps)
+        step = max(1, TARGET_ELEMENTS // max(n, 1))
+        H = len(rows)
+        tasks = []
+        for s in range(0, H, step):
+            e = min(H, s + step)
+            tasks.append(_Task(rows[s:e], midx[:, s:e], n, s, e, H, hs, ms, ps))
+        return tasks
+
+    def _run_chunk(self, t: _Task, part: Part, res: PartResult, as_of: dt.date | None) -> int:
+        Hc = t.e - t.s
+        try:
+            hs = {k: _slice(v, t.s, t.e, t.H) for k, v in t.hs.items()}
+            ms = {k: _slice(v, t.s, t.e, t.H) for k, v in t.ms.items()}
+            hs["members"] = List("member", t.n, 0, True, None, True, None)
+            ms["index"] = Num(np.arange(t.n, dtype=np.int64).reshape(t.n, 1), 1, t.n)
+            ctx = Ctx(Hc, t.n, hs, ms, t.ps)
+            out = self.plan.run(ctx)
+        except (X.VectorOverflow, X.Unsupported):
+            self._fallback(t, part, res, as_of)
+            return Hc
+        self._scatter(out, t, res)
+        return 0
+
+    def _scatter(self, out: ChunkResult, t: _Task, res: PartResult) -> None:
+        for p in self.plan.programs:
+            status, cents, null, first = out.programs[p.code]
+            if p.member:
+                idx: Any = t.midx
+                target = res.member
+            else:
+                idx = t.rows
+                target = res.household
+            target[p.code + ".status"][idx] = status
+            target[p.code + ".cents"][idx] = cents
+            target[p.code + ".null"][idx] = null
+            target[p.code + ".first"][idx] = first
+        for name, (vals, null) in out.facts.items():
+            res.facts[name][0][t.rows] = vals
+            res.facts[name][1][t.rows] = null
+
+    def _fallback(self, t: _Task, part: Part, res: PartResult, as_of: dt.date | None) -> None:
+        """Evaluate a chunk household by household with the single evaluator."""
+        from engine.money import parse_money, to_cents
+
+        rule_index = {p.code: {r: i for i, r in enumerate(p.rules)} for p in self.plan.programs}
+        for j, row in enumerate(t.rows.tolist()):
+            h = dict(part.contract(row))
+            if as_of is not None:
+                h["as_of"] = as_of.isoformat()
+            try:
+                det = self.engine.evaluate(h)
+            except InputError:  # pragma: no cover - input was validated when loaded
+                continue
+            mrows = t.midx[:, j]
+            ids = {m["id"]: i for i, m in enumerate(h["members"])}
+            for prog in det["programs"]:
+                code = prog["program"]
+                if code not in rule_index:
+                    continue
+                plan_prog = next(p for p in self.plan.programs if p.code == code)
+                if plan_prog.member:
+                    target, idx = res.member, int(mrows[ids[prog["members"][0]]])
+                else:
+                    target, idx = res.household, row
+                target[code + ".status"][idx] = STATUS_CODE[prog["status"]]
+                amt = prog["monthly_amount"]
+                target[code + ".null"][idx] = amt is None
+                target[code + ".cents"][idx] = to_cents(parse_money(amt)) if amt is not None else 0
+                failed = next((r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] != "decision"), None)
+                target[code + ".first"][idx] = rule_index[code][failed] if failed is not None else -1
+            hh = det["household"]
+            for name in self.plan.reported:
+                vals, null = res.facts[name]
+                if name == "counted_count":
+                    vals[row], null[row] = len(hh["counted_members"]), False
+                else:
+                    v = hh.get(name)
+                    null[row] = v is None
+                    vals[row] = to_cents(parse_money(v)) if v is not None else 0
+
+
+@dataclass
+class _Group:
+    rows: np.ndarray
+    n: int
+    ps: Any
+
+
+@dataclass
+class _Task:
+    rows: np.ndarray
+    midx: np.ndarray
+    n: int
+    s: int
+    e: int
+    H: int
+    hs: dict
+    ms: dict
+    ps: dict
+
+
+def _gather_h(col: V, rows: np.ndarray) -> V:
+    def g(a):
+        return a if a.shape[-1] == 1 else a[..., rows]
+
+    out = col.map(g)
+    return out
+
+
+def _gather_m(col: V, midx: np.ndarray) -> V:
+    def g(a):
+        if a.shape[-1] == 1:
+            return a.reshape((*a.shape[:-1], 1, 1))
+        return a[..., midx]
+
+    out = col.map(g)
+    if isinstance(out, List):
+        out.depth = 1
+    return out
+
+
+def _slice(v: V, s: int, e: int, H: int) -> V:
+    if s == 0 and e == H:
+        return v
+
+    def f(a):
+        return a[..., s:e] if a.shape[-1] == H else a
+
+    out = v.map(f)
+    if isinstance(v, List):
+        out.depth = v.depth
+    return out
+
+
+def _all_or_none(a):
+    if isinstance(a, np.ndarray) and a.dtype == bool:
+        if a.all():
+            return True
+        if not a.any():
+            return False
+    return a
+
+
+def _simplify(v: V) -> V:
+    """Masks that hold everywhere (or nowhere) in a group become scalars, so their logic folds."""
+    if isinstance(v, Num):
+        return Num(v.n, v.d, v.b, _all_or_none(v.k), _all_or_none(v.none))
+    if isinstance(v, Bool | Str):
+        v.k = _all_or_none(v.k)
+        return v
+    if isinstance(v, Date):
+        return Date(v.v, _all_or_none(v.k), _all_or_none(v.none))
+    if isinstance(v, Set):
+        if v.m is not None:
+            m = {e: x for e, x in v.m.items() if not (isinstance(x, np.ndarray) and not x.any())}
+            return Set(None, m, _all_or_none(v.k))
+        return v
+    if isinstance(v, List):
+        out = List(v.kind, v.K, v.depth, _all_or_none(v.present), v.mult, _all_or_none(v.k), v.fields, v.multb)
+        if out.fields:
+            out.fields = {k: _simplify(f) for k, f in out.fields.items()}
+        return out
+    return v
+
+
+def _constant(v: V) -> V:
+    """A household column that holds one value in the whole group, as a scalar."""
+    if isinstance(v, Str | Date) and isinstance(v.v, np.ndarray) and v.v.size and v.k is True:
+        first = v.v.flat[0]
+        if (v.v == first).all():
+            if isinstance(v, Str):
+                return Str(int(first))
+            if v.none is False:
+                return Date(int(first))
+    return v
