@@ -155,6 +155,8 @@ class Compiler:
                 b = rf(ctx)
                 if b.k is True and b.v is False:
                     return b
+                if a.k is True and b.k is True:
+                    return Bool(band(a.v, b.v))
                 af = band(a.k, bnot(a.v))
                 bf = band(b.k, bnot(b.v))
                 k = bor(bor(af, bf), band(a.k, b.k))
@@ -173,6 +175,8 @@ class Compiler:
                 b = rf(ctx)
                 if b.k is True and b.v is True:
                     return b
+                if a.k is True and b.k is True:
+                    return Bool(bor(a.v, b.v))
                 at = band(a.k, a.v)
                 bt = band(b.k, b.v)
                 k = bor(bor(at, bt), band(a.k, b.k))
@@ -393,37 +397,31 @@ def _has_any(a: Set, b: Set) -> Bool:
 
 
 def _within(a: Str, b: Str, interner: X.Interner) -> Bool:
+    """``within(code, locality)``: same province / prefecture / county as the locality's level requires."""
     k = band(a.k, b.k)
-    num = interner.numeric()
-    an = num[a.v]
-    bn = num[b.v]
-    if is_arr(a.v):
-        if bool(((an < 0) & (a.v != 0)).any()):
-            raise Unsupported("within() on text that is not a division code")
-    elif an < 0 and a.v != 0:
+    p2, p4, lvl = interner.division_tables()
+    a2 = p2[a.v]
+    if bool(np.any((a2 < 0) & (a.v != 0))):
         raise Unsupported("within() on text that is not a division code")
-    if not is_arr(bn):
-        bn = int(bn)
-        if bn < 0:
+    if not is_arr(b.v):
+        level = int(lvl[b.v])
+        if int(p2[b.v]) < 0:
             raise Unsupported("within() against text that is not a division code")
-        if bn == 100000:
-            v = a.v != 0
-        elif bn % 10000 == 0:
-            v = an // 10000 == bn // 10000
-        elif bn % 100 == 0:
-            v = an // 100 == bn // 100
+        if level == 0:
+            v: Any = a.v != 0
+        elif level == 1:
+            v = a2 == p2[b.v]
+        elif level == 2:
+            v = p4[a.v] == p4[b.v]
         else:
-            v = an == bn
+            v = a.v == b.v
         return Bool(pyb(v), k)
-    if bool((bn < 0).any()):
+    if bool((p2[b.v] < 0).any()):
         raise Unsupported("within() against text that is not a division code")
-    prov = an // 10000 == bn // 10000
-    pref = an // 100 == bn // 100
-    v = np.where(
-        bn == 100000,
-        a.v != 0,
-        np.where(bn % 10000 == 0, prov, np.where(bn % 100 == 0, pref, an == bn)),
-    )
+    lv = lvl[b.v]
+    same2 = a2 == p2[b.v]
+    same4 = p4[a.v] == p4[b.v]
+    v = ((lv == 0) & (a.v != 0)) | (same2 & ((lv == 1) | (same4 & ((lv == 2) | (a.v == b.v)))))
     return Bool(v, k)
 
 
@@ -546,20 +544,22 @@ class Plan:
         self.I = interner
         member_keys = set(book.member_record) | set(book.member_names)
         comp = Compiler(member_keys, interner)
-        self.fact_steps: list[StepPlan] = []
-        for s in book.facts.steps:  # type: ignore[union-attr]
-            member = s.scope == "member"
-            self.fact_steps.append(StepPlan("fact", s.name, member, comp.c(s.node, 1 if member else 0)))
         wanted = _with_dependencies(book, programs) if programs is not None else None
         self.codes = wanted
-        self.programs: list[ProgramPlan] = []
-        for prog in book.programs:
-            if wanted is not None and prog.code not in wanted:
-                continue
-            self.programs.append(self._program(prog, comp))
+        kept = [p for p in book.programs if wanted is None or p.code in wanted]
         self.reported = [f for f in REPORTED_FACTS if f in book.household_names]
+        self.live = _live_names(book, kept, self.reported)
+        self.fact_steps: list[StepPlan] = []
+        for s in book.facts.steps:  # type: ignore[union-attr]
+            if s.name not in self.live:
+                continue  # only explained, never decides: not needed for columns
+            member = s.scope == "member"
+            self.fact_steps.append(StepPlan("fact", s.name, member, comp.c(s.node, 1 if member else 0)))
+        self.programs: list[ProgramPlan] = [self._program(prog, comp) for prog in kept]
         self.fact_kinds = {f: book.household_names[f].kind for f in self.reported}
-        self.status_codes = np.array([interner.id(s) for s in STATUSES], dtype=np.int32)
+        for p in self.programs:
+            if len(p.rules) > 120:
+                raise ValueError(f"{p.code}: more than 120 rules in one program")
 
     def _program(self, prog: Program, comp: Compiler) -> ProgramPlan:
         member = prog.scope == "member"
@@ -613,8 +613,9 @@ class Plan:
         if p.applies is not None:
             a = p.applies(ctx)
             applies = bnot(band(a.k, bnot(a.v)))  # not known to be false
-        stopped: Any = False
-        first: Any = -1
+        running: Any = True  # rows where no gate has failed yet
+        unfailed: Any = True  # rows where no rule has failed yet
+        first: Any = 0  # 1 + index of the first failed rule (0: none)
         for st in p.steps:
             kind = st.kind
             if kind == "let":
@@ -623,98 +624,122 @@ class Plan:
                 continue
             if kind == "use":
                 val = (ctx.ms if st.member else ctx.hs)[st.name]
-                failed = band(band(val.k, bnot(val.v)), bnot(stopped))
+                failed = band(band(val.k, bnot(val.v)), running)
             else:
-                gfalse: Any = False
+                on = running
                 gmiss: Any = False
                 if st.guard is not None:
                     g = st.guard(ctx)
-                    gfalse = band(g.k, bnot(g.v))
+                    on = band(on, bnot(band(g.k, bnot(g.v))))  # a false guard: stored false, not failed
                     gmiss = bnot(g.k)
                 val = st.fn(ctx)
                 vfalse = band(val.k, bnot(val.v))
-                k = band(val.k, bnot(band(gmiss, bnot(vfalse))))
-                off = bor(gfalse, stopped)
-                out = Bool(select(off, False, val.v), bor(k, off))
+                k = val.k if gmiss is False else band(val.k, bnot(band(gmiss, bnot(vfalse))))
+                out = Bool(band(val.v, on), bor(k, bnot(on)) if k is not True else True)
                 store[st.name] = _canon_member(out) if member else out
-                failed = band(vfalse, bnot(off))
-            if failed is not False:
-                if is_arr(first):
-                    first = np.where(failed & (first < 0), st.rule, first)
-                elif first < 0:
-                    first = select(failed, st.rule, -1)
-                if st.gate:
-                    stopped = bor(stopped, failed)
+                failed = band(vfalse, on)
+            if failed is False:
+                continue
+            fresh = band(failed, unfailed)
+            if fresh is not False:
+                rule = st.rule + 1
+                if is_arr(fresh):
+                    inc = fresh.view(np.int8) * np.int8(rule)
+                    first = inc if not is_arr(first) and first == 0 else first + inc
+                elif not is_arr(first):
+                    first = rule
+                else:
+                    first = first + np.int8(rule) * (unfailed.view(np.int8) if is_arr(unfailed) else np.int8(1))
+                unfailed = band(unfailed, bnot(failed))
+            if st.gate:
+                running = band(running, bnot(failed))
 
-        # decision
-        last = len(p.decision) - 1
-        undecided = bnot(stopped)
-        ni: Any = False
-        chosen: Any = select(stopped, last, -1)
-        for i, cl in enumerate(p.decision):
+        # decision: rows take the first clause whose condition holds; unknown -> needs_info
+        stopped = bnot(running)
+        undecided = running
+        takes: list[Any] = []
+        for cl in p.decision:
             if undecided is False:
-                break
+                takes.append(False)
+                continue
             if cl.when is None:
-                chosen = select(undecided, i, chosen)
+                takes.append(undecided)
                 undecided = False
-                break
+                continue
             w = cl.when(ctx)
             take = band(undecided, band(w.k, w.v))
-            miss = band(undecided, bnot(w.k))
-            ni = bor(ni, miss)
-            chosen = select(take, i, chosen)
-            undecided = band(undecided, bnot(bor(take, miss)))
-        codes = np.array([cl.status for cl in p.decision] + [NEEDS_INFO], dtype=np.int8)
-        status = codes[chosen] if is_arr(chosen) else int(codes[chosen])
-        # amounts of the chosen clause
+            takes.append(take)
+            undecided = band(undecided, band(w.k, bnot(w.v)))
+        takes[-1] = bor(takes[-1], stopped)
+        status: Any = NEEDS_INFO
+        for cl, take in zip(p.decision, takes, strict=True):
+            status = _pick8(take, cl.status, status)
+        # amounts of the chosen clause, exact
         amount = Num(0)
         none: Any = True
-        for i, cl in enumerate(p.decision):
-            if cl.amount is None and not cl.parts:
+        for cl, take in zip(p.decision, takes, strict=True):
+            if take is False or (cl.amount is None and not cl.parts):
                 continue
-            sel = chosen == i
-            if not X.arr_any(sel):
+            if is_arr(take) and not take.any():
                 continue
             if cl.amount is not None:
                 a = cl.amount(ctx)
                 a_none = bnot(a.k)
             else:
                 a, a_none = _parts(cl.parts, ctx)
-            an, bn, d, ab, bb = X.align(a, amount)
-            n = select(sel, an, bn)
-            amount = Num(n, d, max(ab, bb) if is_arr(n) else None)
-            none = select(sel, a_none, none)
+            if not is_arr(amount.n) and amount.n == 0:
+                n = select(take, a.n, 0)
+                amount = Num(n, a.d, a.b if is_arr(n) else None)
+            else:
+                an, bn, d, ab, bb = X.align(a, amount)
+                bound = ab + bb
+                n = select(take, X.fit(an, bound), X.fit(bn, bound))
+                amount = Num(n, d, max(ab, bb) if is_arr(n) else None)
+            none = select(take, a_none, none)
         # publish the results for later programs
         if applies is not True:
-            status_store = select(applies, status, INELIGIBLE)
+            status_store = _pick8(bnot(applies), INELIGIBLE, status)
             none = bor(none, bnot(applies))
-            first = select(applies, first, -1)
+            first = first * applies.view(np.int8) if is_arr(applies) else (first if applies else 0)
         else:
             status_store = status
-        if is_arr(status_store):
-            status_str: Any = self.status_codes[status_store]
-            granted = (status_store == ELIGIBLE) | (status_store == GRADUAL_EXIT)
-            gk: Any = status_store != NEEDS_INFO
-        else:
-            status_str = int(self.status_codes[status_store])
-            granted = status_store in (ELIGIBLE, GRADUAL_EXIT)
-            gk = status_store != NEEDS_INFO
-        results = {
-            f"{p.code}.status": Str(status_str),
-            f"{p.code}.granted": Bool(granted, gk),
-            f"{p.code}.amount": Num(amount.n, amount.d, amount.b, True, none),
-        }
-        for key, v in results.items():
-            store[key] = _canon_member(v) if member else v
+        code = p.code
+        if code + ".status" in self.live:
+            st_codes = status_store + np.int8(1) if is_arr(status_store) else status_store + 1
+            store[code + ".status"] = _canon_member(Str(st_codes)) if member else Str(st_codes)
+        if code + ".granted" in self.live:
+            if is_arr(status_store):
+                granted: Any = (status_store == ELIGIBLE) | (status_store == GRADUAL_EXIT)
+                gk: Any = status_store != NEEDS_INFO
+            else:
+                granted = status_store in (ELIGIBLE, GRADUAL_EXIT)
+                gk = status_store != NEEDS_INFO
+            g = Bool(granted, gk)
+            store[code + ".granted"] = _canon_member(g) if member else g
+        if code + ".amount" in self.live:
+            am = Num(amount.n, amount.d, amount.b, True, none)
+            store[code + ".amount"] = _canon_member(am) if member else am
         # outputs
-        status_out = select(applies, status, NOT_CHECKED) if applies is not True else status
+        status_out = _pick8(bnot(applies), NOT_CHECKED, status) if applies is not True else status
         cents = X.to_cents(amount)
         return (
             np.broadcast_to(np.asarray(status_out, dtype=np.int8), shape),
-            np.broadcast_to(np.asarray(cents, dtype=np.int64), shape),
+            np.broadcast_to(np.asarray(cents), shape),
             np.broadcast_to(np.asarray(none, dtype=bool), shape),
-            np.broadcast_to(np.asarray(first, dtype=np.int16), shape),
+            np.broadcast_to(np.asarray(first, dtype=np.int8) - np.int8(1), shape),
         )
+
+
+def _pick8(c, a: int, b):
+    """Small integer ``a`` where ``c`` else ``b`` (int8 arrays)."""
+    if c is True:
+        return a
+    if c is False:
+        return b
+    ci = c.view(np.int8)
+    if not is_arr(b):
+        return ci * np.int8(a - b) + np.int8(b)
+    return b + ci * (np.int8(a) - b)
 
 
 def _parts(parts: list[tuple[Fn, bool]], ctx: Ctx) -> tuple[Num, Any]:
@@ -745,6 +770,32 @@ def _present(v, shape, kind: str) -> tuple[np.ndarray, np.ndarray]:
 def _canon_member(v):
     """Member-store values keep the member axis explicitly: ``(n|1, H|1)`` arrays or scalars."""
     return v.map(lambda a: X.full_rank(a, 2)) if not isinstance(v, List) else v
+
+
+def _program_nodes(p: Program) -> list[A.Node]:
+    nodes = [s.node for s in p.steps] + [s.guard_node for s in p.steps]
+    nodes += [c.when_node for c in p.decision] + [c.amount_node for c in p.decision]
+    nodes += [n for c in p.decision for _l, n, _r in c.part_nodes] + [p.applies_node]
+    return [n for n in nodes if n is not None]
+
+
+def _live_names(book: RuleBook, programs: list[Program], reported: list[str]) -> set[str]:
+    """Names whose values can change a decision or a reported fact (fact steps only explained are dead)."""
+    live: set[str] = set(reported)
+    for p in programs:
+        for node in _program_nodes(p):
+            live |= {n.path for n in A.walk(node) if isinstance(n, A.Name) and n.path}
+        live |= {s.name for s in p.steps if s.kind == "use"}
+    facts = {s.name: s for s in book.facts.steps}  # type: ignore[union-attr]
+    todo = [n for n in live if n in facts]
+    while todo:
+        s = facts[todo.pop()]
+        for n in A.walk(s.node):
+            if isinstance(n, A.Name) and n.path and n.path not in live:
+                live.add(n.path)
+                if n.path in facts:
+                    todo.append(n.path)
+    return live
 
 
 def _with_dependencies(book: RuleBook, codes: list[str]) -> set[str]:
