@@ -122,7 +122,7 @@ def build_list(record: str, rows: list, interner: Interner, k: Any = True, recor
                 flat.append(r[j].get(name) if j < n else _default(ft))
         col = build_column(ft, flat, interner, record_types) if flat else _empty(ft)
         fields[name] = col.map(lambda a, K=K, R=R: a.reshape((K, R)))
-    return List("record", K, 0, present if K else False, None, k, fields)
+    return List("record", K, 0, present if K else False, None, k, fields, zeroed=True)
 
 
 def _default(t: T):

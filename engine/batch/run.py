@@ -346,7 +346,7 @@ def _narrow(v: V) -> V:
     if isinstance(v, Date) and is_arr(v.v) and v.v.dtype != np.int32:
         return Date(v.v.astype(np.int32), v.k, v.none)
     if isinstance(v, List) and v.fields:
-        out = List(v.kind, v.K, v.depth, v.present, v.mult, v.k, {k: _narrow(f) for k, f in v.fields.items()}, v.multb)
+        out = List(v.kind, v.K, v.depth, v.present, v.mult, v.k, {k: _narrow(f) for k, f in v.fields.items()}, v.multb, v.zeroed)
         if is_arr(v.mult):
             out.mult = X.narrow(v.mult, v.multb)
         return out
@@ -409,7 +409,7 @@ def _simplify(v: V) -> V:
             return Set(None, m, _all_or_none(v.k))
         return v
     if isinstance(v, List):
-        out = List(v.kind, v.K, v.depth, _all_or_none(v.present), v.mult, _all_or_none(v.k), v.fields, v.multb)
+        out = List(v.kind, v.K, v.depth, _all_or_none(v.present), v.mult, _all_or_none(v.k), v.fields, v.multb, v.zeroed)
         if out.fields:
             out.fields = {k: _simplify(f) for k, f in out.fields.items()}
         return out

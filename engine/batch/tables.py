@@ -900,6 +900,7 @@ def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndar
         None,
         True,
         {"type": Str(np.array(types, dtype=np.int32).reshape(K, 1)), "monthly": Num(v, FEN, _bound(v))},
+        zeroed=True,
     )
 
 
@@ -943,7 +944,16 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, in
     LK = np.ones((K, H), bool)
     P = np.zeros((K, H), bool)
     T[slot, pos], D[slot, pos], L[slot, pos], LK[slot, pos], P[slot, pos] = types, dates, loss, ~lnull, True
-    return List("record", K, 0, P, None, True, {"type": Str(T), "date": Date(D), "loss": Num(L, FEN, _bound(L), LK if not LK.all() else True)})
+    return List(
+        "record",
+        K,
+        0,
+        P,
+        None,
+        True,
+        {"type": Str(T), "date": Date(D), "loss": Num(L, FEN, _bound(L), LK if not LK.all() else True)},
+        zeroed=True,
+    )
 
 
 # -- contract export -------------------------------------------------------------------

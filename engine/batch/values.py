@@ -310,17 +310,20 @@ class List(V):
     have the slot axis first and are full rank for the list's ``depth``.
     """
 
-    __slots__ = ("K", "depth", "fields", "k", "kind", "mult", "multb", "present")
+    __slots__ = ("K", "depth", "fields", "k", "kind", "mult", "multb", "present", "zeroed")
 
-    def __init__(self, kind, K, depth, present=True, mult=None, k=True, fields=None, multb=1):
+    def __init__(self, kind, K, depth, present=True, mult=None, k=True, fields=None, multb=1, zeroed=False):
         self.kind, self.K, self.depth = kind, K, depth
         self.present, self.mult, self.k, self.fields, self.multb = present, mult, k, fields, multb
+        self.zeroed = zeroed  # numeric fields of absent slots hold 0
 
     def map(self, f, fk=None):
         """Apply ``f`` to slot arrays and ``fk`` (default ``f``) to the list-level known mask."""
         fk = fk or f
         fields = None if self.fields is None else {name: v.map(f) for name, v in self.fields.items()}
-        return List(self.kind, self.K, self.depth, _m(f, self.present), _m(f, self.mult), _m(fk, self.k), fields, self.multb)
+        return List(
+            self.kind, self.K, self.depth, _m(f, self.present), _m(f, self.mult), _m(fk, self.k), fields, self.multb, self.zeroed
+        )
 
 
 class NoneVal(V):
@@ -539,6 +542,10 @@ def _with_none(op: str, v, an, bn):
     if an is False and bn is False:
         return v
     if op in ("==", "!="):
+        if bn is False or an is False:
+            # one side never none: equal only where the other is not none
+            some = bnot(an if bn is False else bn)
+            return band(v, some) if op == "==" else bor(v, bnot(some))
         either = bor(an, bn)
         both = band(an, bn)
         eq = select(either, both, v if op == "==" else bnot(v))
@@ -690,9 +697,14 @@ def sum0(x, K: int, ndim: int, bound: int = LIMIT):
         if y.dtype == bool:
             y = y.astype(I64 if wide else I32)
         return fit(y, bound) * K if K != 1 else y
-    if x.dtype == bool:
-        return x.sum(axis=0, dtype=I64 if wide else I32)
-    return x.sum(axis=0, dtype=I64 if wide or x.dtype == I64 else I32)
+    dtype = I64 if wide or x.dtype == I64 else I32
+    if x.shape[0] <= 8:
+        # a few slots: adding the slot views is several times faster than a strided reduction
+        out = x[0].astype(dtype) if x.dtype != dtype else x[0].copy()
+        for j in range(1, x.shape[0]):
+            out += x[j]
+        return out
+    return x.sum(axis=0, dtype=dtype)
 
 
 def any0(x, K: int, ndim: int):

@@ -192,7 +192,12 @@ class Compiler:
                 k = band(a.k, s.k)
                 if s.m is None:
                     if is_arr(a.v):
-                        v = interner.member_table(s.c)[a.v]
+                        if len(s.c) <= 6:
+                            v = False
+                            for code in s.c:
+                                v = bor(v, a.v == code)
+                        else:
+                            v = interner.member_table(s.c).take(a.v)
                     else:
                         v = a.v in s.c
                 else:
@@ -281,6 +286,7 @@ class Compiler:
         func = node.func
         ef = self.c(node.expr, inner) if func != "list" else None
         var = node.var
+        direct = isinstance(node.expr, A.Name) and node.expr.binding == "field" and node.expr.var == var
         ndim = depth + 2  # slot axis + context axes + households
 
         def comp(ctx: Ctx):
@@ -305,16 +311,20 @@ class Compiler:
                     ctx.loop.pop(var, None)
                 else:
                     ctx.loop[var] = saved
-            return _reduce(func, lst, c, e, ndim)
+            return _reduce(func, lst, c, e, ndim, direct and c is TRUE and lst.zeroed)
 
         return comp
 
 
 def _take_slots(lst: List, sel: np.ndarray) -> List:
     K = lst.K
+    if len(sel) and sel[-1] - sel[0] == len(sel) - 1:
+        pick: Any = slice(int(sel[0]), int(sel[-1]) + 1)  # contiguous: a view, no copy
+    else:
+        pick = sel
 
     def take(a):
-        return a[sel] if a.shape[0] == K else a
+        return a[pick] if a.shape[0] == K else a
 
     out = lst.map(take, lambda a: a)
     out.K = len(sel)
@@ -322,7 +332,7 @@ def _take_slots(lst: List, sel: np.ndarray) -> List:
     return out
 
 
-def _reduce(func: str, lst: List, c: Bool, e, ndim: int):
+def _reduce(func: str, lst: List, c: Bool, e, ndim: int, zeroed: bool = False):
     K = lst.K
     P = X.full_rank(lst.present, ndim)
     mult = lst.mult
@@ -341,12 +351,13 @@ def _reduce(func: str, lst: List, c: Bool, e, ndim: int):
         if not isinstance(e, Num):
             raise Unsupported("sum over a non-number")
         miss = bor(unk, band(keep, bnot(e.k)))
-        val = select(keep, e.n, 0)
+        # a field of a list whose absent slots hold zero needs no mask to be summed
+        val = e.n if zeroed and mult is None else select(keep, e.n, 0)
         if mult is not None:
             val = val * mult
-        total = X.sum0(val, K, ndim)
         bound = e.b * K * lst.multb
         X._check(bound)
+        total = X.sum0(val, K, ndim, bound)
         k = band(lst.k, bnot(X.any0(miss, K, ndim)))
         return Num(total, e.d, bound if is_arr(total) else None, pyb(k))
     if func in ("any", "all"):
@@ -419,6 +430,8 @@ def _within(a: Str, b: Str, interner: X.Interner) -> Bool:
     if bool((p2[b.v] < 0).any()):
         raise Unsupported("within() against text that is not a division code")
     lv = lvl[b.v]
+    if lv.size and lv.min() == lv.max() == 3:
+        return Bool(a.v == b.v, k)  # every locality is a county: the same code
     same2 = a2 == p2[b.v]
     same4 = p4[a.v] == p4[b.v]
     v = ((lv == 0) & (a.v != 0)) | (same2 & ((lv == 1) | (same4 & ((lv == 2) | (a.v == b.v)))))
