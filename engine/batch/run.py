@@ -35,7 +35,7 @@ from .columns import Part
 from .values import Bool, Date, List, Num, Set, Str, V, is_arr
 from .vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan
 
-TARGET_ELEMENTS = 1 << 17
+TARGET_ELEMENTS = 1 << 19  # member slots per chunk: large enough that Python overhead is small, two threads overlap
 
 
 class PartResult:
