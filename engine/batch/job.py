@@ -28,8 +28,8 @@ from . import results as R
 from .columns import Part
 from .run import BatchEvaluator, PartResult
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
-from .verify import batch_outcomes, household_facts, single_facts, single_outcomes
 from .vectorize import STATUS_CODE
+from .verify import batch_outcomes, household_facts, single_facts, single_outcomes
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 

@@ -251,7 +251,7 @@ def _scaled(e: dict, scale: Decimal | None, key: str) -> dict:
     return out
 
 
-class yaml_number(str):  # noqa: N801 - a number kept as its exact decimal text, written bare
+class yaml_number(str):
     pass
 
 

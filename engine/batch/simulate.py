@@ -60,6 +60,7 @@ class SimulationResult:
     gains: dict[str, int] = field(default_factory=dict)  # program -> households (or members) newly granted
     losses: dict[str, int] = field(default_factory=dict)
     amount_changes: dict[str, int] = field(default_factory=dict)  # program -> granted both times, amount differs
+    status_changes: dict[str, int] = field(default_factory=dict)  # program -> any change of status
     histogram: dict[str, dict] = field(default_factory=dict)  # area -> {edges, counts, thresholds}
     files: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -99,6 +100,7 @@ class SimulationResult:
             "gains": self.gains,
             "losses": self.losses,
             "amount_changes": self.amount_changes,
+            "status_changes": self.status_changes,
             "histogram": self.histogram,
             "files": self.files,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -149,28 +151,40 @@ def run_simulation(
     part_size: int = DEFAULT_PART,
 ) -> SimulationResult:
     """Evaluate ``population_dir`` under the current rules and under ``reform``; write outputs to ``out_dir``."""
-    t0 = time.perf_counter()
-    population = Path(population_dir)
     if not isinstance(reform, Reform):
         reform = load_reform(Path(reform))
     base = engine or default_engine()
     home = home or base.book.dir.parent or default_root()
     book, _root = reform_rulebook(reform, home)
-    ref = Engine(book)
-    as_of = as_of or reform.effective
+    info = {
+        "name": reform.name,
+        "description": reform.description,
+        "file": str(reform.path),
+        "changes": [c.describe() for c in reform.changes],
+        "rules": sorted(reform.rules),
+    }
+    return compare_population(base, Engine(book), population_dir, info, as_of or reform.effective, out_dir, part_size)
+
+
+def compare_population(
+    base: Engine,
+    ref: Engine,
+    population_dir: Path | str,
+    info: dict,
+    as_of: dt.date | None = None,
+    out_dir: Path | str | None = None,
+    part_size: int = DEFAULT_PART,
+) -> SimulationResult:
+    """The same population under two rule books: counts, costs and every household that changes."""
+    t0 = time.perf_counter()
+    population = Path(population_dir)
     interner = Interner()
     be_b = BatchEvaluator(base, interner=interner)
     be_r = BatchEvaluator(ref, interner=interner)
     need_h, need_m = be_b.need_h | be_r.need_h, be_b.need_m | be_r.need_m
     src = Source(population)
     result = SimulationResult(
-        reform={
-            "name": reform.name,
-            "description": reform.description,
-            "file": str(reform.path),
-            "changes": [c.describe() for c in reform.changes],
-            "rules": sorted(reform.rules),
-        },
+        reform=info,
         population=str(population),
         synthetic=src.synthetic,
         as_of=as_of.isoformat() if as_of else None,
@@ -223,6 +237,7 @@ def run_simulation(
             result.gains[code] = result.gains.get(code, 0) + int(gain.sum())
             result.losses[code] = result.losses.get(code, 0) + int(loss.sum())
             result.amount_changes[code] = result.amount_changes.get(code, 0) + int(amount.sum())
+            result.status_changes[code] = result.status_changes.get(code, 0) + int((sb != sr).sum())
             changed = np.flatnonzero(gain | loss | amount | (sb != sr))
             if out is not None and changed.size:
                 changes.append(_change_rows(part, code, member, changed, (sb, paid_b, nb), (sr, paid_r, nr), gain, loss))
