@@ -8,6 +8,7 @@ rule-set version, timings and counts.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import random
@@ -241,10 +242,8 @@ def run_batch(
         return s
     finally:
         for w in writers.values():
-            try:
+            with contextlib.suppress(Exception):  # best effort on the error path
                 w.close()
-            except Exception:  # pragma: no cover - best effort on the error path
-                pass
         for p in tmp.values():
             if p.exists():
                 p.unlink()

@@ -341,7 +341,7 @@ class _Histogram:
                 lines[label] = best
             top = max([x for d in lines.values() for x in d.values()] or [1.0]) * 1.6
             edges = np.linspace(0, top, BINS + 1)
-            counts, _ = np.histogram(np.clip(v, 0, top), bins=edges)
+            counts, _ = np.histogram(v, bins=edges)  # households above the range are counted apart
             out[area] = {
                 "edges": [round(float(x), 2) for x in edges],
                 "counts": counts.tolist(),
