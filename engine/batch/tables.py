@@ -226,6 +226,9 @@ class Source:
             ids = hh.column("household_id")
             if ids.null_count:
                 _raise_rows(fn[0], h_base, ids.is_null().to_numpy(zero_copy_only=False), "household_id", "缺少户编号", "missing")
+            errs = _Errors()
+            _codes_check_text(ids, fn[0], h_base, errs)
+            errs.raise_if_any()
             mem = m_stream.take_through(ids[len(ids) - 1].as_py())
             sizes = _aligned_sizes(ids, mem)
             if sizes is None:
