@@ -141,7 +141,7 @@ def _parts(src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: in
 
 def _check_unique(ids: list[pa.Array], src: Source) -> None:
     allids = pa.chunked_array(ids)
-    if pc.count_distinct(allids).as_py() != len(allids):
+    if len(pc.unique(allids)) != len(allids):
         vc = pc.value_counts(allids)
         dups = [d["values"] for d in vc.to_pylist() if d["counts"] > 1][:20]
         name = src.files["households"].name

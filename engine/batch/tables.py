@@ -217,7 +217,7 @@ class Source:
         if events is not None:
             _check_columns("events", events.column_names, fn[2])
         h_stream = _Stream(self._batches("households", want_h, part_size))
-        m_stream = _Stream(self._batches("members", want_m, max(part_size * 3, 1 << 16)))
+        m_stream = _Stream(self._batches("members", want_m, 1 << 18))
         h_base = m_base = 0
         while True:
             hh = h_stream.take(part_size)
@@ -248,6 +248,9 @@ class Source:
         hh = self.read_table("households", want_h)
         mem = self.read_table("members", want_m)
         ids = hh.column("household_id").combine_chunks()
+        errs = _Errors()
+        _codes_check_text(ids, fn[0], 0, errs)
+        errs.raise_if_any()
         pos = pc.index_in(mem.column("household_id"), value_set=ids)
         nulls = pos.is_null().to_numpy(zero_copy_only=False)
         if nulls.any():
@@ -323,7 +326,7 @@ class _Stream:
         head, tail = t.slice(0, n), t.slice(n)
         self.buf = tail.to_batches() if tail.num_rows else []
         self.rows = tail.num_rows
-        return head.combine_chunks()
+        return head
 
     def take(self, n: int) -> pa.Table | None:
         while self.rows < n and self._more():
@@ -333,20 +336,32 @@ class _Stream:
         return self._split(min(n, self.rows))
 
     def take_through(self, last_id: str) -> pa.Table:
-        """Rows up to and including the last row of household ``last_id`` (members are grouped)."""
+        """Rows up to and including the last row of household ``last_id`` (members are grouped).
+
+        Each buffered batch is compared with ``last_id`` once; the run of that household ends
+        at its last hit, provided a different household (or the end of the file) follows."""
+        scanned = 0  # batches of the buffer already compared
+        seen = 0  # rows in those batches
+        last_hit = -1
         while True:
-            if self.buf:
-                t = pa.Table.from_batches(self.buf)
-                eq = pc.equal(t.column("household_id"), last_id).to_numpy(zero_copy_only=False)
-                hits = np.flatnonzero(np.nan_to_num(eq, nan=0).astype(bool)) if eq.dtype != bool else np.flatnonzero(eq)
-                if hits.size and (hits[-1] < t.num_rows - 1 or self.eof):
-                    return self._split(int(hits[-1]) + 1)
-                if hits.size == 0 and self.eof:
-                    return self._split(t.num_rows)
+            while scanned < len(self.buf):
+                b = self.buf[scanned]
+                eq = pc.equal(b.column("household_id"), last_id)
+                hits = np.flatnonzero(pc.fill_null(eq, False).to_numpy(zero_copy_only=False))
+                if hits.size:
+                    last_hit = seen + int(hits[-1])
+                elif last_hit >= 0:
+                    return self._split(last_hit + 1)  # the run ended in an earlier batch
+                seen += b.num_rows
+                scanned += 1
+            if last_hit >= 0 and last_hit < seen - 1:
+                return self._split(last_hit + 1)
             if not self._more():
+                if last_hit >= 0:
+                    return self._split(last_hit + 1)
                 if not self.buf:
                     return pa.table({"household_id": pa.array([], pa.string())})
-                self.eof = True
+                return self._split(self.rows)
 
 
 def _aligned_sizes(ids: pa.Array, mem: pa.Table) -> np.ndarray | None:
@@ -578,36 +593,45 @@ class _Conv:
             self.errs.rows(file, base, ~null, name, "应为日期", "must be a date")
             return np.zeros(len(a), np.int64), null
         days = pc.fill_null(a, 0).cast(pa.int32()).to_numpy(zero_copy_only=False).astype("datetime64[D]")
-        y = days.astype("datetime64[Y]").astype(np.int64) + 1970
-        m = days.astype("datetime64[M]").astype(np.int64) % 12 + 1
-        d = (days - days.astype("datetime64[M]").astype("datetime64[D]")).astype(np.int64) + 1
+        months = days.astype("datetime64[M]")
+        years = months.astype("datetime64[Y]")
+        y = years.astype(np.int64) + 1970
+        m = (months - years.astype("datetime64[M]")).astype(np.int64) + 1
+        d = (days - months.astype("datetime64[D]")).astype(np.int64) + 1
         return y * 10000 + m * 100 + d, null
 
-    def lists(self, a: pa.Array, file: str, base: int, col: S.Column) -> tuple[np.ndarray, list[str | None], np.ndarray]:
-        """(row index, value) pairs of a list column, and its null mask."""
+    def lists(self, a: pa.Array, file: str, base: int, col: S.Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row index, interned code) of every element of a list column, and the column's null mask."""
         null = _null(a)
+        empty = np.zeros(0, np.int64)
+        if a.null_count == len(a):
+            return empty, empty, null
         if isinstance(a, pa.DictionaryArray):
             a = a.dictionary_decode()
         if pa.types.is_string(a.type) or pa.types.is_large_string(a.type):
-            a = pc.split_pattern(pc.fill_null(a, ""), ",")
+            a = pc.split_pattern(a, ",")
         if not (pa.types.is_list(a.type) or pa.types.is_large_list(a.type)):
             self.errs.rows(file, base, ~null, col.name, "应为逗号分隔的文本或字符串列表", "must be comma-separated text or a list")
-            return np.zeros(0, np.int64), [], null
-        flat = pc.list_flatten(a)
+            return empty, empty, null
         rows = pc.list_parent_indices(a).to_numpy(zero_copy_only=False).astype(np.int64)
-        flat = flat.cast(pa.string())
-        vals = pc.utf8_trim_whitespace(flat).to_pylist()
-        keep = [i for i, v in enumerate(vals) if v]
-        rows = rows[keep]
-        vals = [vals[i] for i in keep]
-        bad = np.zeros(len(a), bool)
-        for r, v in zip(rows.tolist(), vals, strict=True):
+        flat = pc.utf8_trim_whitespace(pc.list_flatten(a).cast(pa.string()))
+        idx, dictionary = _texts(flat)
+        keep = idx >= 0
+        codes = np.zeros(len(dictionary) + 1, np.int64)
+        bad_entries = []
+        for j, v in enumerate(dictionary):
+            if not v:
+                keep &= idx != j  # "a,,b" or a trailing comma: no element
+                continue
             if (col.values and v not in col.values) or (col.name == "tags" and not _TAG_RE.match(v)):
-                bad[r] = True
-        if bad.any():
+                bad_entries.append(j)
+            codes[j] = self.I.id(v)
+        if bad_entries:
+            bad = np.zeros(len(a), bool)
+            bad[rows[np.isin(idx, bad_entries)]] = True
             allowed = "、".join(col.values) if col.values else "小写英文字母、数字和下划线"
             self.errs.rows(file, base, bad, col.name, f"取值无效（可选：{allowed}）", "invalid value in list")
-        return rows, vals, null
+        return rows[keep], codes[idx[keep]], null
 
 
 # -- building a Part from tables -------------------------------------------------------
@@ -630,8 +654,7 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
     mcols: dict[str, V] = {}
 
     # households: identity, place, date
-    ids = _arr(hh, "household_id")
-    _codes_check_text(ids, fh, hb, errs)
+    ids = _arr(hh, "household_id")  # checked (length, uniqueness) when the part was read
     loc, locnull = cv.codes(_arr(hh, "locality"), fh, hb, hcol["locality"])
     if locnull.any():
         errs.rows(fh, hb, locnull, "locality", "缺少必填字段", "field required")
@@ -852,7 +875,7 @@ def _codes_check_text(ids: pa.Array, file: str, base: int, errs: _Errors) -> Non
     bad = (lens < 1) | (lens > 128)
     if bad.any():
         errs.rows(file, base, bad, "household_id", "应为1到128个字符的文本", "must be 1 to 128 characters")
-    if pc.count_distinct(ids).as_py() != len(ids):
+    if len(pc.unique(ids)) != len(ids):
         vc = pc.value_counts(ids)
         dups = {d["values"] for d in vc.to_pylist() if d["counts"] > 1}
         mask = pc.is_in(ids, value_set=pa.array(sorted(dups))).to_numpy(zero_copy_only=False)
@@ -885,7 +908,8 @@ def _check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs
 
 
 def _bound(x: np.ndarray) -> int:
-    return int(np.abs(x).max()) if x.size else 0
+    return max(int(x.max()), -int(x.min())) if x.size else 0
+
 
 
 def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndarray], rows: int) -> List:
@@ -907,10 +931,9 @@ def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndar
     )
 
 
-def _membership(rows: np.ndarray, vals: list, n: int, interner: Interner) -> Set:
+def _membership(rows: np.ndarray, codes: np.ndarray, n: int, interner: Interner) -> Set:
     masks: dict[int, np.ndarray] = {}
-    if len(vals):
-        codes = np.array([interner.id(v) for v in vals], dtype=np.int64)
+    if len(codes):
         for c in np.unique(codes).tolist():
             m = np.zeros(n, bool)
             m[rows[codes == c]] = True
