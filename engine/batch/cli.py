@@ -44,10 +44,20 @@ def _population_error(e) -> None:
 
 
 def _progress(total: int | None, label: str):
-    """A progress bar on stderr for long runs (a no-op for short ones)."""
+    """A progress bar on stderr for long runs (a no-op for short ones); a running count when the size is unknown."""
     if total is not None and total < 200_000:
         return None, None
-    bar = click.progressbar(length=total or 0, label=label, file=sys.stderr, show_pos=True)
+    if total is None:
+        done = [0, 0]
+
+        def count(n: int) -> None:
+            done[0] += n
+            if done[0] - done[1] >= 500_000:
+                done[1] = done[0]
+                click.echo(f"{label}: {done[0]:,} 户", err=True)
+
+        return None, count
+    bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
     bar.__enter__()
     return bar, bar.update
 
@@ -65,7 +75,7 @@ def register(main: click.Group) -> None:
     @_as_of
     @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
     @click.option("--programs", help="只评估这些项目（逗号分隔，自动包含其依赖）/ only these programs (and what they depend on)")
-    @click.option("--part-size", type=int, default=1_000_000, show_default=True, help="每批读入的户数（控制内存）/ households per part")
+    @click.option("--part-size", type=int, default=500_000, show_default=True, help="每批读入的户数（控制内存）/ households per part")
     @click.option("--verify", type=int, default=0, help="抽样 N 户用逐户评估器复核 / re-check N sampled households with the single evaluator")
     @click.option("--explain", "explain_ids", multiple=True, help="打开某一户的完整说明（可多次）/ explain one household in full")
     @click.option("--export", "export_ids", multiple=True, help="以 CONTRACT.md 格式导出这些户（JSON 数组）/ export households as contract JSON")

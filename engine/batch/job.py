@@ -121,9 +121,12 @@ def evaluate_population(
         s.groups += res.groups
         s.chunks += res.chunks
         _count(s, res, be)
-        if src.format != "jsonl" and hasattr(part.household_ids, "arrow"):
+        if hasattr(part.household_ids, "arrow"):
             ids.append(part.household_ids.arrow())  # type: ignore[union-attr]
+        else:
+            ids.append(pa.array(list(part.household_ids), pa.string()))
         yield Evaluated(part, res, be)
+        del part, prep, res  # free this part before the next is read: one part in memory at a time
         t0 = time.perf_counter()
     if len(ids) > 1:
         _check_unique(ids, src)
@@ -230,6 +233,7 @@ def run_batch(
                 n, bad = verify_sample(engine, ev, min(k, verify - s.verified), rng, as_of)
                 s.verified += n
                 s.mismatches.extend(bad)
+            del ev, tables
         for w in writers.values():
             w.close()
         writers.clear()

@@ -103,7 +103,8 @@ def member_table(part: Part, res: PartResult, plan: Plan) -> pa.Table:
     sizes = part.sizes()
     hid = _ids(part.household_ids)
     cols: dict[str, pa.Array] = {
-        "household_id": hid.take(pa.array(np.repeat(np.arange(part.H), sizes))),
+        # the household's id by reference (dictionary-encoded): no copy of a string per member
+        "household_id": pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(part.H, dtype=np.int32), sizes)), hid),
         "member_id": _ids(part.member_ids),
     }
     mm = res.member

@@ -36,7 +36,7 @@ from . import schema as S
 from .columns import FEN, Part, from_parsed
 from .values import Bool, Date, Interner, List, Num, Set, Str, V
 
-DEFAULT_PART = 1_000_000
+DEFAULT_PART = 500_000
 MAX_ERRORS = 50
 _MONEY_RE = r"^\d{1,12}(\.\d{1,2})?$"
 _TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
@@ -102,6 +102,7 @@ class RawPart:
     h_base: int  # rows of the households file before this part
     m_base: int
     files: tuple[str, str, str]
+    offsets: np.ndarray | None = None
 
 
 class Source:
@@ -1011,7 +1012,9 @@ def _date_text(v: Any) -> str | None:
 def row_contract(raw: RawPart, i: int, as_of: dt.date | None = None) -> dict:
     """Household ``i`` of a part as a CONTRACT.md household record."""
     h = raw.hh.slice(i, 1).to_pylist()[0]
-    a = int(np.sum(raw.sizes[:i]))
+    if raw.offsets is None:
+        raw.offsets = np.concatenate([[0], np.cumsum(raw.sizes)])
+    a = int(raw.offsets[i])
     members = raw.mem.slice(a, int(raw.sizes[i])).to_pylist()
     events = []
     if raw.ev is not None and raw.ev.num_rows:
