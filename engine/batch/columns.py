@@ -79,8 +79,6 @@ def build_column(t: T, vals: list, interner: Interner, record_types: dict[str, d
         else:
             n = np.array([int(v) if v is not None else 0 for v in clean], dtype=np.int64)
         nn: Any = np.array(none, dtype=bool) if any(none) and t.optional else False
-        if k is not True and kind != "money":
-            pass
         return Num(n, d, int(np.abs(n).max()) if n.size else 0, k, nn)
     if kind == "bool":
         return Bool(np.array([bool(v) for v in clean], dtype=bool), k)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import threading
 from math import gcd, lcm
-from typing import Any
 
 import numpy as np
 
@@ -730,7 +729,6 @@ __all__ = [
     "NONE",
     "RECORD",
     "TRUE",
-    "Any",
     "Bool",
     "Date",
     "Interner",
