@@ -85,11 +85,17 @@ def register(main: click.Group) -> None:
         """批量评估一个人口数据（Parquet/CSV 两张表或 JSON lines）/ evaluate a population in bulk.
 
         写出 OUT/households.<fmt> 与 OUT/members.<fmt>：每户、每人各项目的状态、金额和第一条未满足的规则。
-        列说明见 README（或 jiuzhu batch-columns）。
+        列说明见 README（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
         """
         from .tables import PopulationError, Source, find_households
 
         engine = _engine(home)
+        if (explain_ids or export_ids) and (population / "run.json").is_file():
+            # a results directory: open households of that run (its population, its date)
+            run_info = orjson.loads((population / "run.json").read_bytes())
+            population = Path(run_info["population"])
+            if as_of is None and run_info.get("as_of"):
+                as_of = dt.date.fromisoformat(run_info["as_of"])
         if explain_ids or export_ids:
             src = Source(population)
             ids = list(explain_ids) + list(export_ids)

@@ -38,6 +38,8 @@ def test_synth_batch_explain_export_and_verify(tmp_path):
     r = CliRunner().invoke(main, ["evaluate", "-"], input=json.dumps(exported))
     det = json.loads(r.output)
     assert det["programs"][0]["status"] == hh.column("dibao_status")[5].as_py()
+    r = run("batch", out, "--explain", hid)  # a results directory: the run's population and date
+    assert r.exit_code == 0 and hid in r.output
     r = run("batch", pop, "--explain", "NO-SUCH")
     assert r.exit_code == 2
 
