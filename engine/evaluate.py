@@ -210,101 +210,40 @@ class _Run:
                     stopped = True
 
         # decision
-        status = None
-        unknown: Any = None
-        missing: list[str] = []
         chosen = None
+        unknown: Any = None
         if stopped:
-            chosen = prog.decision[-1]
+            chosen = len(prog.decision) - 1
         else:
-            for c in prog.decision:
+            for ci, c in enumerate(prog.decision):
                 if c.when is None:
-                    chosen = c
+                    chosen = ci
                     break
                 w = c.when(env)
                 if w is True:
-                    chosen = c
+                    chosen = ci
                     break
                 if w is not False:
-                    status = "needs_info"
                     unknown = w
-                    missing = sorted({k for k, _ in w.keys})
-                    missing_labels = _labels(w)
                     break
-        amount = None
-        breakdown = None
-        decision_values: dict = {}
         env.trace = []
+        amount_value: Any = None
+        parts: list | None = None
+        raw: list = []
         if chosen is not None:
-            status = chosen.status
-            amount_value: Any = None
-            note = ""
-            if chosen.amount is not None:
-                amount_value = chosen.amount(env)
-                if amount_value.__class__ is Missing:
-                    note = f"（金额无法计算：缺少{_labels(amount_value)}）"
-                    amount_value = None
-            elif chosen.parts:
-                total = mpq(0)
-                breakdown = []
-                required_missing = None
-                for lbl, fn, required in chosen.parts:
-                    v = fn(env)
-                    if v.__class__ is Missing:
-                        breakdown.append({"name": lbl, "amount": None, "note": f"{_labels(v)}，未计入"})
-                        if required:
-                            required_missing = merge(required_missing, v)
-                    else:
-                        breakdown.append({"name": lbl, "amount": fmt_money(v)})
-                        total += v
-                if required_missing is not None:
-                    note = f"（金额无法计算：缺少{_labels(required_missing)}）"
-                    amount_value = None
-                else:
-                    amount_value = total
-            if amount_value is not None:
-                amount = amount_value
-            text, decision_values = self._render(chosen.text, {"amount": amount})
-            if status == "ineligible" and failed:
-                text += f"（未满足：{'、'.join(failed)}）"
-            text += note
-        else:
-            text = f"无法作出认定：缺少{missing_labels}，请补充后重新评估"
-        granted: Any
-        if status in ("eligible", "gradual_exit"):
-            granted = True
-        elif status == "ineligible":
-            granted = False
-        else:
-            granted = unknown
-        store[prog.code + ".status"] = status
-        store[prog.code + ".granted"] = granted
-        store[prog.code + ".amount"] = amount
-        citation = self._citation(prog.code + ".decision", prog.basis, tuple(env.trace), False)[0]
-        reasons.append(
-            {
-                "rule": prog.code + ".decision",
-                "kind": "decision",
-                "passed": granted if isinstance(granted, bool) else None,
-                "text": text,
-                "values": decision_values,
-                "citation": citation,
-            }
+            c = prog.decision[chosen]
+            if c.amount is not None:
+                amount_value = c.amount(env)
+            elif c.parts:
+                parts = [fn(env) for _lbl, fn, _req in c.parts]
+            raw = self._slots(c.text, decision_amount(c, amount_value, parts)[0])
+        out = finish_program(
+            self.cites, self.ps, prog, chosen, unknown, amount_value, parts, raw, env.trace, reasons, failed,
+            rec, self._counted_ids(),
         )
-        out = {
-            "program": prog.code,
-            "name": prog.name,
-            "scope": prog.scope,
-            "members": [rec["id"]] if rec is not None else self._counted_ids(),
-            "status": status,
-            "monthly_amount": fmt_money(amount) if amount is not None else None,
-            "reasons": reasons,
-            "missing": missing,
-        }
-        if breakdown is not None:
-            out["amount_breakdown"] = breakdown
-        if prog.links and granted is True:
-            out["links"] = prog.links
+        store[prog.code + ".status"] = out["status"]
+        store[prog.code + ".granted"] = _granted(out["status"], unknown)
+        store[prog.code + ".amount"] = _amount_of(out)
         return out
 
     def _counted_ids(self) -> list[str]:
@@ -312,69 +251,193 @@ class _Run:
         return [m["id"] for m in counted] if counted.__class__ is not Missing else []
 
     # -- explanation -----------------------------------------------------------
-    def _render(self, tpl: Template | None, given: dict | None = None) -> tuple[str, dict]:
+    def _slots(self, tpl: Template | None, amount: Any = None) -> list:
         if tpl is None:
-            return "", {}
+            return []
         env = self.env
-        texts = []
-        values = {}
-        for name, fn, conv in tpl.slots:
-            text, value = conv(given[name] if fn is None else fn(env))
-            texts.append(text)
-            values[name] = value
-        if tpl.order is not None:
-            texts = [texts[i] for i in tpl.order]
-        return tpl.fmt % tuple(texts), values
+        return [amount if fn is None else fn(env) for _name, fn, _conv in tpl.slots]
 
     def _reason(self, s: Step, value: Any, trace: tuple) -> dict:
         env = self.env
         env.trace = list(trace)
-        missing = value.__class__ is Missing
-        if s.text_pass is not None:
-            tpl = s.text_pass if value is True else s.text_fail if value is False else s.text_pass
-            passed = value if not missing else None
-            kind = "check"
-        else:
-            tpl = s.text
-            passed = None if missing else True
-            kind = "fact"
-        text, values = self._render(tpl)
-        if missing:
-            who = f"成员{env.m['id']}：" if s.scope == "member" else ""
-            text = f"{who}{s.title}：缺少{_labels(value)}，无法判断"
-        citation, pd = self._citation(s.id, s.citation, tuple(dict.fromkeys(env.trace)), s.project_default)
-        if pd:
-            text += pd
-        reason = {"rule": s.id, "kind": kind, "passed": passed, "text": text, "values": values, "citation": citation}
-        if s.scope == "member":
-            reason["member"] = env.m.get("id")
-        if missing:
-            reason["missing"] = sorted({k for k, _ in value.keys})
-        return reason
+        tpl = reason_template(s, value)
+        raw = [fn(env) for _name, fn, _conv in tpl.slots] if tpl is not None else []
+        return build_reason(self.cites, self.ps, s, value, raw, env.trace, env.m.get("id"))
 
     def _citation(self, rule_id: str, base: str, trace: tuple, project_default: bool) -> tuple[str, str]:
-        key = (rule_id, trace)
-        hit = self.cites.get(key)
-        if hit is not None:
-            return hit
-        ps = self.ps
-        parts = [base]
-        defaults: list[str] = []
-        for k in trace:
-            c = ps.citation(k)
-            if c not in parts:
-                parts.append(c)
-            info = ps.info.get(k)
-            if info is not None and info.project_default and info.label not in defaults:
-                defaults.append(info.label)
-        suffix = ""
-        if defaults:
-            suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
-        elif project_default:
-            suffix = f"（{_PD_NOTE}）"
-        hit = ("；".join(parts), suffix)
-        self.cites[key] = hit
+        return cite(self.cites, self.ps, rule_id, base, trace, project_default)
+
+
+# -- explanation pieces shared by the interpreter and the compiled fast path -----------------
+
+
+def reason_template(s: Step, value: Any) -> Template | None:
+    """The sentence a step's reason uses for ``value``: pass, fail, or (unknown) pass."""
+    if s.text_pass is not None:
+        return s.text_fail if value is False else s.text_pass
+    return s.text
+
+
+def render(tpl: Template | None, raw: list) -> tuple[str, dict]:
+    """Format a template from the raw values of its slots (in slot order)."""
+    if tpl is None:
+        return "", {}
+    texts = []
+    values = {}
+    for (name, _fn, conv), v in zip(tpl.slots, raw, strict=True):
+        text, value = conv(v)
+        texts.append(text)
+        values[name] = value
+    if tpl.order is not None:
+        texts = [texts[i] for i in tpl.order]
+    return tpl.fmt % tuple(texts), values
+
+
+def build_reason(cites: dict, ps: ParameterSet, s: Step, value: Any, raw: list, trace: list, member_id: str | None) -> dict:
+    """One entry of ``reasons``: outcome, sentence, values and citation of a checked step."""
+    missing = value.__class__ is Missing
+    if s.text_pass is not None:
+        passed = value if not missing else None
+        kind = "check"
+    else:
+        passed = None if missing else True
+        kind = "fact"
+    text, values = render(reason_template(s, value), raw)
+    if missing:
+        who = f"成员{member_id}：" if s.scope == "member" else ""
+        text = f"{who}{s.title}：缺少{_labels(value)}，无法判断"
+    citation, pd = cite(cites, ps, s.id, s.citation, tuple(dict.fromkeys(trace)), s.project_default)
+    if pd:
+        text += pd
+    reason = {"rule": s.id, "kind": kind, "passed": passed, "text": text, "values": values, "citation": citation}
+    if s.scope == "member":
+        reason["member"] = member_id
+    if missing:
+        reason["missing"] = sorted({k for k, _ in value.keys})
+    return reason
+
+
+def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, project_default: bool) -> tuple[str, str]:
+    """The citation of a rule plus the sources of the parameters it read, and the project-default note."""
+    key = (rule_id, trace)
+    hit = cites.get(key)
+    if hit is not None:
         return hit
+    parts = [base]
+    defaults: list[str] = []
+    for k in trace:
+        c = ps.citation(k)
+        if c not in parts:
+            parts.append(c)
+        info = ps.info.get(k)
+        if info is not None and info.project_default and info.label not in defaults:
+            defaults.append(info.label)
+    suffix = ""
+    if defaults:
+        suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
+    elif project_default:
+        suffix = f"（{_PD_NOTE}）"
+    hit = ("；".join(parts), suffix)
+    cites[key] = hit
+    return hit
+
+
+def decision_amount(c, amount_value: Any, parts: list | None) -> tuple[Any, str, list | None]:
+    """The amount a chosen clause pays (exact, or None), a note when it cannot be computed, and the breakdown."""
+    if c.amount is not None:
+        if amount_value.__class__ is Missing:
+            return None, f"（金额无法计算：缺少{_labels(amount_value)}）", None
+        return amount_value, "", None
+    if parts is not None:
+        total = mpq(0)
+        breakdown = []
+        required_missing = None
+        for (lbl, _fn, required), v in zip(c.parts, parts, strict=True):
+            if v.__class__ is Missing:
+                breakdown.append({"name": lbl, "amount": None, "note": f"{_labels(v)}，未计入"})
+                if required:
+                    required_missing = merge(required_missing, v)
+            else:
+                breakdown.append({"name": lbl, "amount": fmt_money(v)})
+                total += v
+        if required_missing is not None:
+            return None, f"（金额无法计算：缺少{_labels(required_missing)}）", breakdown
+        return total, "", breakdown
+    return None, "", None
+
+
+def finish_program(
+    cites: dict,
+    ps: ParameterSet,
+    prog: Program,
+    chosen: int | None,
+    unknown: Any,
+    amount_value: Any,
+    parts: list | None,
+    raw: list,
+    trace: list,
+    reasons: list,
+    failed: list,
+    rec: dict | None,
+    counted_ids: list,
+) -> dict:
+    """A program's entry in ``programs``: status, amount, the decision's reason, missing facts."""
+    missing: list[str] = []
+    breakdown = None
+    if chosen is not None:
+        c = prog.decision[chosen]
+        status = c.status
+        amount, note, breakdown = decision_amount(c, amount_value, parts)
+        text, decision_values = render(c.text, raw)
+        if status == "ineligible" and failed:
+            text += f"（未满足：{'、'.join(failed)}）"
+        text += note
+    else:
+        status = "needs_info"
+        amount = None
+        decision_values = {}
+        missing = sorted({k for k, _ in unknown.keys})
+        text = f"无法作出认定：缺少{_labels(unknown)}，请补充后重新评估"
+    granted = _granted(status, unknown)
+    citation = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)[0]
+    reasons.append(
+        {
+            "rule": prog.code + ".decision",
+            "kind": "decision",
+            "passed": granted if isinstance(granted, bool) else None,
+            "text": text,
+            "values": decision_values,
+            "citation": citation,
+        }
+    )
+    out = {
+        "program": prog.code,
+        "name": prog.name,
+        "scope": prog.scope,
+        "members": [rec["id"]] if rec is not None else counted_ids,
+        "status": status,
+        "monthly_amount": fmt_money(amount) if amount is not None else None,
+        "reasons": reasons,
+        "missing": missing,
+    }
+    if breakdown is not None:
+        out["amount_breakdown"] = breakdown
+    if prog.links and granted is True:
+        out["links"] = prog.links
+    out["_amount"] = amount
+    return out
+
+
+def _granted(status: str, unknown: Any) -> Any:
+    if status in ("eligible", "gradual_exit"):
+        return True
+    if status == "ineligible":
+        return False
+    return unknown
+
+
+def _amount_of(out: dict) -> Any:
+    return out.pop("_amount")
 
 
 def _labels(m: Any) -> str:
