@@ -30,13 +30,34 @@ def three_member_household() -> dict:
         "as_of": "2021-08-01",
         "area": "urban",
         "members": [
-            {"id": "p1", "relation": "head", "birth_date": "1956-05-01", "sex": "female", "hukou_locality": "210102",
-             "disability": {"category": "limb", "grade": 2}, "self_care": "full", "supporters": "none",
-             "incomes": [{"type": "pension", "monthly": "300.00"}]},
-            {"id": "p2", "relation": "spouse", "birth_date": "1958-03-02", "sex": "male", "hukou_locality": "210102",
-             "supporters": "none", "incomes": [{"type": "resident_pension_base", "monthly": "150.00"}]},
-            {"id": "p3", "relation": "child", "birth_date": "2005-09-10", "schooling": "high_school",
-             "hukou_locality": "210102", "supporters": "able"},
+            {
+                "id": "p1",
+                "relation": "head",
+                "birth_date": "1956-05-01",
+                "sex": "female",
+                "hukou_locality": "210102",
+                "disability": {"category": "limb", "grade": 2},
+                "self_care": "full",
+                "supporters": "none",
+                "incomes": [{"type": "pension", "monthly": "300.00"}],
+            },
+            {
+                "id": "p2",
+                "relation": "spouse",
+                "birth_date": "1958-03-02",
+                "sex": "male",
+                "hukou_locality": "210102",
+                "supporters": "none",
+                "incomes": [{"type": "resident_pension_base", "monthly": "150.00"}],
+            },
+            {
+                "id": "p3",
+                "relation": "child",
+                "birth_date": "2005-09-10",
+                "schooling": "high_school",
+                "hukou_locality": "210102",
+                "supporters": "able",
+            },
         ],
         "assets": {"financial": "5000.00", "vehicles": [], "properties": 1},
     }
@@ -51,27 +72,38 @@ def varied(n: int, seed: int = 7) -> list[dict]:
         members = []
         for j in range(3):
             year = rnd.randint(1935, 2015)
-            members.append({
-                "id": f"p{j + 1}",
-                "relation": "head" if j == 0 else rnd.choice(["spouse", "child", "parent"]),
-                "birth_date": f"{year}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
-                "hukou_locality": hukou,
-                "employed": rnd.random() < 0.4,
-                "serious_illness": rnd.random() < 0.1,
-                "supporters": rnd.choice(["none", "unable", "able"]),
-                "incomes": [{"type": rnd.choice(["wage", "pension", "business", "special_care"]),
-                             "monthly": f"{rnd.randint(0, 1500)}.{rnd.randint(0, 99):02d}"}],
-                **({"disability": {"category": rnd.choice(["limb", "intellectual", "visual"]), "grade": rnd.randint(1, 4)}}
-                   if rnd.random() < 0.15 else {}),
-            })
-        out.append({
-            "household_id": f"V-{i}",
-            "locality": loc,
-            "as_of": f"{rnd.choice([2021, 2022, 2023])}-{rnd.randint(1, 12):02d}-15",
-            "area": rnd.choice(["urban", "rural"]),
-            "members": members,
-            "assets": {"financial": str(rnd.randint(0, 30000)), "vehicles": [], "properties": rnd.choice([0, 1, 1, 2])},
-        })
+            members.append(
+                {
+                    "id": f"p{j + 1}",
+                    "relation": "head" if j == 0 else rnd.choice(["spouse", "child", "parent"]),
+                    "birth_date": f"{year}-{rnd.randint(1, 12):02d}-{rnd.randint(1, 28):02d}",
+                    "hukou_locality": hukou,
+                    "employed": rnd.random() < 0.4,
+                    "serious_illness": rnd.random() < 0.1,
+                    "supporters": rnd.choice(["none", "unable", "able"]),
+                    "incomes": [
+                        {
+                            "type": rnd.choice(["wage", "pension", "business", "special_care"]),
+                            "monthly": f"{rnd.randint(0, 1500)}.{rnd.randint(0, 99):02d}",
+                        }
+                    ],
+                    **(
+                        {"disability": {"category": rnd.choice(["limb", "intellectual", "visual"]), "grade": rnd.randint(1, 4)}}
+                        if rnd.random() < 0.15
+                        else {}
+                    ),
+                }
+            )
+        out.append(
+            {
+                "household_id": f"V-{i}",
+                "locality": loc,
+                "as_of": f"{rnd.choice([2021, 2022, 2023])}-{rnd.randint(1, 12):02d}-15",
+                "area": rnd.choice(["urban", "rural"]),
+                "members": members,
+                "assets": {"financial": str(rnd.randint(0, 30000)), "vehicles": [], "properties": rnd.choice([0, 1, 1, 2])},
+            }
+        )
     return out
 
 

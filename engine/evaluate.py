@@ -45,11 +45,18 @@ class Determination(dict):
 class Engine:
     """A loaded rule book, ready to evaluate households."""
 
-    def __init__(self, book: RuleBook):
+    def __init__(self, book: RuleBook, *, compiled: bool = True):
         book.raise_if_errors()
         self.book = book
         self.version = book.version
         self.policies = book.policies
+        # The compiled fast path (engine/codegen.py) and this module's closure interpreter give
+        # identical determinations; the interpreter is the reference, kept for tests and debugging.
+        self.fast = None
+        if compiled:
+            from .codegen import FastPath
+
+            self.fast = FastPath(self)
 
         # Parameters worth citing when a value derived from them is used elsewhere:
         # amounts and numbers, not on/off switches that merely did not apply.
@@ -61,6 +68,16 @@ class Engine:
         return self.evaluate_parsed(parse(household))
 
     def evaluate_parsed(self, hh: Parsed) -> Determination:
+        ps = self.policies.resolve(hh.locality, hh.as_of)
+        fast = self.fast
+        if fast is not None:
+            fn = fast.function(fast.variant_key(hh, ps))
+            return fn(hh, ps, ps.__dict__.setdefault("_reason_cache", {}))
+        return _Run(self, ps, hh.h, hh.members).run(hh)
+
+    def evaluate_reference(self, household: Any) -> Determination:
+        """Evaluate with the closure interpreter (the reference semantics), bypassing the compiled path."""
+        hh = parse(household)
         ps = self.policies.resolve(hh.locality, hh.as_of)
         return _Run(self, ps, hh.h, hh.members).run(hh)
 
@@ -238,8 +255,19 @@ class _Run:
                 parts = [fn(env) for _lbl, fn, _req in c.parts]
             raw = self._slots(c.text, decision_amount(c, amount_value, parts)[0])
         out = finish_program(
-            self.cites, self.ps, prog, chosen, unknown, amount_value, parts, raw, env.trace, reasons, failed,
-            rec, self._counted_ids(),
+            self.cites,
+            self.ps,
+            prog,
+            chosen,
+            unknown,
+            amount_value,
+            parts,
+            raw,
+            env.trace,
+            reasons,
+            failed,
+            rec,
+            self._counted_ids(),
         )
         store[prog.code + ".status"] = out["status"]
         store[prog.code + ".granted"] = _granted(out["status"], unknown)
