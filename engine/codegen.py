@@ -33,6 +33,7 @@ from .templates import labeler, money_text
 ZERO = mpq(0)
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
 _NULLABLE_MEMBER = frozenset({"sex", "hukou_locality", "self_care", "supporters"})
+_NULLABLE_BITS = ((1, "sex"), (2, "hukou_locality"), (4, "self_care"), (8, "supporters"))
 _TRACE = "\x00"
 
 
@@ -286,7 +287,7 @@ class _Scope:
 
 
 class _Gen:
-    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool):
+    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool, absent: int):
         self.engine = engine
         self.book: RuleBook = engine.book
         self.missing_params = missing_params
@@ -300,13 +301,16 @@ class _Gen:
         self.htrace: dict[str, str] = {}  # household name -> identifier of its stored trace
         self.maybe: dict[str, bool] = {}  # name (household or member) -> may hold Missing
         self.traced: set[str] = set()  # names whose stored trace may be non-empty
+        self.trace_keys: dict[str, frozenset[str]] = {}  # name -> parameter keys its stored trace may hold
+        self.member_written: set[str] = set()  # keys the generated code adds to member records
+        self.citable = engine.citable
         self.inputs: dict[str, str] = {}  # household input facts read -> identifier
         self.params: dict[str, str] = {}  # parameter key -> identifier
         self._consts: dict[int, str] = {}
         for name in HOUSEHOLD_FACTS:
             self.maybe[name] = name.startswith("current_amounts.") or (name.startswith("assets.") and not assets_present)
         for name in self.book.member_record:
-            self.maybe.setdefault(name, name in _NULLABLE_MEMBER)
+            self.maybe.setdefault(name, any(field == name and absent & bit for bit, field in _NULLABLE_BITS))
 
     # -- emitting --------------------------------------------------------------------
     def emit(self, line: str) -> None:
@@ -469,14 +473,22 @@ class _Gen:
         return f"_c_anyall({src}, {cfn}, {efn}, {f == 'any'})", True
 
     # -- static facts about names ------------------------------------------------------
-    def reads_trace(self, *nodes: A.Node | None) -> bool:
+    def possible_keys(self, *nodes: A.Node | None) -> frozenset[str]:
+        """Parameter keys that evaluating these trees may append to the trace."""
+        keys: set[str] = set()
         for node in nodes:
             if node is None:
                 continue
             for x in A.walk(node):
-                if isinstance(x, A.Name) and (x.binding == "param" or (x.binding == "name" and x.path in self.traced)):
-                    return True
-        return False
+                if isinstance(x, A.Name):
+                    if x.binding == "param":
+                        keys.add(x.path)
+                    elif x.binding == "name" and x.path in self.traced:
+                        keys |= self.trace_keys[x.path]
+        return frozenset(keys)
+
+    def reads_trace(self, *nodes: A.Node | None) -> bool:
+        return bool(self.possible_keys(*nodes))
 
     def template_nodes(self, tpl: Template | None) -> list[A.Node]:
         return [node for _name, node, _t in tpl.nodes if node is not None] if tpl is not None else []
@@ -488,55 +500,108 @@ class _Gen:
         return "[" + ", ".join(codes) + "]"
 
     # -- steps ---------------------------------------------------------------------------
-    def store(self, s_name: str, sc: _Scope, value: str, maybe: bool, trace: str | None, citable: bool) -> None:
-        """Store a step's value (and its trace, for citations of later steps that read it)."""
+    def store(self, s_name: str, sc: _Scope, value: str, maybe: bool, keys: frozenset[str] | None, citable: bool) -> None:
+        """Store a step's value, and its trace (from ``T``) for the citations of later steps that read it.
+
+        ``keys`` are the parameter keys the trace may hold; facts keep only citable ones
+        (amounts and numbers), lets keep everything - as the interpreter does.
+        """
         self.maybe[s_name] = maybe
+        kept = None
+        if keys:
+            kept = keys & self.citable if citable else keys
+        if kept:
+            filt = "T" if kept == keys else "[k for k in T if k in CITABLE]"
+            self.traced.add(s_name)
+            self.trace_keys[s_name] = kept
         if sc.member:
             self.emit(f"mr[{s_name!r}] = {value}")
-            if trace is not None:
-                self.traced.add(s_name)
-                if citable:
-                    self.emit(f"kt = tuple([k for k in {trace} if k in CITABLE])")
-                    self.emit(f"if kt: mr[{_TRACE + s_name!r}] = kt")
-                else:
-                    self.emit(f"if {trace}: mr[{_TRACE + s_name!r}] = tuple({trace})")
+            self.member_written.add(s_name)
+            if kept:
+                self.emit(f"if T: mr[{_TRACE + s_name!r}] = tuple({filt})")
+                self.member_written.add(_TRACE + s_name)
         else:
             var = self.household_var(s_name)
             self.emit(f"{var} = {value}")
-            self.emit(f"h[{s_name!r}] = {var}")
-            if trace is not None:
-                self.traced.add(s_name)
+            if kept:
                 tv = self.htrace.setdefault(s_name, self.fresh("ht"))
-                if citable:
-                    self.emit(f"{tv} = tuple([k for k in {trace} if k in CITABLE])")
-                else:
-                    self.emit(f"{tv} = tuple({trace})")
+                self.emit(f"{tv} = tuple({filt})")
+
+    def value(self, node: A.Node, sc: _Scope) -> bool:
+        """Emit ``v = <node>``; a comprehension at the top becomes a plain loop. Returns maybe-missing."""
+        if isinstance(node, A.Comprehension):
+            done = self.loop(node, sc)
+            if done is not None:
+                return done
+        code, maybe = self.ex(node, sc)
+        self.emit(f"v = {code}")
+        return maybe
+
+    def loop(self, n: A.Comprehension, sc: _Scope) -> bool | None:
+        src, sm = self.ex(n.source, sc)
+        ident = self.fresh("L")
+        inner = sc.with_loop(n.var, ident, n.source.type.record)
+        cond, cm = self.ex(n.cond, inner) if n.cond is not None else (None, False)
+        expr, em = self.ex(n.expr, inner) if n.func != "list" else (ident, False)
+        if sm or cm or em:
+            return None
+        f = n.func
+        start = {"list": "[]", "count": "0", "any": "False", "all": "True"}.get(f)
+        if f == "sum":
+            start = "ZERO" if n.type.kind in ("money", "number") else "0"
+        self.emit(f"v = {start}")
+        self.emit(f"for {ident} in {src}:")
+        self.depth += 1
+        if cond:
+            self.emit(f"if not {cond}: continue")
+        if f == "list":
+            self.emit(f"v.append({ident})")
+        elif f == "count":
+            self.emit("v += 1")
+        elif f == "sum":
+            self.emit(f"v += {expr}")
+        elif f == "any":
+            self.emit(f"if {expr}:")
+            self.emit("    v = True")
+            self.emit("    break")
+        else:
+            self.emit(f"if not {expr}:")
+            self.emit("    v = False")
+            self.emit("    break")
+        self.depth -= 1
+        if f == "list":
+            self.emit("v = tuple(v)")
+        return False
 
     def fact_step(self, s: Step, sc: _Scope, index: str) -> None:
-        traced = self.reads_trace(s.node)
+        keys = self.possible_keys(s.node)
         self.emit(f"# {s.id}")
-        self.emit("T = []")
-        code, maybe = self.ex(s.node, sc)
-        self.emit(f"v = {code}")
-        self.store(s.name, sc, "v", maybe, "T" if traced else None, True)
+        if keys:
+            self.emit("T = []")
+        maybe = self.value(s.node, sc)
+        self.store(s.name, sc, "v", maybe, keys, True)
         if not s.listed:
             return
         step = self.const(s, "ST")
-        self.emit("own = T")
+        self.emit("own = T" if keys else "own = ()")
         if s.guard_node is not None:
             gcode, _gm = self.ex(s.guard_node, sc.untraced())
             self.emit(f"if {gcode} is not False:")
             self.depth += 1
-        self.emit_reason(s, sc, step, "own")
+        self.emit_reason(s, sc, step, "own", keys)
         if s.text_pass is not None:
             self.emit(f"SH[({s.name!r}, {index})] = r")
         self.emit("HR.append(r)")
         if s.guard_node is not None:
             self.depth -= 1
 
-    def emit_reason(self, s: Step, sc: _Scope, step: str, trace: str) -> None:
-        """Build ``r``, the reason for step ``s`` with value ``v``, inline for known values."""
-        self.emit(f"T = list({trace})")
+    def emit_reason(self, s: Step, sc: _Scope, step: str, trace: str, own_keys: frozenset[str]) -> None:
+        """Build ``r``, the reason for step ``s`` with value ``v``, inline for known values.
+
+        ``trace`` names what the step itself read (its citation starts from it); ``own_keys``
+        are the parameter keys it may hold, so a reason that can read no parameter gets a
+        constant citation key.
+        """
         maybe = self.maybe.get(s.name, True)
         mid = "mr['id']" if sc.member else "None"
         if s.text_pass is not None:
@@ -544,24 +609,30 @@ class _Gen:
             for i, (cond, tpl, passed) in enumerate(branches):
                 self.emit(f"{'if' if i == 0 else 'elif'} {cond}:")
                 self.depth += 1
-                self.inline_reason(s, sc, tpl, "check", passed)
+                self.inline_reason(s, sc, tpl, "check", passed, trace, own_keys)
                 self.depth -= 1
             self.emit("else:")
         else:
             self.emit("if type(v) is not Missing:")
             self.depth += 1
-            self.inline_reason(s, sc, s.text, "fact", "True")
+            self.inline_reason(s, sc, s.text, "fact", "True", trace, own_keys)
             self.depth -= 1
             self.emit("else:")
         self.depth += 1
         if maybe:
             tpl = s.text_pass if s.text_pass is not None else s.text
+            self.emit(f"T = list({trace})")
             self.emit(f"r = BUILD_REASON(CITES, ps, {step}, v, {self.slots(tpl, sc)}, T, {mid})")
         else:
             self.emit(f"raise AssertionError({'unexpected value for ' + s.id!r})")
         self.depth -= 1
 
-    def inline_reason(self, s: Step, sc: _Scope, tpl: Template, kind: str, passed: str) -> None:
+    def inline_reason(
+        self, s: Step, sc: _Scope, tpl: Template, kind: str, passed: str, trace: str, own_keys: frozenset[str]
+    ) -> None:
+        dynamic = bool(own_keys | self.possible_keys(*(node for _n, node, _t in tpl.nodes)))
+        if dynamic:
+            self.emit(f"T = list({trace})")
         texts: list[str] = []
         values: list[str] = []
         for (name, node, t), (_n, _fn, conv) in zip(tpl.nodes, tpl.slots, strict=True):
@@ -575,11 +646,18 @@ class _Gen:
             texts = [texts[i] for i in tpl.order]
         fmt = self.const(tpl.fmt, "F")
         text = f"{fmt} % ({', '.join(texts)},)" if texts else fmt
-        key = self.const((s.id,), "RK")
-        self.emit(f"c = CITES.get({key} + (tuple(dict.fromkeys(T)),))")
+        if dynamic:
+            key = self.const((s.id,), "RK")
+            self.emit("k = tuple(dict.fromkeys(T))")
+            self.emit(f"c = CITES.get({key} + (k,))")
+            trace_arg = "k"
+        else:
+            key = self.const((s.id, ()), "RK")
+            self.emit(f"c = CITES.get({key})")
+            trace_arg = "()"
         self.emit("if c is None:")
         self.depth += 1
-        self.emit(f"c = CITE(CITES, ps, {s.id!r}, {s.citation!r}, tuple(dict.fromkeys(T)), {s.project_default})")
+        self.emit(f"c = CITE(CITES, ps, {s.id!r}, {s.citation!r}, {trace_arg}, {s.project_default})")
         self.depth -= 1
         fields = [
             f"'rule': {s.id!r}",
@@ -645,12 +723,12 @@ class _Gen:
         gate_seen = False
         for s in prog.steps:
             if s.kind == "let":
-                traced = self.reads_trace(s.node)
+                keys = self.possible_keys(s.node)
                 self.emit(f"# let {s.id}")
-                self.emit("T = []")
-                code, maybe = self.ex(s.node, sc)
-                self.emit(f"v = {code}")
-                self.store(s.name, sc, "v", maybe, "T" if traced else None, False)
+                if keys:
+                    self.emit("T = []")
+                maybe = self.value(s.node, sc)
+                self.store(s.name, sc, "v", maybe, keys, False)
                 continue
             if gate_seen:
                 self.emit("if stopped:")
@@ -687,7 +765,7 @@ class _Gen:
         self.emit(f"r = SH.get({key})")
         self.emit("if r is None:")
         self.depth += 1
-        self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace)
+        self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace, self.trace_keys.get(s.name, frozenset()))
         self.emit(f"SH[{key}] = r")
         self.depth -= 1
         self.emit("reasons.append(r)")
@@ -711,14 +789,16 @@ class _Gen:
             self.depth -= 1
             self.emit("else:")
             self.depth += 1
-        self.emit("T = []")
+        keys = self.possible_keys(s.node)
+        if keys:
+            self.emit("T = []")
         code, maybe = self.ex(s.node, sc)
         self.emit(f"v = {code}")
         if s.guard_node is not None and gmaybe:
             self.emit("if type(g) is Missing and v is not False: v = _merge(g, v)")
             maybe = True
         self.store(s.name, sc, "v", maybe or (s.guard_node is not None and gmaybe), None, False)
-        self.emit_reason(s, sc, step, "T")
+        self.emit_reason(s, sc, step, "T" if keys else "()", keys)
         self.emit("reasons.append(r)")
         self.emit("if v is False:")
         self.depth += 1
@@ -782,6 +862,7 @@ class _Gen:
         self.depth -= 1
         granted = "GRANTED(status, unknown)"
         if sc.member:
+            self.member_written.update({code + ".status", code + ".granted", code + ".amount"})
             self.emit(f"mr[{code + '.status'!r}] = status")
             self.emit(f"mr[{code + '.granted'!r}] = {granted}")
             self.emit(f"mr[{code + '.amount'!r}] = amt")
@@ -796,7 +877,6 @@ class _Gen:
 
     def inline_finish(self, prog: Program, c, sc: _Scope, members: str, rule: str) -> None:
         """engine.evaluate.finish_program for one clause, specialised (see there for the semantics)."""
-        ck = self.const(c, "CL")
         breakdown = False
         if c.amount_node is not None:
             code, maybe = self.ex(c.amount_node, sc)
@@ -814,8 +894,31 @@ class _Gen:
             else:
                 self.emit("note = ''")
         elif c.part_nodes:
-            codes = [self.ex(node, sc)[0] for _lbl, node, _req in c.part_nodes]
-            self.emit(f"amt, note, bd = DECISION_AMOUNT({ck}, None, [{', '.join(codes)}])")
+            # engine.evaluate.decision_amount, specialised: a breakdown entry per part
+            self.emit("bd = []")
+            self.emit("amt = ZERO")
+            self.emit("req = None")
+            for lbl, node, required in c.part_nodes:
+                code, maybe = self.ex(node, sc)
+                self.emit(f"pv = {code}")
+                if maybe:
+                    self.emit("if type(pv) is Missing:")
+                    self.depth += 1
+                    self.emit(f"bd.append({{'name': {lbl!r}, 'amount': None, 'note': LABELS(pv) + '，未计入'}})")
+                    if required:
+                        self.emit("req = _merge(req, pv)")
+                    self.depth -= 1
+                    self.emit("else:")
+                    self.depth += 1
+                self.emit(f"bd.append({{'name': {lbl!r}, 'amount': MONEY_TEXT(pv)}})")
+                self.emit("amt += pv")
+                if maybe:
+                    self.depth -= 1
+            self.emit("if req is not None:")
+            self.emit("    note = '（金额无法计算：缺少' + LABELS(req) + '）'")
+            self.emit("    amt = None")
+            self.emit("else:")
+            self.emit("    note = ''")
             breakdown = True
         else:
             self.emit("amt = None")
@@ -866,7 +969,7 @@ class _Gen:
         ]
         self.emit("out = {" + ", ".join(fields) + "}")
         if breakdown:
-            self.emit("if bd is not None: out['amount_breakdown'] = bd")
+            self.emit("out['amount_breakdown'] = bd")
         if prog.links and granted == "True":
             self.emit(f"out['links'] = {self.const(prog.links, 'LK')}")
         self.emit(f"status = {c.status!r}")
@@ -894,14 +997,20 @@ class _Gen:
         head = [
             "def run(hh, ps, CITES):",
             "    h = hh.h",
-            "    members = hh.members",
+            # Members become pre-sized records holding every value the rules will add: filling
+            # existing keys is cheaper than growing each dict, and the input stays untouched.
+            "    members = tuple([MEMBER_TEMPLATE | rec for rec in hh.members])",
             "    P = ps.values",
             "    HR = []",
             "    SH = {}",
             "    results = []",
         ]
         for name, var in self.inputs.items():
-            head.append(f"    {var} = h[{name!r}]")
+            head.append(f"    {var} = members" if name == "members" else f"    {var} = h[{name!r}]")
+        self.ns["MEMBER_TEMPLATE"] = dict.fromkeys(sorted(self.member_written))
+        for key in self.member_written:
+            if key.startswith(_TRACE):
+                self.ns["MEMBER_TEMPLATE"][key] = ()
         for key, var in self.params.items():
             head.append(f"    {var} = P[{key!r}]")
         tail = [
@@ -932,11 +1041,18 @@ class FastPath:
         self.sources: dict[tuple, str] = {}
 
     def variant_key(self, hh, ps) -> tuple:
+        """Which parameters are unconfigured, whether assets were declared, and which nullable
+        member facts some member left out: the facts that decide where Missing can flow."""
         missing = ps.__dict__.get("_missing_keys")
         if missing is None:
             missing = frozenset(k for k, v in ps.values.items() if v.__class__ is Missing)
             ps.__dict__["_missing_keys"] = missing
-        return missing, hh.h["assets.financial"].__class__ is not Missing
+        absent = 0
+        for m in hh.members:
+            for bit, field in _NULLABLE_BITS:
+                if m[field].__class__ is Missing:
+                    absent |= bit
+        return missing, hh.h["assets.financial"].__class__ is not Missing, absent
 
     def function(self, key: tuple):
         fn = self._variants.get(key)
@@ -948,7 +1064,7 @@ class FastPath:
         # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
         from .evaluate import Determination, _granted, _labels, _money, build_reason, cite, decision_amount, finish_program
 
-        gen = _Gen(self.engine, key[0], key[1])
+        gen = _Gen(self.engine, *key)
         source = gen.generate()
         ns = gen.ns
         ns.update(

@@ -468,10 +468,19 @@ def _amount_of(out: dict) -> Any:
     return out.pop("_amount")
 
 
+_LABELS: dict[frozenset, str] = {}
+
+
 def _labels(m: Any) -> str:
+    """What is missing, in Chinese ("城市低保标准未配置、成员p2的生活自理能力"); cached by content."""
     if m.__class__ is not Missing:
         return ""
-    return "、".join(sorted({label for _k, label in m.keys}))
+    text = _LABELS.get(m.keys)
+    if text is None:
+        if len(_LABELS) > 50_000:
+            _LABELS.clear()
+        text = _LABELS[m.keys] = "、".join(sorted({label for _k, label in m.keys}))
+    return text
 
 
 def _money(v: Any) -> str | None:

@@ -115,8 +115,19 @@ MEMBER_LABELS = {
 _ASSETS_MISSING = Missing(frozenset({("assets", "家庭财产情况（assets）")}))
 
 
+_MISSING_CACHE: dict[tuple[int, str, str], Missing] = {}
+
+
 def member_missing(index: int, member_id: str, field: str) -> Missing:
-    return Missing(frozenset({(f"members[{index}].{field}", f"成员{member_id}的{MEMBER_LABELS[field]}")}))
+    """Missing value for a member fact not supplied; cached, as the same ids recur across households."""
+    key = (index, member_id, field)
+    m = _MISSING_CACHE.get(key)
+    if m is None:
+        if len(_MISSING_CACHE) > 50_000:
+            _MISSING_CACHE.clear()
+        m = Missing(frozenset({(f"members[{index}].{field}", f"成员{member_id}的{MEMBER_LABELS[field]}")}))
+        _MISSING_CACHE[key] = m
+    return m
 
 
 def build_facts(hh: Household) -> tuple[dict[str, Any], list[dict[str, Any]]]:
