@@ -306,14 +306,14 @@ class _Validator:
         schooling = g("schooling", "none")
         schooling = self.enum(schooling, f"{path}.schooling", _SCHOOLING)
         employed = self.bool_(g("employed", False), f"{path}.employed")
-        status = g("status")
-        status = self.enum_list(status, f"{path}.status", _STATUSES, 5) if status is not None else _NO_TAGS
+        status = g("status", _ABSENT)
+        status = self.enum_list(status, f"{path}.status", _STATUSES, 5) if status is not _ABSENT else _NO_TAGS
         supporters = g("supporters")
         if supporters is not None:
             supporters = self.enum(supporters, f"{path}.supporters", _SUPPORTERS)
-        parents_raw = g("parents")
+        parents_raw = g("parents", _ABSENT)
         parents: tuple = _EMPTY
-        if parents_raw is not None:
+        if parents_raw is not _ABSENT:
             lst = self.list_(parents_raw, f"{path}.parents", 2)
             if lst is not None:
                 out = []
@@ -325,15 +325,15 @@ class _Validator:
                             s = self.enum(s, f"{path}.parents[{j}].status", _PARENT)
                             out.append({"status": s})
                 parents = tuple(out)
-        incomes_raw = g("incomes")
+        incomes_raw = g("incomes", _ABSENT)
         incomes: tuple = _EMPTY
-        if incomes_raw is not None:
+        if incomes_raw is not _ABSENT:
             lst = self.list_(incomes_raw, f"{path}.incomes", 50)
             if lst is not None:
                 incomes = tuple(self._typed_money(x, f"{path}.incomes[{j}]", _INCOMES) for j, x in enumerate(lst))
-        tags_raw = g("tags")
+        tags_raw = g("tags", _ABSENT)
         tags = _NO_TAGS
-        if tags_raw is not None:
+        if tags_raw is not _ABSENT:
             lst = self.list_(tags_raw, f"{path}.tags", 20)
             if lst is not None:
                 good = []
@@ -431,8 +431,8 @@ class _Validator:
         area = self.required(d, "area", "")
         area = self.enum(area, "area", _AREAS) if area is not _ABSENT else None
         g = d.get
-        cb = g("current_benefits")
-        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not None else _NO_TAGS
+        cb = g("current_benefits", _ABSENT)
+        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not _ABSENT else _NO_TAGS
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
@@ -466,9 +466,9 @@ class _Validator:
                 fin = self.money(f, "assets.financial") if f is not _ABSENT else None
                 pr = self.required(ad, "properties", "assets")
                 props = self.int_(pr, "assets.properties", 0, 1000) if pr is not _ABSENT else None
-                vraw = ad.get("vehicles")
+                vraw = ad.get("vehicles", _ABSENT)
                 vehicles = _EMPTY
-                if vraw is not None:
+                if vraw is not _ABSENT:
                     lst = self.list_(vraw, "assets.vehicles", 50)
                     if lst is not None:
                         out = []
@@ -481,15 +481,15 @@ class _Validator:
                         vehicles = tuple(out)
 
         rigid: tuple = _EMPTY
-        rraw = g("rigid_expenses")
-        if rraw is not None:
+        rraw = g("rigid_expenses", _ABSENT)
+        if rraw is not _ABSENT:
             lst = self.list_(rraw, "rigid_expenses", 50)
             if lst is not None:
                 rigid = tuple(self._typed_money(x, f"rigid_expenses[{j}]", _EXPENSES) for j, x in enumerate(lst))
 
         amounts: dict[str, Any] = {}
-        araw = g("current_amounts")
-        if araw is not None:
+        araw = g("current_amounts", _ABSENT)
+        if araw is not _ABSENT:
             ad = self.obj(araw, "current_amounts", None)
             if ad is not None:
                 for k, v in ad.items():
@@ -506,8 +506,8 @@ class _Validator:
                         amounts[k] = m
 
         events: tuple = _EMPTY
-        eraw = g("events")
-        if eraw is not None:
+        eraw = g("events", _ABSENT)
+        if eraw is not _ABSENT:
             lst = self.list_(eraw, "events", 200)
             if lst is not None:
                 out = []
@@ -524,9 +524,12 @@ class _Validator:
                         loss = self.money(loss, f"events[{j}].loss")
                     else:
                         loss = Missing(frozenset({(f"events[{j}].loss", f"事件{et}的损失金额")}))
+                    place = ed.get("locality")
+                    if place is not None:
+                        place = self.locality(place, f"events[{j}].locality")
                     if edate is not None and as_of is not None and edate > as_of:
                         self.e.add(f"events[{j}].date", "事件日期晚于评估日期 as_of", "event date is after as_of")
-                    out.append({"type": et, "date": edate, "loss": loss})
+                    out.append({"type": et, "date": edate, "loss": loss, "locality": place})
                 events = tuple(out)
 
         if self.e.items:
