@@ -19,6 +19,7 @@ from .model import PROGRAM_CODES
 from .money import fmt_money
 from .policy import ParameterSet
 from .rules import Program, RuleBook, Step, Template, load_rulebook
+from .summary import finish
 from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
@@ -127,6 +128,8 @@ class _Run:
         if "deductions" in h:
             household["deductions"] = _money(h["deductions"])
         household["reasons"] = fact_reasons
+        programs = [r[2] for r in results]
+        summary = finish(book, programs, h, self.members, env)  # pays, outputs, links, exclusions, totals
         return Determination(
             household_id=hh.household_id,
             locality=hh.locality,
@@ -134,7 +137,8 @@ class _Run:
             as_of=hh.as_of.isoformat(),
             ruleset_version=self.engine.version,
             household=household,
-            programs=[r[2] for r in results],
+            programs=programs,
+            summary=summary,
         )
 
     def _fact(self, s: Step, store: dict, traces: dict, reasons: list, index: int) -> None:
@@ -264,6 +268,9 @@ class _Run:
                     amount_value = total
             if amount_value is not None:
                 amount = amount_value
+            if chosen.missing:  # a needs_info clause names the facts to supply
+                unknown = Missing(frozenset((self._render(f)[0], self._render(lb)[0]) for f, lb in chosen.missing))
+                missing = sorted({k for k, _ in unknown.keys})
             text, decision_values = self._render(chosen.text, {"amount": amount})
             if status == "ineligible" and failed:
                 text += f"（未满足：{'、'.join(failed)}）"
