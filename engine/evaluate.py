@@ -287,7 +287,8 @@ class _Run:
         store[prog.code + ".status"] = status
         store[prog.code + ".granted"] = granted
         store[prog.code + ".amount"] = amount
-        citation = self._citation(prog.code + ".decision", prog.basis, tuple(env.trace), False)[0]
+        citation, pd = self._citation(prog.code + ".decision", prog.basis, tuple(env.trace), False)
+        text += pd  # an amount computed from project defaults says so
         reasons.append(
             {
                 "rule": prog.code + ".decision",

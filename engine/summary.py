@@ -87,13 +87,14 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
     paid: list[dict] = []
     not_paid: list[dict] = []
     non_cash: list[dict] = []
+    review: list[dict] = []  # paid amounts that overlap another program in part: for the caseworker to reduce
     complete = True
     for e in entries:
         status = e["status"]
-        item = {"program": e["program"], "name": e["name"], "members": e["members"]}
+        item = {"program": e["program"], "name": e["name"], "scope": e["scope"], "members": e["members"]}
         if status == "needs_info":
             complete = False
-            not_paid.append({**item, "reason": "needs_info", "text": f"待补充：{'、'.join(e['missing'])}"})
+            not_paid.append({**item, "reason": "needs_info", "text": _decision_text(e), "missing": e["missing"]})
             continue
         if status not in GRANTED:
             continue
@@ -113,14 +114,21 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
             continue
         totals[kind] += Decimal(amount)
         paid.append({**item, field: amount})
+        if e["scope"] == "household":
+            for r in e["reasons"]:
+                if r.get("kind") == "interaction" and r.get("passed") is None:
+                    complete = False
+                    review.append({**item, "rule": r["rule"], "text": r["text"]})
     monthly = _fmt(totals["monthly"])
     text = f"每月现金救助合计{monthly}元"
     if totals["annual"]:
         text += f"；另按学年发放{_fmt(totals['annual'])}元"
     if totals["one_off"]:
         text += f"；一次性临时救助建议{_fmt(totals['one_off'])}元"
-    if not complete:
+    if any(x["reason"] in ("needs_info", "amount_unknown") for x in not_paid):
         text += "（部分项目金额未确定或待补充信息，合计未含这些项目）"
+    if review:
+        text += "（含与特困供养等部分重复、待核减的金额，请复核）"
     return {
         "monthly_total": monthly,
         "annual_total": _fmt(totals["annual"]),
@@ -129,8 +137,16 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
         "paid": paid,
         "not_paid": not_paid,
         "non_cash": non_cash,
+        "review": review,
         "text": text,
     }
+
+
+def _decision_text(e: dict) -> str:
+    for r in reversed(e["reasons"]):
+        if r.get("kind") == "decision":
+            return r["text"]
+    return "待补充信息"
 
 
 def _excluded_text(e: dict) -> str:
