@@ -37,14 +37,24 @@ _CENT = Decimal("0.01")
 
 def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: Any) -> dict:
     """Complete the program dicts in place and return the household summary."""
-    programs = {p.code: p for p in book.programs}
+    index = book.__dict__.get("_summary_index")
+    if index is None:  # per rule book, not per household
+        index = (
+            {p.code: p for p in book.programs},
+            {p.code: p.scope for p in book.programs},
+            {p.code: p.pays for p in book.programs},
+        )
+        book.__dict__["_summary_index"] = index
+    programs, scopes, pays = index
     by_id = {m["id"]: m for m in members}
     for out in entries:
         prog = programs[out["program"]]
+        if prog.pays == "monthly" and not prog.outputs and not prog.link_specs:
+            continue
         store = h if prog.scope == "household" else by_id[out["members"][0]]
         _complete(prog, out, store, env)
-    apply_exclusions(book.interactions, entries, {code: p.scope for code, p in programs.items()})
-    return household_summary(entries, {code: p.pays for code, p in programs.items()})
+    apply_exclusions(book.interactions, entries, scopes)
+    return household_summary(entries, pays)
 
 
 def _complete(prog: Any, out: dict, store: dict, env: Any) -> None:
