@@ -135,10 +135,13 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
         text += f"；另按学年发放{_fmt(totals['annual'])}元"
     if totals["one_off"]:
         text += f"；一次性临时救助建议{_fmt(totals['one_off'])}元"
+    notes = []
     if any(x["reason"] in ("needs_info", "amount_unknown") for x in not_paid):
-        text += "（部分项目金额未确定或待补充信息，合计未含这些项目）"
+        notes.append("部分项目金额未确定或待补充信息，合计未含这些项目")
     if review:
-        text += "（含与特困供养等部分重复、待核减的金额，请复核）"
+        notes.append("含与特困供养部分重复、应核减的金额，请复核")
+    if notes:
+        text += f"（{'；'.join(notes)}）"
     return {
         "monthly_total": monthly,
         "annual_total": _fmt(totals["annual"]),
