@@ -523,6 +523,8 @@ class _Gen:
         else:
             var = self.household_var(s_name)
             self.emit(f"{var} = {value}")
+            # the summary stage (outputs, link conditions) reads stored values by name
+            self.emit(f"h[{s_name!r}] = {var}")
             if kept:
                 tv = self.htrace.setdefault(s_name, self.fresh("ht"))
                 self.emit(f"{tv} = tuple({filt})")
@@ -848,9 +850,13 @@ class _Gen:
         for ci, c in enumerate(prog.decision):
             self.emit(f"{'if' if ci == 0 else 'elif'} chosen == {ci}:")
             self.depth += 1
-            self.inline_finish(prog, c, sc, members, rule)
+            if c.status == "needs_info" or c.missing:
+                self.generic_finish(prog, c, ci, sc, pk)
+            else:
+                self.inline_finish(prog, c, sc, members, rule)
+                self.emit(f"gr = {'True' if c.status in ('eligible', 'gradual_exit') else 'False'}")
             self.depth -= 1
-        # needs_info: the generic path (rare, and never hot)
+        # an undecidable condition: the generic path (rare, and never hot)
         self.emit("else:")
         self.depth += 1
         self.emit(
@@ -859,8 +865,9 @@ class _Gen:
         )
         self.emit("status = 'needs_info'")
         self.emit("amt = out.pop('_amount')")
+        self.emit("gr = out.pop('_granted')")
         self.depth -= 1
-        granted = "GRANTED(status, unknown)"
+        granted = "gr"
         if sc.member:
             self.member_written.update({code + ".status", code + ".granted", code + ".amount"})
             self.emit(f"mr[{code + '.status'!r}] = status")
@@ -870,10 +877,33 @@ class _Gen:
             for field, value in (("status", "status"), ("granted", granted), ("amount", "amt")):
                 var = self.household_var(f"{code}.{field}")
                 self.emit(f"{var} = {value}")
+                self.emit(f"h[{code + '.' + field!r}] = {var}")
         self.maybe[f"{code}.granted"] = any_maybe
         self.maybe[f"{code}.status"] = False
         self.maybe[f"{code}.amount"] = False
         self.emit(f"results.append(({_ORDER[prog.code]}, {index}, out))")
+
+    def generic_finish(self, prog: Program, c, ci: int, sc: _Scope, pk: str) -> None:
+        """A clause the inline form does not cover (needs_info with named missing facts)."""
+        if c.amount_node is not None:
+            self.emit(f"amount = {self.ex(c.amount_node, sc)[0]}")
+        else:
+            self.emit("amount = None")
+        if c.part_nodes:
+            self.emit(f"parts = [{', '.join(self.ex(node, sc)[0] for _l, node, _r in c.part_nodes)}]")
+        else:
+            self.emit("parts = None")
+        pairs = [f"({self.slots(f, sc)}, {self.slots(lb, sc)})" for f, lb in c.missing]
+        self.emit(f"mraw = [{', '.join(pairs)}]")
+        ck = self.const(c, "CL")
+        self.emit(f"raw = {self.slots(c.text, sc, f'DECISION_AMOUNT({ck}, amount, parts)[0]')}")
+        self.emit(
+            f"out = FINISH(CITES, ps, {pk}, {ci}, unknown, amount, parts, raw, T, reasons, failed, "
+            f"{'mr' if sc.member else 'None'}, counted_ids, mraw)"
+        )
+        self.emit("status = out['status']")
+        self.emit("amt = out.pop('_amount')")
+        self.emit("gr = out.pop('_granted')")
 
     def inline_finish(self, prog: Program, c, sc: _Scope, members: str, rule: str) -> None:
         """engine.evaluate.finish_program for one clause, specialised (see there for the semantics)."""
@@ -953,6 +983,7 @@ class _Gen:
         self.depth += 1
         self.emit(f"cc = CITE(CITES, ps, {rule!r}, {prog.basis!r}, tuple(T), False)")
         self.depth -= 1
+        self.emit("text += cc[1]")
         self.emit(
             f"reasons.append({{'rule': {rule!r}, 'kind': 'decision', 'passed': {granted}, 'text': text, "
             f"'values': {{{', '.join(values)}}}, 'citation': cc[0]}})"
@@ -1026,8 +1057,10 @@ class _Gen:
             tail.append(f"    household['deductions'] = MONEY({self.hvar['deductions']})")
         tail += [
             "    household['reasons'] = HR",
+            "    programs = [r[2] for r in results]",
+            "    summary = FINISH_SUMMARY(BOOK, programs, h, members, ENV(h, P))",
             "    return DETERMINATION(household_id=hh.household_id, locality=hh.locality, locality_chain=list(ps.chain),"
-            " as_of=hh.as_of.isoformat(), ruleset_version=VERSION, household=household, programs=[r[2] for r in results])",
+            " as_of=hh.as_of.isoformat(), ruleset_version=VERSION, household=household, programs=programs, summary=summary)",
         ]
         return "\n".join(head + body + tail) + "\n"
 
@@ -1063,6 +1096,8 @@ class FastPath:
     def _compile(self, key: tuple):
         # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
         from .evaluate import Determination, _granted, _labels, _money, build_reason, cite, decision_amount, finish_program
+        from .expr import Env
+        from .summary import finish as finish_summary
 
         gen = _Gen(self.engine, *key)
         source = gen.generate()
@@ -1077,6 +1112,9 @@ class FastPath:
                 "LABELS": _labels,
                 "MONEY": _money,
                 "DETERMINATION": Determination,
+                "FINISH_SUMMARY": finish_summary,
+                "BOOK": self.engine.book,
+                "ENV": Env,
                 "VERSION": self.engine.version,
                 "CITABLE": self.engine.citable,
                 "SORT_KEY": _sort_key,

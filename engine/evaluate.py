@@ -19,6 +19,7 @@ from .model import PROGRAM_CODES
 from .money import fmt_money
 from .policy import ParameterSet
 from .rules import Program, RuleBook, Step, Template, load_rulebook
+from .summary import finish
 from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
@@ -144,6 +145,8 @@ class _Run:
         if "deductions" in h:
             household["deductions"] = _money(h["deductions"])
         household["reasons"] = fact_reasons
+        programs = [r[2] for r in results]
+        summary = finish(book, programs, h, self.members, env)  # pays, outputs, links, exclusions, totals
         return Determination(
             household_id=hh.household_id,
             locality=hh.locality,
@@ -151,7 +154,8 @@ class _Run:
             as_of=hh.as_of.isoformat(),
             ruleset_version=self.engine.version,
             household=household,
-            programs=[r[2] for r in results],
+            programs=programs,
+            summary=summary,
         )
 
     def _fact(self, s: Step, store: dict, traces: dict, reasons: list, index: int) -> None:
@@ -247,12 +251,14 @@ class _Run:
         amount_value: Any = None
         parts: list | None = None
         raw: list = []
+        missing_raw: list = []
         if chosen is not None:
             c = prog.decision[chosen]
             if c.amount is not None:
                 amount_value = c.amount(env)
             elif c.parts:
                 parts = [fn(env) for _lbl, fn, _req in c.parts]
+            missing_raw = [(self._slots(f), self._slots(lb)) for f, lb in c.missing]
             raw = self._slots(c.text, decision_amount(c, amount_value, parts)[0])
         out = finish_program(
             self.cites,
@@ -268,9 +274,10 @@ class _Run:
             failed,
             rec,
             self._counted_ids(),
+            missing_raw,
         )
         store[prog.code + ".status"] = out["status"]
-        store[prog.code + ".granted"] = _granted(out["status"], unknown)
+        store[prog.code + ".granted"] = out.pop("_granted")
         store[prog.code + ".amount"] = _amount_of(out)
         return out
 
@@ -408,14 +415,26 @@ def finish_program(
     failed: list,
     rec: dict | None,
     counted_ids: list,
+    missing_raw: list | None = None,
 ) -> dict:
-    """A program's entry in ``programs``: status, amount, the decision's reason, missing facts."""
+    """A program's entry in ``programs``: status, amount, the decision's reason, missing facts.
+
+    ``missing_raw`` holds the slot values of a ``needs_info`` clause's ``missing`` templates
+    (field, label), which name the facts to supply.
+    """
     missing: list[str] = []
     breakdown = None
     if chosen is not None:
         c = prog.decision[chosen]
         status = c.status
         amount, note, breakdown = decision_amount(c, amount_value, parts)
+        if c.missing:
+            unknown = Missing(
+                frozenset(
+                    (render(f, fr)[0], render(lb, lr)[0]) for (f, lb), (fr, lr) in zip(c.missing, missing_raw or [], strict=True)
+                )
+            )
+            missing = sorted({k for k, _ in unknown.keys})
         text, decision_values = render(c.text, raw)
         if status == "ineligible" and failed:
             text += f"（未满足：{'、'.join(failed)}）"
@@ -427,7 +446,8 @@ def finish_program(
         missing = sorted({k for k, _ in unknown.keys})
         text = f"无法作出认定：缺少{_labels(unknown)}，请补充后重新评估"
     granted = _granted(status, unknown)
-    citation = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)[0]
+    citation, pd = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)
+    text += pd  # an amount computed from project defaults says so
     reasons.append(
         {
             "rule": prog.code + ".decision",
@@ -453,6 +473,7 @@ def finish_program(
     if prog.links and granted is True:
         out["links"] = prog.links
     out["_amount"] = amount
+    out["_granted"] = granted
     return out
 
 

@@ -63,7 +63,7 @@ RECORDS: dict[str, dict[str, T]] = {
     "vehicle": {"exempt": BOOL},
     "parent": {"status": PARENT_STATUS},
     "expense": {"type": EXPENSE_TYPE, "monthly": MONEY},
-    "event": {"type": STR, "date": DATE, "loss": MONEY},
+    "event": {"type": STR, "date": DATE, "loss": MONEY, "locality": T("str", optional=True)},
 }
 
 MEMBER_FIELDS: dict[str, T] = {
@@ -176,6 +176,7 @@ def build_facts(hh: Household) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "type": e.type,
                 "date": e.date,
                 "loss": e.loss if e.loss is not None else Missing(frozenset({(f"events[{j}].loss", f"事件{e.type}的损失金额")})),
+                "locality": e.locality,
             }
             for j, e in enumerate(hh.events)
         ),

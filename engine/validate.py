@@ -332,17 +332,18 @@ class _Validator:
         employed = g("employed", False)
         if employed is not True and employed is not False:
             self.bool_(employed, f"members[{i}].employed")
-        status = g("status")
-        if status is None or status == []:
+        # list fields may be omitted or empty, but not null (as the pydantic model says)
+        status = g("status", _ABSENT)
+        if status is _ABSENT or status == []:
             status = _NO_TAGS
         else:
             status = self.enum_list(status, f"members[{i}].status", _STATUSES, 5)
         supporters = g("supporters")
         if supporters is not None and (supporters.__class__ is not str or supporters not in _SUPPORTERS):
             self.bad_enum(supporters, i, "supporters", _SUPPORTERS)
-        parents_raw = g("parents")
+        parents_raw = g("parents", _ABSENT)
         parents: tuple = _EMPTY
-        if parents_raw:
+        if parents_raw and parents_raw is not _ABSENT:
             lst = self.list_(parents_raw, f"members[{i}].parents", 2)
             if lst is not None:
                 out = []
@@ -354,20 +355,20 @@ class _Validator:
                             s = self.enum(s, f"members[{i}].parents[{j}].status", _PARENT)
                             out.append({"status": s})
                 parents = tuple(out)
-        elif parents_raw is not None and parents_raw != []:
+        elif parents_raw is not _ABSENT and parents_raw != []:
             self.list_(parents_raw, f"members[{i}].parents", 2)
-        incomes_raw = g("incomes")
+        incomes_raw = g("incomes", _ABSENT)
         incomes: tuple = _EMPTY
-        if incomes_raw:
+        if incomes_raw and incomes_raw is not _ABSENT:
             if incomes_raw.__class__ is list and len(incomes_raw) <= 50:
                 incomes = tuple([self._income(x, i, j) for j, x in enumerate(incomes_raw)])
             else:
                 self.list_(incomes_raw, f"members[{i}].incomes", 50)
-        elif incomes_raw is not None and incomes_raw != []:
+        elif incomes_raw is not _ABSENT and incomes_raw != []:
             self.list_(incomes_raw, f"members[{i}].incomes", 50)
-        tags_raw = g("tags")
+        tags_raw = g("tags", _ABSENT)
         tags = _NO_TAGS
-        if tags_raw:
+        if tags_raw and tags_raw is not _ABSENT:
             lst = self.list_(tags_raw, f"members[{i}].tags", 20)
             if lst is not None:
                 good = []
@@ -382,7 +383,7 @@ class _Validator:
                             "string_pattern_mismatch",
                         )
                 tags = frozenset(good)
-        elif tags_raw is not None and tags_raw != []:
+        elif tags_raw is not _ABSENT and tags_raw != []:
             self.list_(tags_raw, f"members[{i}].tags", 20)
         benefits_raw = g("current_benefits")
         benefits = household_benefits
@@ -480,8 +481,8 @@ class _Validator:
         area = self.required(d, "area", "")
         area = self.enum(area, "area", _AREAS) if area is not _ABSENT else None
         g = d.get
-        cb = g("current_benefits")
-        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not None else _NO_TAGS
+        cb = g("current_benefits", _ABSENT)
+        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not _ABSENT else _NO_TAGS
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
@@ -515,9 +516,9 @@ class _Validator:
                 fin = self.money(f, "assets.financial") if f is not _ABSENT else None
                 pr = self.required(ad, "properties", "assets")
                 props = self.int_(pr, "assets.properties", 0, 1000) if pr is not _ABSENT else None
-                vraw = ad.get("vehicles")
+                vraw = ad.get("vehicles", _ABSENT)
                 vehicles = _EMPTY
-                if vraw is not None:
+                if vraw is not _ABSENT:
                     lst = self.list_(vraw, "assets.vehicles", 50)
                     if lst is not None:
                         out = []
@@ -530,15 +531,15 @@ class _Validator:
                         vehicles = tuple(out)
 
         rigid: tuple = _EMPTY
-        rraw = g("rigid_expenses")
-        if rraw is not None:
+        rraw = g("rigid_expenses", _ABSENT)
+        if rraw is not _ABSENT:
             lst = self.list_(rraw, "rigid_expenses", 50)
             if lst is not None:
                 rigid = tuple(self._typed_money(x, f"rigid_expenses[{j}]", _EXPENSES) for j, x in enumerate(lst))
 
         amounts: dict[str, Any] = {}
-        araw = g("current_amounts")
-        if araw is not None:
+        araw = g("current_amounts", _ABSENT)
+        if araw is not _ABSENT:
             ad = self.obj(araw, "current_amounts", None)
             if ad is not None:
                 for k, v in ad.items():
@@ -555,8 +556,8 @@ class _Validator:
                         amounts[k] = m
 
         events: tuple = _EMPTY
-        eraw = g("events")
-        if eraw is not None:
+        eraw = g("events", _ABSENT)
+        if eraw is not _ABSENT:
             lst = self.list_(eraw, "events", 200)
             if lst is not None:
                 out = []
@@ -573,9 +574,12 @@ class _Validator:
                         loss = self.money(loss, f"events[{j}].loss")
                     else:
                         loss = Missing(frozenset({(f"events[{j}].loss", f"事件{et}的损失金额")}))
+                    place = ed.get("locality")
+                    if place is not None:
+                        place = self.locality(place, f"events[{j}].locality")
                     if edate is not None and as_of is not None and edate > as_of:
                         self.e.add(f"events[{j}].date", "事件日期晚于评估日期 as_of", "event date is after as_of")
-                    out.append({"type": et, "date": edate, "loss": loss})
+                    out.append({"type": et, "date": edate, "loss": loss, "locality": place})
                 events = tuple(out)
 
         if self.e.items:
