@@ -84,6 +84,8 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
             book._err(rel, item.line_of("programs"), "programs 应列出至少两个不同的项目 / list at least two programs")
             continue
         bad = [p for p in programs if p not in known]
+        if bad and book.subset is not None:
+            continue  # only some programs were loaded: an exclusion among absent ones does not apply
         if bad:
             book._err(rel, item.line_of("programs"), f"未知或未加载的项目 {bad} / unknown programs {bad}")
             continue

@@ -130,9 +130,11 @@ class FactsModule:
 class RuleBook:
     """All rule files of a directory, compiled, plus the policies they read."""
 
-    def __init__(self, rules_dir: Path, policies: PolicyStore):
+    def __init__(self, rules_dir: Path, policies: PolicyStore, programs: set[str] | frozenset[str] | None = None):
         self.dir = rules_dir
         self.policies = policies
+        # a subset of programs (and what they depend on), for callers that need only some
+        self.subset = frozenset(programs) if programs is not None else None
         self.errors: list[RuleError] = list(policies.errors)
         self.facts: FactsModule | None = None
         self.programs: list[Program] = []
@@ -249,6 +251,18 @@ class RuleBook:
                 continue
             headers[code] = (rel, d)
         order = self._order(headers)
+        if self.subset is not None:
+            unknown = sorted(self.subset - set(headers))
+            if unknown:
+                self._err(str(self.dir), 0, f"未知的项目 {unknown} / unknown programs {unknown}")
+            keep: set[str] = set()
+            stack = [c for c in self.subset if c in headers]
+            while stack:
+                c = stack.pop()
+                if c not in keep:
+                    keep.add(c)
+                    stack.extend(self._deps.get(c, ()))
+            order = [c for c in order if c in keep]
         for code in order:
             rel, d = headers[code]
             prog = self._load_program(code, rel, d)
@@ -276,6 +290,7 @@ class RuleBook:
                         if seg in codes and seg != code:
                             found.add(seg)
             deps[code] = found
+        self._deps = deps
         order: list[str] = []
         state: dict[str, int] = {}
 
@@ -834,11 +849,19 @@ def _names_in(text: str) -> list[str]:
     return re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text)
 
 
-def load_rulebook(root: Path | None = None, rules_dir: Path | None = None, policies_dir: Path | None = None) -> RuleBook:
-    """Load rules and policies; ``root`` is the directory holding ``rules/`` and ``policies/``."""
+def load_rulebook(
+    root: Path | None = None,
+    rules_dir: Path | None = None,
+    policies_dir: Path | None = None,
+    programs: set[str] | frozenset[str] | None = None,
+) -> RuleBook:
+    """Load rules and policies; ``root`` is the directory holding ``rules/`` and ``policies/``.
+
+    ``programs`` limits evaluation to these program codes (and the programs they depend on).
+    """
     base = root or default_root()
     store = PolicyStore(policies_dir or base / "policies")
-    return RuleBook(rules_dir or base / "rules", store)
+    return RuleBook(rules_dir or base / "rules", store, programs)
 
 
 def default_root() -> Path:
