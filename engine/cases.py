@@ -18,6 +18,7 @@ A case file looks like::
           dibao_edge: {status: eligible}
           tekun[p1]: {status: ineligible, monthly_amount: null}
           household.per_capita_income: "672.00"
+          summary.monthly_total: "0.00"             # the household summary (paid/not_paid read as codes)
           rules:                                  # rule outcomes, by id (member rules as id[p1])
             dibao.income_below_standard: false
 
@@ -124,8 +125,9 @@ def check_case(engine: Engine, case: Case) -> CaseResult:
     for key, want in expect.items():
         if key == "rules":
             _check_rules(det, want, result)
-        elif key.startswith("household."):
-            got = det["household"].get(key.split(".", 1)[1])
+        elif key.startswith(("household.", "summary.")):
+            section, rest = key.split(".", 1)
+            got = _dig(det.get(section) or {}, rest)
             if got != want:
                 result.failures.append(f"{key}: 期望 {_show(want)}，实际 {_show(got)}")
         else:
@@ -161,10 +163,25 @@ def _check_program(det: Determination, key: str, want: Any, result: CaseResult) 
             for frag in value if isinstance(value, list) else [value]:
                 if frag not in texts:
                     result.failures.append(f"{key}: 说明中没有“{frag}” / no reason mentions {frag!r}")
+        elif field_name == "links":
+            got_links = [link.get("code") for link in prog.get("links", [])]
+            if got_links != value:
+                result.failures.append(f"{key}.links: 期望 {_show(value)}，实际 {_show(got_links)}")
         else:
-            got = prog.get(field_name)
+            got = _dig(prog, field_name)
             if got != value:
                 result.failures.append(f"{key}.{field_name}: 期望 {_show(value)}，实际 {_show(got)}")
+
+
+def _dig(d: Any, path: str) -> Any:
+    """``details.approval_level`` -> d["details"]["approval_level"]; a list of programs reads as their codes."""
+    for part in path.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(part)
+    if isinstance(d, list) and d and isinstance(d[0], dict) and "program" in d[0]:
+        return [x["program"] if x.get("scope") == "household" else f"{x['program']}[{x['members'][0]}]" for x in d]
+    return d
 
 
 def _check_rules(det: Determination, want: dict, result: CaseResult) -> None:

@@ -13,12 +13,13 @@ from .model import InputError
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
-def _engine(home: Path | None):
+def _engine(home: Path | None, programs: str | None = None):
     from .evaluate import Engine
     from .rules import RuleBookError, load_rulebook
 
+    subset = {p.strip() for p in programs.split(",") if p.strip()} if programs else None
     try:
-        return Engine(load_rulebook(home))
+        return Engine(load_rulebook(home, programs=subset))
     except RuleBookError as e:
         click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
         for err in e.errors:
@@ -42,6 +43,11 @@ def _input_error(e: InputError, prefix: str = "") -> None:
         click.echo(f"  {field}: {err.message_zh} ({err.message_en})", err=True)
 
 
+programs_option = click.option(
+    "--programs",
+    metavar="CODES",
+    help="只评估这些项目（逗号分隔，如 dibao,tekun；其依赖的项目一并评估）/ only these programs (comma-separated)",
+)
 home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -59,10 +65,11 @@ def main() -> None:
 @main.command()
 @click.argument("file", default="-")
 @home_option
-def evaluate(file: str, home: Path | None) -> None:
+@programs_option
+def evaluate(file: str, home: Path | None, programs: str | None) -> None:
     """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON."""
     data = _read_json(file)
-    engine = _engine(home)
+    engine = _engine(home, programs)
     if isinstance(data, list):
         out = []
         for i, item in enumerate(data):
@@ -84,12 +91,13 @@ def evaluate(file: str, home: Path | None) -> None:
 @main.command()
 @click.argument("file", default="-")
 @home_option
-def explain(file: str, home: Path | None) -> None:
+@programs_option
+def explain(file: str, home: Path | None, programs: str | None) -> None:
     """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report."""
     from .explain import render_report
 
     data = _read_json(file)
-    engine = _engine(home)
+    engine = _engine(home, programs)
     items = data if isinstance(data, list) else [data]
     for i, item in enumerate(items):
         try:

@@ -19,6 +19,7 @@ from .model import PROGRAM_CODES
 from .money import fmt_money
 from .policy import ParameterSet
 from .rules import Program, RuleBook, Step, Template, load_rulebook
+from .summary import finish
 from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
@@ -45,11 +46,18 @@ class Determination(dict):
 class Engine:
     """A loaded rule book, ready to evaluate households."""
 
-    def __init__(self, book: RuleBook):
+    def __init__(self, book: RuleBook, *, compiled: bool = True):
         book.raise_if_errors()
         self.book = book
         self.version = book.version
         self.policies = book.policies
+        # The compiled fast path (engine/codegen.py) and this module's closure interpreter give
+        # identical determinations; the interpreter is the reference, kept for tests and debugging.
+        self.fast = None
+        if compiled:
+            from .codegen import FastPath
+
+            self.fast = FastPath(self)
 
         # Parameters worth citing when a value derived from them is used elsewhere:
         # amounts and numbers, not on/off switches that merely did not apply.
@@ -61,6 +69,16 @@ class Engine:
         return self.evaluate_parsed(parse(household))
 
     def evaluate_parsed(self, hh: Parsed) -> Determination:
+        ps = self.policies.resolve(hh.locality, hh.as_of)
+        fast = self.fast
+        if fast is not None:
+            fn = fast.function(fast.variant_key(hh, ps))
+            return fn(hh, ps, ps.__dict__.setdefault("_reason_cache", {}))
+        return _Run(self, ps, hh.h, hh.members).run(hh)
+
+    def evaluate_reference(self, household: Any) -> Determination:
+        """Evaluate with the closure interpreter (the reference semantics), bypassing the compiled path."""
+        hh = parse(household)
         ps = self.policies.resolve(hh.locality, hh.as_of)
         return _Run(self, ps, hh.h, hh.members).run(hh)
 
@@ -127,6 +145,8 @@ class _Run:
         if "deductions" in h:
             household["deductions"] = _money(h["deductions"])
         household["reasons"] = fact_reasons
+        programs = [r[2] for r in results]
+        summary = finish(book, programs, h, self.members, env)  # pays, outputs, links, exclusions, totals
         return Determination(
             household_id=hh.household_id,
             locality=hh.locality,
@@ -134,7 +154,8 @@ class _Run:
             as_of=hh.as_of.isoformat(),
             ruleset_version=self.engine.version,
             household=household,
-            programs=[r[2] for r in results],
+            programs=programs,
+            summary=summary,
         )
 
     def _fact(self, s: Step, store: dict, traces: dict, reasons: list, index: int) -> None:
@@ -210,101 +231,54 @@ class _Run:
                     stopped = True
 
         # decision
-        status = None
-        unknown: Any = None
-        missing: list[str] = []
         chosen = None
+        unknown: Any = None
         if stopped:
-            chosen = prog.decision[-1]
+            chosen = len(prog.decision) - 1
         else:
-            for c in prog.decision:
+            for ci, c in enumerate(prog.decision):
                 if c.when is None:
-                    chosen = c
+                    chosen = ci
                     break
                 w = c.when(env)
                 if w is True:
-                    chosen = c
+                    chosen = ci
                     break
                 if w is not False:
-                    status = "needs_info"
                     unknown = w
-                    missing = sorted({k for k, _ in w.keys})
-                    missing_labels = _labels(w)
                     break
-        amount = None
-        breakdown = None
-        decision_values: dict = {}
         env.trace = []
+        amount_value: Any = None
+        parts: list | None = None
+        raw: list = []
+        missing_raw: list = []
         if chosen is not None:
-            status = chosen.status
-            amount_value: Any = None
-            note = ""
-            if chosen.amount is not None:
-                amount_value = chosen.amount(env)
-                if amount_value.__class__ is Missing:
-                    note = f"（金额无法计算：缺少{_labels(amount_value)}）"
-                    amount_value = None
-            elif chosen.parts:
-                total = mpq(0)
-                breakdown = []
-                required_missing = None
-                for lbl, fn, required in chosen.parts:
-                    v = fn(env)
-                    if v.__class__ is Missing:
-                        breakdown.append({"name": lbl, "amount": None, "note": f"{_labels(v)}，未计入"})
-                        if required:
-                            required_missing = merge(required_missing, v)
-                    else:
-                        breakdown.append({"name": lbl, "amount": fmt_money(v)})
-                        total += v
-                if required_missing is not None:
-                    note = f"（金额无法计算：缺少{_labels(required_missing)}）"
-                    amount_value = None
-                else:
-                    amount_value = total
-            if amount_value is not None:
-                amount = amount_value
-            text, decision_values = self._render(chosen.text, {"amount": amount})
-            if status == "ineligible" and failed:
-                text += f"（未满足：{'、'.join(failed)}）"
-            text += note
-        else:
-            text = f"无法作出认定：缺少{missing_labels}，请补充后重新评估"
-        granted: Any
-        if status in ("eligible", "gradual_exit"):
-            granted = True
-        elif status == "ineligible":
-            granted = False
-        else:
-            granted = unknown
-        store[prog.code + ".status"] = status
-        store[prog.code + ".granted"] = granted
-        store[prog.code + ".amount"] = amount
-        citation = self._citation(prog.code + ".decision", prog.basis, tuple(env.trace), False)[0]
-        reasons.append(
-            {
-                "rule": prog.code + ".decision",
-                "kind": "decision",
-                "passed": granted if isinstance(granted, bool) else None,
-                "text": text,
-                "values": decision_values,
-                "citation": citation,
-            }
+            c = prog.decision[chosen]
+            if c.amount is not None:
+                amount_value = c.amount(env)
+            elif c.parts:
+                parts = [fn(env) for _lbl, fn, _req in c.parts]
+            missing_raw = [(self._slots(f), self._slots(lb)) for f, lb in c.missing]
+            raw = self._slots(c.text, decision_amount(c, amount_value, parts)[0])
+        out = finish_program(
+            self.cites,
+            self.ps,
+            prog,
+            chosen,
+            unknown,
+            amount_value,
+            parts,
+            raw,
+            env.trace,
+            reasons,
+            failed,
+            rec,
+            self._counted_ids(),
+            missing_raw,
         )
-        out = {
-            "program": prog.code,
-            "name": prog.name,
-            "scope": prog.scope,
-            "members": [rec["id"]] if rec is not None else self._counted_ids(),
-            "status": status,
-            "monthly_amount": fmt_money(amount) if amount is not None else None,
-            "reasons": reasons,
-            "missing": missing,
-        }
-        if breakdown is not None:
-            out["amount_breakdown"] = breakdown
-        if prog.links and granted is True:
-            out["links"] = prog.links
+        store[prog.code + ".status"] = out["status"]
+        store[prog.code + ".granted"] = out.pop("_granted")
+        store[prog.code + ".amount"] = _amount_of(out)
         return out
 
     def _counted_ids(self) -> list[str]:
@@ -312,75 +286,222 @@ class _Run:
         return [m["id"] for m in counted] if counted.__class__ is not Missing else []
 
     # -- explanation -----------------------------------------------------------
-    def _render(self, tpl: Template | None, given: dict | None = None) -> tuple[str, dict]:
+    def _slots(self, tpl: Template | None, amount: Any = None) -> list:
         if tpl is None:
-            return "", {}
+            return []
         env = self.env
-        texts = []
-        values = {}
-        for name, fn, conv in tpl.slots:
-            text, value = conv(given[name] if fn is None else fn(env))
-            texts.append(text)
-            values[name] = value
-        if tpl.order is not None:
-            texts = [texts[i] for i in tpl.order]
-        return tpl.fmt % tuple(texts), values
+        return [amount if fn is None else fn(env) for _name, fn, _conv in tpl.slots]
 
     def _reason(self, s: Step, value: Any, trace: tuple) -> dict:
         env = self.env
         env.trace = list(trace)
-        missing = value.__class__ is Missing
-        if s.text_pass is not None:
-            tpl = s.text_pass if value is True else s.text_fail if value is False else s.text_pass
-            passed = value if not missing else None
-            kind = "check"
-        else:
-            tpl = s.text
-            passed = None if missing else True
-            kind = "fact"
-        text, values = self._render(tpl)
-        if missing:
-            who = f"成员{env.m['id']}：" if s.scope == "member" else ""
-            text = f"{who}{s.title}：缺少{_labels(value)}，无法判断"
-        citation, pd = self._citation(s.id, s.citation, tuple(dict.fromkeys(env.trace)), s.project_default)
-        if pd:
-            text += pd
-        reason = {"rule": s.id, "kind": kind, "passed": passed, "text": text, "values": values, "citation": citation}
-        if s.scope == "member":
-            reason["member"] = env.m.get("id")
-        if missing:
-            reason["missing"] = sorted({k for k, _ in value.keys})
-        return reason
+        tpl = reason_template(s, value)
+        raw = [fn(env) for _name, fn, _conv in tpl.slots] if tpl is not None else []
+        return build_reason(self.cites, self.ps, s, value, raw, env.trace, env.m.get("id"))
 
     def _citation(self, rule_id: str, base: str, trace: tuple, project_default: bool) -> tuple[str, str]:
-        key = (rule_id, trace)
-        hit = self.cites.get(key)
-        if hit is not None:
-            return hit
-        ps = self.ps
-        parts = [base]
-        defaults: list[str] = []
-        for k in trace:
-            c = ps.citation(k)
-            if c not in parts:
-                parts.append(c)
-            info = ps.info.get(k)
-            if info is not None and info.project_default and info.label not in defaults:
-                defaults.append(info.label)
-        suffix = ""
-        if defaults:
-            suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
-        elif project_default:
-            suffix = f"（{_PD_NOTE}）"
-        hit = ("；".join(parts), suffix)
-        self.cites[key] = hit
+        return cite(self.cites, self.ps, rule_id, base, trace, project_default)
+
+
+# -- explanation pieces shared by the interpreter and the compiled fast path -----------------
+
+
+def reason_template(s: Step, value: Any) -> Template | None:
+    """The sentence a step's reason uses for ``value``: pass, fail, or (unknown) pass."""
+    if s.text_pass is not None:
+        return s.text_fail if value is False else s.text_pass
+    return s.text
+
+
+def render(tpl: Template | None, raw: list) -> tuple[str, dict]:
+    """Format a template from the raw values of its slots (in slot order)."""
+    if tpl is None:
+        return "", {}
+    texts = []
+    values = {}
+    for (name, _fn, conv), v in zip(tpl.slots, raw, strict=True):
+        text, value = conv(v)
+        texts.append(text)
+        values[name] = value
+    if tpl.order is not None:
+        texts = [texts[i] for i in tpl.order]
+    return tpl.fmt % tuple(texts), values
+
+
+def build_reason(cites: dict, ps: ParameterSet, s: Step, value: Any, raw: list, trace: list, member_id: str | None) -> dict:
+    """One entry of ``reasons``: outcome, sentence, values and citation of a checked step."""
+    missing = value.__class__ is Missing
+    if s.text_pass is not None:
+        passed = value if not missing else None
+        kind = "check"
+    else:
+        passed = None if missing else True
+        kind = "fact"
+    text, values = render(reason_template(s, value), raw)
+    if missing:
+        who = f"成员{member_id}：" if s.scope == "member" else ""
+        text = f"{who}{s.title}：缺少{_labels(value)}，无法判断"
+    citation, pd = cite(cites, ps, s.id, s.citation, tuple(dict.fromkeys(trace)), s.project_default)
+    if pd:
+        text += pd
+    reason = {"rule": s.id, "kind": kind, "passed": passed, "text": text, "values": values, "citation": citation}
+    if s.scope == "member":
+        reason["member"] = member_id
+    if missing:
+        reason["missing"] = sorted({k for k, _ in value.keys})
+    return reason
+
+
+def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, project_default: bool) -> tuple[str, str]:
+    """The citation of a rule plus the sources of the parameters it read, and the project-default note."""
+    key = (rule_id, trace)
+    hit = cites.get(key)
+    if hit is not None:
         return hit
+    parts = [base]
+    defaults: list[str] = []
+    for k in trace:
+        c = ps.citation(k)
+        if c not in parts:
+            parts.append(c)
+        info = ps.info.get(k)
+        if info is not None and info.project_default and info.label not in defaults:
+            defaults.append(info.label)
+    suffix = ""
+    if defaults:
+        suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
+    elif project_default:
+        suffix = f"（{_PD_NOTE}）"
+    hit = ("；".join(parts), suffix)
+    cites[key] = hit
+    return hit
+
+
+def decision_amount(c, amount_value: Any, parts: list | None) -> tuple[Any, str, list | None]:
+    """The amount a chosen clause pays (exact, or None), a note when it cannot be computed, and the breakdown."""
+    if c.amount is not None:
+        if amount_value.__class__ is Missing:
+            return None, f"（金额无法计算：缺少{_labels(amount_value)}）", None
+        return amount_value, "", None
+    if parts is not None:
+        total = mpq(0)
+        breakdown = []
+        required_missing = None
+        for (lbl, _fn, required), v in zip(c.parts, parts, strict=True):
+            if v.__class__ is Missing:
+                breakdown.append({"name": lbl, "amount": None, "note": f"{_labels(v)}，未计入"})
+                if required:
+                    required_missing = merge(required_missing, v)
+            else:
+                breakdown.append({"name": lbl, "amount": fmt_money(v)})
+                total += v
+        if required_missing is not None:
+            return None, f"（金额无法计算：缺少{_labels(required_missing)}）", breakdown
+        return total, "", breakdown
+    return None, "", None
+
+
+def finish_program(
+    cites: dict,
+    ps: ParameterSet,
+    prog: Program,
+    chosen: int | None,
+    unknown: Any,
+    amount_value: Any,
+    parts: list | None,
+    raw: list,
+    trace: list,
+    reasons: list,
+    failed: list,
+    rec: dict | None,
+    counted_ids: list,
+    missing_raw: list | None = None,
+) -> dict:
+    """A program's entry in ``programs``: status, amount, the decision's reason, missing facts.
+
+    ``missing_raw`` holds the slot values of a ``needs_info`` clause's ``missing`` templates
+    (field, label), which name the facts to supply.
+    """
+    missing: list[str] = []
+    breakdown = None
+    if chosen is not None:
+        c = prog.decision[chosen]
+        status = c.status
+        amount, note, breakdown = decision_amount(c, amount_value, parts)
+        if c.missing:
+            unknown = Missing(
+                frozenset(
+                    (render(f, fr)[0], render(lb, lr)[0]) for (f, lb), (fr, lr) in zip(c.missing, missing_raw or [], strict=True)
+                )
+            )
+            missing = sorted({k for k, _ in unknown.keys})
+        text, decision_values = render(c.text, raw)
+        if status == "ineligible" and failed:
+            text += f"（未满足：{'、'.join(failed)}）"
+        text += note
+    else:
+        status = "needs_info"
+        amount = None
+        decision_values = {}
+        missing = sorted({k for k, _ in unknown.keys})
+        text = f"无法作出认定：缺少{_labels(unknown)}，请补充后重新评估"
+    granted = _granted(status, unknown)
+    citation, pd = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)
+    text += pd  # an amount computed from project defaults says so
+    reasons.append(
+        {
+            "rule": prog.code + ".decision",
+            "kind": "decision",
+            "passed": granted if isinstance(granted, bool) else None,
+            "text": text,
+            "values": decision_values,
+            "citation": citation,
+        }
+    )
+    out = {
+        "program": prog.code,
+        "name": prog.name,
+        "scope": prog.scope,
+        "members": [rec["id"]] if rec is not None else counted_ids,
+        "status": status,
+        "monthly_amount": fmt_money(amount) if amount is not None else None,
+        "reasons": reasons,
+        "missing": missing,
+    }
+    if breakdown is not None:
+        out["amount_breakdown"] = breakdown
+    if prog.links and granted is True:
+        out["links"] = prog.links
+    out["_amount"] = amount
+    out["_granted"] = granted
+    return out
+
+
+def _granted(status: str, unknown: Any) -> Any:
+    if status in ("eligible", "gradual_exit"):
+        return True
+    if status == "ineligible":
+        return False
+    return unknown
+
+
+def _amount_of(out: dict) -> Any:
+    return out.pop("_amount")
+
+
+_LABELS: dict[frozenset, str] = {}
 
 
 def _labels(m: Any) -> str:
+    """What is missing, in Chinese ("城市低保标准未配置、成员p2的生活自理能力"); cached by content."""
     if m.__class__ is not Missing:
         return ""
-    return "、".join(sorted({label for _k, label in m.keys}))
+    text = _LABELS.get(m.keys)
+    if text is None:
+        if len(_LABELS) > 50_000:
+            _LABELS.clear()
+        text = _LABELS[m.keys] = "、".join(sorted({label for _k, label in m.keys}))
+    return text
 
 
 def _money(v: Any) -> str | None:

@@ -51,7 +51,9 @@ def render_report(det: dict) -> str:
     total = 0
     for i, p in enumerate(det["programs"], 1):
         who = "全户" if p["scope"] == "household" else f"成员{p['members'][0]}"
-        amount = f"，每月{p['monthly_amount']}元" if p.get("monthly_amount") else ""
+        amount = _amount_text(p)
+        if p.get("paid") is False:
+            amount += "（不重复发放）"
         add(f"  {i}. {p['name']}（{who}）：【{_STATUS.get(p['status'], p['status'])}】{amount}")
         if p.get("monthly_amount") and p["status"] in ("eligible", "gradual_exit"):
             total += 1
@@ -60,14 +62,28 @@ def render_report(det: dict) -> str:
         for part in p.get("amount_breakdown", []):
             amt = f"{part['amount']}元" if part.get("amount") else f"未计入（{part.get('note', '')}）"
             add(f"       · {part['name']}：{amt}")
+        for name, value in (p.get("details") or {}).items():
+            add(f"       · {_DETAIL_NAMES.get(name, name)}：{_detail(value)}")
         for link in p.get("links", []):
-            add(f"       → 可衔接：{link['name']}（{link['citation']}）")
+            text = f"：{link['text']}" if link.get("text") else ""
+            add(f"       → 可衔接：{link['name']}{text}（{link['citation']}）")
         add("")
 
     summary = det.get("summary")
     if summary:
-        add("三、救助金额合计")
-        add(f"  每月现金救助合计：{summary.get('monthly_total', '0.00')}元")
+        add("三、救助金额合计（不重复计算）")
+        add(f"  {summary.get('text', '')}")
+        for item in summary.get("paid", []):
+            who = "全户" if item.get("scope") == "household" else f"成员{item['members'][0]}"
+            add(f"  + {item['name']}（{who}）：{_amount_text(item).lstrip('，')}")
+        for item in summary.get("not_paid", []):
+            who = "全户" if item.get("scope") == "household" else f"成员{item['members'][0]}"
+            add(f"  − {item['name']}（{who}）未计入：{item['text']}")
+        for item in summary.get("non_cash", []):
+            who = "全户" if item.get("scope") == "household" else f"成员{item['members'][0]}"
+            add(f"  · {item['name']}（{who}）：非现金救助{_amount_text(item)}")
+        for item in summary.get("review", []):
+            add(f"  ! 请复核：{item['text']}")
         add("")
 
     missing = sorted({m for p in det["programs"] for m in p.get("missing", [])})
@@ -83,6 +99,36 @@ def render_report(det: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+_DETAIL_NAMES = {
+    "assistance_type": "救助类型",
+    "months": "建议救助月数",
+    "approval_level": "审批层级",
+    "hardship": "急难损失或刚性支出",
+    "shortfall": "家庭无力解决的缺口",
+    "items": "减免项目",
+}
+
+
+def _amount_text(p: dict) -> str:
+    if p.get("monthly_amount"):
+        return f"，每月{p['monthly_amount']}元"
+    if p.get("annual_amount"):
+        return f"，每学年{p['annual_amount']}元"
+    if p.get("one_off_amount"):
+        return f"，一次性{p['one_off_amount']}元（建议）"
+    if p.get("monthly_service_value"):
+        return f"，服务价值每月不低于{p['monthly_service_value']}元"
+    return ""
+
+
+def _detail(value) -> str:
+    if isinstance(value, list):
+        return "、".join(LABELS.get(v, v) for v in value) or "无"
+    if isinstance(value, str):
+        return LABELS.get(value, value)
+    return "未知" if value is None else str(value)
+
+
 def _yuan(v: str | None, unit: str = "") -> str:
     return f"{v}元{unit}" if v is not None else "未知"
 
@@ -93,7 +139,9 @@ def _reason(add, r: dict, indent: str) -> None:
         add(f"{indent}    依据：{r['citation']}")
         return
     mark = _MARK.get(r.get("passed"), "·")
-    if r.get("kind") == "fact":
+    if r.get("kind") == "interaction":
+        mark = "⇄ 衔接"
+    elif r.get("kind") == "fact":
         mark = "· 认定" if r.get("passed") is not None else _MARK[None]
     add(f"{indent}{mark}：{r['text']}")
     add(f"{indent}    依据：{r['citation']}")

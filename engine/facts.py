@@ -63,7 +63,7 @@ RECORDS: dict[str, dict[str, T]] = {
     "vehicle": {"exempt": BOOL},
     "parent": {"status": PARENT_STATUS},
     "expense": {"type": EXPENSE_TYPE, "monthly": MONEY},
-    "event": {"type": STR, "date": DATE, "loss": MONEY},
+    "event": {"type": STR, "date": DATE, "loss": MONEY, "locality": T("str", optional=True)},
 }
 
 MEMBER_FIELDS: dict[str, T] = {
@@ -115,8 +115,19 @@ MEMBER_LABELS = {
 _ASSETS_MISSING = Missing(frozenset({("assets", "家庭财产情况（assets）")}))
 
 
+_MISSING_CACHE: dict[tuple[int, str, str], Missing] = {}
+
+
 def member_missing(index: int, member_id: str, field: str) -> Missing:
-    return Missing(frozenset({(f"members[{index}].{field}", f"成员{member_id}的{MEMBER_LABELS[field]}")}))
+    """Missing value for a member fact not supplied; cached, as the same ids recur across households."""
+    key = (index, member_id, field)
+    m = _MISSING_CACHE.get(key)
+    if m is None:
+        if len(_MISSING_CACHE) > 50_000:
+            _MISSING_CACHE.clear()
+        m = Missing(frozenset({(f"members[{index}].{field}", f"成员{member_id}的{MEMBER_LABELS[field]}")}))
+        _MISSING_CACHE[key] = m
+    return m
 
 
 def build_facts(hh: Household) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -165,6 +176,7 @@ def build_facts(hh: Household) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 "type": e.type,
                 "date": e.date,
                 "loss": e.loss if e.loss is not None else Missing(frozenset({(f"events[{j}].loss", f"事件{e.type}的损失金额")})),
+                "locality": e.locality,
             }
             for j, e in enumerate(hh.events)
         ),

@@ -191,6 +191,8 @@ class Event(BaseModel):
     type: str = Field(min_length=1, max_length=64)
     date: Date
     loss: Money | None = None
+    # where the emergency happened (GB/T 2260), for localities that let 临时救助 be given there
+    locality: LocalityCode | None = None
 
 
 class Member(_Strict):

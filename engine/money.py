@@ -66,6 +66,17 @@ def parse_money(value: object) -> mpq:
     return mpq(int(whole + frac.ljust(2, "0")), 100)
 
 
+_FAST_MONEY = re.compile(r"^(\d{1,12})\.(\d\d)$")
+
+
+def parse_money_fast(text: str) -> mpq | None:
+    """The common "1200.50" form, or None to fall back to parse_money (and its error messages)."""
+    m = _FAST_MONEY.match(text)
+    if m is None:
+        return None
+    return mpq(int(m.group(1) + m.group(2)), 100)
+
+
 def parse_number(text: str) -> mpq:
     """Parse a decimal literal ("1.3", "0.2", "-4") exactly."""
     m = _NUMBER_RE.match(text.strip())

@@ -174,6 +174,8 @@ class PolicyStore:
         self.paths: list[Path] = []
         self.errors: list[PolicyError] = []
         self._breaks: dict[tuple[str, ...], list[dt.date]] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
+        self._by_code: dict[tuple[str, int], ParameterSet] = {}
         self._load()
         self._resolve_cached = lru_cache(maxsize=4096)(self._resolve_epoch)
 
@@ -415,11 +417,19 @@ class PolicyStore:
         return b
 
     def resolve(self, code: str, on: dt.date) -> ParameterSet:
-        chain = self.chain(code)
+        chain = self._chains.get(code)
+        if chain is None:
+            chain = self._chains[code] = self.chain(code)
         epoch = bisect.bisect_right(self._breakpoints(chain), on)
-        ps = self._resolve_cached(chain, epoch)
-        if ps.locality != code:
-            ps = ParameterSet(code, ps.chain, ps.values, ps.info, ps._citations)
+        key = (code, epoch)
+        ps = self._by_code.get(key)
+        if ps is None:
+            base = self._resolve_cached(chain, epoch)
+            # one object per (locality, epoch): caches hung on it (citations, compiled variants) are reused
+            ps = base if base.locality == code else ParameterSet(code, base.chain, base.values, base.info, base._citations)
+            if len(self._by_code) > 100_000:
+                self._by_code.clear()
+            self._by_code[key] = ps
         return ps
 
     def _resolve_epoch(self, chain: tuple[str, ...], epoch: int) -> ParameterSet:

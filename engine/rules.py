@@ -34,6 +34,7 @@ from .templates import converter, split, unbalanced
 from .yamlio import LineDict, YamlError, load_yaml
 
 STATUSES = ("eligible", "ineligible", "gradual_exit", "needs_info")
+PAYS = ("monthly", "annual", "one_off", "in_kind", "none")
 STATUS_T = enum(*STATUSES)
 RESULT_FIELDS = {"status": STATUS_T, "granted": BOOL, "amount": T("money", optional=True)}
 
@@ -88,6 +89,7 @@ class Clause:
     when_node: Any = None
     amount_node: Any = None
     part_nodes: list[tuple[str, Any, bool]] = field(default_factory=list)  # (label, node, required)
+    missing: list[tuple[Template, Template]] = field(default_factory=list)  # needs_info clauses: (field, label)
 
 
 @dataclass
@@ -104,6 +106,18 @@ class Program:
     links: list[dict] = field(default_factory=list)
     applies_node: Any = None
     depends: set[str] = field(default_factory=set)
+    pays: str = "monthly"  # monthly | annual | one_off | in_kind | none: what the decision amount is
+    outputs: list[tuple[str, str, T]] = field(default_factory=list)  # (output name, store key, type)
+    link_specs: list[Link] = field(default_factory=list)
+
+
+@dataclass
+class Link:
+    """A linked entitlement (专项救助 ...) listed on a granted determination, optionally conditional."""
+
+    public: dict  # code, name, citation (and text) as shown in the determination
+    when: Any = None  # compiled condition, or None for always
+    when_node: Any = None
 
 
 @dataclass
@@ -116,12 +130,15 @@ class FactsModule:
 class RuleBook:
     """All rule files of a directory, compiled, plus the policies they read."""
 
-    def __init__(self, rules_dir: Path, policies: PolicyStore):
+    def __init__(self, rules_dir: Path, policies: PolicyStore, programs: set[str] | frozenset[str] | None = None):
         self.dir = rules_dir
         self.policies = policies
+        # a subset of programs (and what they depend on), for callers that need only some
+        self.subset = frozenset(programs) if programs is not None else None
         self.errors: list[RuleError] = list(policies.errors)
         self.facts: FactsModule | None = None
         self.programs: list[Program] = []
+        self.interactions: list = []  # engine.interactions.Exclusion, from the 'module: interactions' file
         self.paths: list[Path] = []
         self._param_types = {k: s.type for k, s in policies.schema.items()}
         self._load()
@@ -201,12 +218,14 @@ class RuleBook:
                 self.errors.append(RuleError(e.file, e.line, e.message))
         facts_raw = [(p, r, d) for p, r, d in raw_files if isinstance(d, dict) and d.get("module") == "household"]
         program_raw = [(p, r, d) for p, r, d in raw_files if isinstance(d, dict) and "program" in d]
+        interactions_raw = [(p, r, d) for p, r, d in raw_files if isinstance(d, dict) and d.get("module") == "interactions"]
         for _p, rel, d in raw_files:
-            if not isinstance(d, dict) or ("program" not in d and d.get("module") != "household"):
+            if not isinstance(d, dict) or ("program" not in d and d.get("module") not in ("household", "interactions")):
                 self._err(
                     rel,
                     1,
-                    "规则文件应以 program: <代码> 或 module: household 开头 / a rule file starts with 'program:' or 'module: household'",
+                    "规则文件应以 program: <代码>、module: household 或 module: interactions 开头 / "
+                    "a rule file starts with 'program:', 'module: household' or 'module: interactions'",
                 )
         if len(facts_raw) != 1:
             self._err(
@@ -232,11 +251,31 @@ class RuleBook:
                 continue
             headers[code] = (rel, d)
         order = self._order(headers)
+        if self.subset is not None:
+            unknown = sorted(self.subset - set(headers))
+            if unknown:
+                self._err(str(self.dir), 0, f"未知的项目 {unknown} / unknown programs {unknown}")
+            keep: set[str] = set()
+            stack = [c for c in self.subset if c in headers]
+            while stack:
+                c = stack.pop()
+                if c not in keep:
+                    keep.add(c)
+                    stack.extend(self._deps.get(c, ()))
+            order = [c for c in order if c in keep]
         for code in order:
             rel, d = headers[code]
             prog = self._load_program(code, rel, d)
             if prog is not None:
                 self.programs.append(prog)
+
+        # exclusions between programs, applied after every program has run
+        from .interactions import load_interactions
+
+        if len(interactions_raw) > 1:
+            self._err(interactions_raw[1][1], 1, "只能有一个 module: interactions 文件 / only one 'module: interactions' file")
+        for _p, rel, d in interactions_raw[:1]:
+            self.interactions = load_interactions(self, rel, d)
 
     def _order(self, headers: dict[str, tuple[str, LineDict]]) -> list[str]:
         deps: dict[str, set[str]] = {}
@@ -251,6 +290,7 @@ class RuleBook:
                         if seg in codes and seg != code:
                             found.add(seg)
             deps[code] = found
+        self._deps = deps
         order: list[str] = []
         state: dict[str, int] = {}
 
@@ -391,7 +431,20 @@ class RuleBook:
                 _compile_template(tpl, member_keys, local_names)
 
     def _load_program(self, code: str, rel: str, d: LineDict) -> Program | None:
-        allowed = {"program", "name", "scope", "basis", "applies_to", "let", "rules", "decision", "links", "description"}
+        allowed = {
+            "program",
+            "name",
+            "scope",
+            "basis",
+            "applies_to",
+            "let",
+            "rules",
+            "decision",
+            "links",
+            "description",
+            "pays",
+            "outputs",
+        }
         for k in d:
             if k not in allowed:
                 self._err(rel, d.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
@@ -409,6 +462,11 @@ class RuleBook:
         local_names: dict[str, str] = {}
         steps: list[Step] = []
         prog = Program(code, name, scope_kind, basis.strip(), None, steps, [], rel, d.line)
+        pays = d.get("pays", "monthly")
+        if pays not in PAYS:
+            self._err(rel, d.line_of("pays"), f"pays 应为 {', '.join(PAYS)} 之一 / pays must be one of {', '.join(PAYS)}")
+        else:
+            prog.pays = pays
         if "applies_to" in d:
             if not member:
                 self._err(rel, d.line_of("applies_to"), "applies_to 只用于 member 项目 / applies_to is for member programs")
@@ -558,24 +616,20 @@ class RuleBook:
                     if pnode is not None:
                         parts.append((str(part["label"]), pnode, bool(part.get("required", True))))
                 extra["amount"] = T("money", optional=True)
+            if prog.pays == "none" and ("amount" in item or "parts" in item):
+                self._err(rel, item.line, "pays: none 的项目不能有 amount / a program that pays nothing has no amount")
             tpl = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{code}.decision[{i}].text", extra)
-            prog.decision.append(Clause(status, None, None, parts, tpl, item.line, when_node, amount_node))
+            clause = Clause(status, None, None, parts, tpl, item.line, when_node, amount_node)
+            clause.missing = self._missing(rel, item, scope, f"{code}.decision[{i}]")
+            prog.decision.append(clause)
         for s in steps:
             if s.kind == "check" and s.name not in referenced and not s.gate:
                 self._err(rel, s.line, f"规则 {s.id} 未在任何 decision.when 中使用 / rule {s.id!r} is not used by any decision")
 
         if "links" in d:
-            if not isinstance(d["links"], list):
-                self._err(rel, d.line_of("links"), "links 应为列表 / links must be a list")
-            else:
-                prog.links = [dict(x) for x in d["links"] if isinstance(x, dict)]
-                for x in d["links"]:
-                    if not isinstance(x, dict) or not x.get("name") or not x.get("citation"):
-                        self._err(
-                            rel,
-                            getattr(x, "line", d.line_of("links")),
-                            "links 的每一项需要 name 和 citation / each link needs name and citation",
-                        )
+            self._links(rel, d, prog, self._scope(member, local))
+        if "outputs" in d:
+            self._outputs(rel, d, prog, local, local_names)
 
         if any(s.gate for s in steps) and prog.decision and prog.decision[-1].status != "ineligible":
             self._err(
@@ -602,12 +656,20 @@ class RuleBook:
                 _rename(c.amount_node, local_names)
                 c.amount = compile_expr(c.amount_node, member_keys)
             c.part_nodes = list(c.parts)
+            for f_tpl, l_tpl in c.missing:
+                _compile_template(f_tpl, member_keys, local_names)
+                _compile_template(l_tpl, member_keys, local_names)
             compiled_parts = []
             for lbl, pnode, req in c.parts:
                 _rename(pnode, local_names)
                 compiled_parts.append((lbl, compile_expr(pnode, member_keys), req))
             c.parts = compiled_parts
             _compile_template(c.text, member_keys, local_names, extra={"amount"})
+
+        for link in prog.link_specs:
+            if link.when_node is not None:
+                _rename(link.when_node, local_names)
+                link.when = compile_expr(link.when_node, member_keys)
 
         # publish this program's results (and rule outcomes) for the programs after it
         target = self.member_record if member else self.household_names
@@ -616,6 +678,69 @@ class RuleBook:
         for rid in rule_ids:
             target[rid] = BOOL
         return prog
+
+    def _missing(self, rel: str, item: LineDict, scope: Scope, what: str) -> list[tuple[Template, Template]]:
+        """``missing:`` of a ``needs_info`` clause: the facts to supply, each ``{field, label}`` (templates)."""
+        raw = item.get("missing")
+        if item.get("status") != "needs_info":
+            if raw is not None:
+                self._err(rel, item.line_of("missing"), "missing 只用于 needs_info 结论 / 'missing' is for needs_info clauses")
+            return []
+        if not isinstance(raw, list) or not raw:
+            self._err(
+                rel,
+                item.line,
+                "needs_info 结论需要 missing 列表，写明需补充的事实 / a needs_info clause must name what is missing",
+            )
+            return []
+        out = []
+        for m in raw:
+            if not isinstance(m, LineDict) or not m.get("field") or not m.get("label"):
+                self._err(rel, item.line_of("missing"), "missing 的每一项需要 field 和 label / each item needs field and label")
+                continue
+            f_tpl = self._template(rel, m.line_of("field"), m["field"], scope, f"{what}.missing.field")
+            l_tpl = self._template(rel, m.line_of("label"), m["label"], scope, f"{what}.missing.label")
+            if f_tpl is not None and l_tpl is not None:
+                out.append((f_tpl, l_tpl))
+        return out
+
+    def _links(self, rel: str, d: LineDict, prog: Program, scope: Scope) -> None:
+        """``links:`` the linked entitlements a granted determination opens, each with its source."""
+        if not isinstance(d["links"], list):
+            self._err(rel, d.line_of("links"), "links 应为列表 / links must be a list")
+            return
+        allowed = {"code", "name", "citation", "text", "when"}
+        for x in d["links"]:
+            line = getattr(x, "line", d.line_of("links"))
+            if not isinstance(x, LineDict) or not x.get("name") or not x.get("citation"):
+                self._err(rel, line, "links 的每一项需要 name 和 citation / each link needs name and citation")
+                continue
+            for k in x:
+                if k not in allowed:
+                    self._err(rel, x.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
+            public = {k: str(x[k]) for k in ("code", "name", "text", "citation") if k in x}
+            link = Link(public)
+            if "when" in x:
+                link.when_node, _ = self._expr(rel, x.line_of("when"), x["when"], scope, BOOL, f"{prog.code}.links.when")
+                if link.when_node is None:
+                    continue
+            prog.link_specs.append(link)
+        prog.links = [link.public for link in prog.link_specs]
+
+    def _outputs(self, rel: str, d: LineDict, prog: Program, local: dict[str, T], local_names: dict[str, str]) -> None:
+        """``outputs:`` values of this program (``let`` names or rule ids) shown as ``details`` when granted."""
+        raw = d["outputs"]
+        if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+            self._err(rel, d.line_of("outputs"), "outputs 应为名称列表 / outputs must be a list of names")
+            return
+        for name in raw:
+            if name not in local:
+                self._err(
+                    rel, d.line_of("outputs"), f"outputs 中的 {name} 不是本项目的 let 或规则 / {name!r} is not a let or rule here"
+                )
+                continue
+            out_name = name.split(".", 1)[1] if name.startswith(prog.code + ".") else name
+            prog.outputs.append((out_name, local_names[name], local[name]))
 
     def _use(self, rel: str, item: LineDict, member: bool, code: str) -> Step | None:
         name = item.get("use")
@@ -708,7 +833,7 @@ def _expression_texts(d: Any):
     """Every string in a program file that holds an expression or a template."""
     if isinstance(d, dict):
         for k, v in d.items():
-            if k in ("when", "value", "amount", "applies_if", "applies_to", "pass", "fail", "text", "use"):
+            if k in ("when", "value", "amount", "applies_if", "applies_to", "pass", "fail", "text", "use", "label", "field"):
                 if isinstance(v, str):
                     yield v
             else:
@@ -724,11 +849,19 @@ def _names_in(text: str) -> list[str]:
     return re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text)
 
 
-def load_rulebook(root: Path | None = None, rules_dir: Path | None = None, policies_dir: Path | None = None) -> RuleBook:
-    """Load rules and policies; ``root`` is the directory holding ``rules/`` and ``policies/``."""
+def load_rulebook(
+    root: Path | None = None,
+    rules_dir: Path | None = None,
+    policies_dir: Path | None = None,
+    programs: set[str] | frozenset[str] | None = None,
+) -> RuleBook:
+    """Load rules and policies; ``root`` is the directory holding ``rules/`` and ``policies/``.
+
+    ``programs`` limits evaluation to these program codes (and the programs they depend on).
+    """
     base = root or default_root()
     store = PolicyStore(policies_dir or base / "policies")
-    return RuleBook(rules_dir or base / "rules", store)
+    return RuleBook(rules_dir or base / "rules", store, programs)
 
 
 def default_root() -> Path:

@@ -23,7 +23,7 @@ from . import localities
 from .expr.runtime import Missing
 from .facts import member_missing
 from .model import PROGRAM_CODES, FieldError, InputError, id_check_digit
-from .money import MoneyError, parse_money
+from .money import MoneyError, parse_money, parse_money_fast
 
 _AREAS = frozenset({"urban", "rural"})
 _RELATIONS = frozenset({"head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "other"})
@@ -264,77 +264,112 @@ class _Validator:
         return frozenset(out)
 
     # -- records -----------------------------------------------------------------
+    # The member record is validated field by field with the common case inline: paths
+    # ("members[2].schooling") are only built when a field is wrong, because a household is
+    # validated on every evaluation and formatting dozens of unused paths is most of the cost.
+    def bad_enum(self, v: Any, i: int, field: str, allowed: frozenset[str]) -> None:
+        self.enum(v, f"members[{i}].{field}", allowed)
+
     def member(self, v: Any, i: int, as_of: dt.date | None, household_benefits: frozenset) -> dict | None:
-        path = f"members[{i}]"
-        d = self.obj(v, path, _MEMBER_KEYS)
-        if d is None:
+        if type(v) is not dict:
+            self.obj(v, f"members[{i}]", _MEMBER_KEYS)
             return None
+        if not _MEMBER_KEYS.issuperset(v):
+            self.obj(v, f"members[{i}]", _MEMBER_KEYS)
         n = len(self.e.items)
-        mid = self.required(d, "id", path)
-        mid = self.str_(mid, f"{path}.id", 1, 64) if mid is not _ABSENT else None
-        rel = self.required(d, "relation", path)
-        rel = self.enum(rel, f"{path}.relation", _RELATIONS) if rel is not _ABSENT else None
-        bd = self.required(d, "birth_date", path)
-        birth = self.date(bd, f"{path}.birth_date") if bd is not _ABSENT else None
-        g = d.get
+        g = v.get
+        mid = g("id", _ABSENT)
+        if type(mid) is not str or not 0 < len(mid) <= 64:
+            mid = self.required(v, "id", f"members[{i}]")
+            mid = self.str_(mid, f"members[{i}].id", 1, 64) if mid is not _ABSENT else None
+        rel = g("relation", _ABSENT)
+        if rel.__class__ is not str or rel not in _RELATIONS:
+            if rel is _ABSENT:
+                self.required(v, "relation", f"members[{i}]")
+            else:
+                self.bad_enum(rel, i, "relation", _RELATIONS)
+        bd = g("birth_date", _ABSENT)
+        if bd.__class__ is str and _DATE_RE.match(bd):
+            try:
+                birth = dt.date.fromisoformat(bd)
+            except ValueError:
+                birth = self.date(bd, f"members[{i}].birth_date")
+        elif bd is _ABSENT:
+            birth = None
+            self.required(v, "birth_date", f"members[{i}]")
+        else:
+            birth = self.date(bd, f"members[{i}].birth_date")
         sex = g("sex")
-        if sex is not None:
-            sex = self.enum(sex, f"{path}.sex", _SEXES)
+        if sex is not None and (sex.__class__ is not str or sex not in _SEXES):
+            self.bad_enum(sex, i, "sex", _SEXES)
         idn = g("id_number")
         if idn is not None:
-            idn = self._id_number(idn, f"{path}.id_number", birth)
+            self._id_number(idn, f"members[{i}].id_number", birth)
         hukou = g("hukou_locality")
-        if hukou is not None:
-            hukou = self.locality(hukou, f"{path}.hukou_locality")
+        if hukou is not None and not localities.is_valid(hukou):
+            self.locality(hukou, f"members[{i}].hukou_locality")
         permit = g("residence_permit_locality")
-        if permit is not None:
-            permit = self.locality(permit, f"{path}.residence_permit_locality")
+        if permit is not None and not localities.is_valid(permit):
+            self.locality(permit, f"members[{i}].residence_permit_locality")
         dis = g("disability")
         category = grade = None
         if dis is not None:
-            dd = self.obj(dis, f"{path}.disability", _DISABILITY_KEYS)
+            dd = self.obj(dis, f"members[{i}].disability", _DISABILITY_KEYS)
             if dd is not None:
-                c = self.required(dd, "category", f"{path}.disability")
-                category = self.enum(c, f"{path}.disability.category", _CATEGORIES) if c is not _ABSENT else None
-                gr = self.required(dd, "grade", f"{path}.disability")
-                grade = self.int_(gr, f"{path}.disability.grade", 1, 4) if gr is not _ABSENT else None
+                c = self.required(dd, "category", f"members[{i}].disability")
+                category = self.enum(c, f"members[{i}].disability.category", _CATEGORIES) if c is not _ABSENT else None
+                gr = self.required(dd, "grade", f"members[{i}].disability")
+                grade = self.int_(gr, f"members[{i}].disability.grade", 1, 4) if gr is not _ABSENT else None
         ill = g("serious_illness", False)
-        ill = self.bool_(ill, f"{path}.serious_illness")
+        if ill is not True and ill is not False:
+            self.bool_(ill, f"members[{i}].serious_illness")
         self_care = g("self_care")
-        if self_care is not None:
-            self_care = self.enum(self_care, f"{path}.self_care", _SELF_CARE)
+        if self_care is not None and (self_care.__class__ is not str or self_care not in _SELF_CARE):
+            self.bad_enum(self_care, i, "self_care", _SELF_CARE)
         schooling = g("schooling", "none")
-        schooling = self.enum(schooling, f"{path}.schooling", _SCHOOLING)
-        employed = self.bool_(g("employed", False), f"{path}.employed")
-        status = g("status")
-        status = self.enum_list(status, f"{path}.status", _STATUSES, 5) if status is not None else _NO_TAGS
+        if schooling.__class__ is not str or schooling not in _SCHOOLING:
+            self.bad_enum(schooling, i, "schooling", _SCHOOLING)
+        employed = g("employed", False)
+        if employed is not True and employed is not False:
+            self.bool_(employed, f"members[{i}].employed")
+        # list fields may be omitted or empty, but not null (as the pydantic model says)
+        status = g("status", _ABSENT)
+        if status is _ABSENT or status == []:
+            status = _NO_TAGS
+        else:
+            status = self.enum_list(status, f"members[{i}].status", _STATUSES, 5)
         supporters = g("supporters")
-        if supporters is not None:
-            supporters = self.enum(supporters, f"{path}.supporters", _SUPPORTERS)
-        parents_raw = g("parents")
+        if supporters is not None and (supporters.__class__ is not str or supporters not in _SUPPORTERS):
+            self.bad_enum(supporters, i, "supporters", _SUPPORTERS)
+        parents_raw = g("parents", _ABSENT)
         parents: tuple = _EMPTY
-        if parents_raw is not None:
-            lst = self.list_(parents_raw, f"{path}.parents", 2)
+        if parents_raw and parents_raw is not _ABSENT:
+            lst = self.list_(parents_raw, f"members[{i}].parents", 2)
             if lst is not None:
                 out = []
                 for j, p in enumerate(lst):
-                    pd = self.obj(p, f"{path}.parents[{j}]", _PARENT_KEYS)
+                    pd = self.obj(p, f"members[{i}].parents[{j}]", _PARENT_KEYS)
                     if pd is not None:
-                        s = self.required(pd, "status", f"{path}.parents[{j}]")
+                        s = self.required(pd, "status", f"members[{i}].parents[{j}]")
                         if s is not _ABSENT:
-                            s = self.enum(s, f"{path}.parents[{j}].status", _PARENT)
+                            s = self.enum(s, f"members[{i}].parents[{j}].status", _PARENT)
                             out.append({"status": s})
                 parents = tuple(out)
-        incomes_raw = g("incomes")
+        elif parents_raw is not _ABSENT and parents_raw != []:
+            self.list_(parents_raw, f"members[{i}].parents", 2)
+        incomes_raw = g("incomes", _ABSENT)
         incomes: tuple = _EMPTY
-        if incomes_raw is not None:
-            lst = self.list_(incomes_raw, f"{path}.incomes", 50)
-            if lst is not None:
-                incomes = tuple(self._typed_money(x, f"{path}.incomes[{j}]", _INCOMES) for j, x in enumerate(lst))
-        tags_raw = g("tags")
+        if incomes_raw and incomes_raw is not _ABSENT:
+            if incomes_raw.__class__ is list and len(incomes_raw) <= 50:
+                incomes = tuple([self._income(x, i, j) for j, x in enumerate(incomes_raw)])
+            else:
+                self.list_(incomes_raw, f"members[{i}].incomes", 50)
+        elif incomes_raw is not _ABSENT and incomes_raw != []:
+            self.list_(incomes_raw, f"members[{i}].incomes", 50)
+        tags_raw = g("tags", _ABSENT)
         tags = _NO_TAGS
-        if tags_raw is not None:
-            lst = self.list_(tags_raw, f"{path}.tags", 20)
+        if tags_raw and tags_raw is not _ABSENT:
+            lst = self.list_(tags_raw, f"members[{i}].tags", 20)
             if lst is not None:
                 good = []
                 for j, t in enumerate(lst):
@@ -342,19 +377,21 @@ class _Validator:
                         good.append(t)
                     else:
                         self.e.add(
-                            f"{path}.tags[{j}]",
+                            f"members[{i}].tags[{j}]",
                             "标签应为小写英文字母、数字和下划线",
                             "tag must be lower-case letters, digits and underscores",
                             "string_pattern_mismatch",
                         )
                 tags = frozenset(good)
+        elif tags_raw is not _ABSENT and tags_raw != []:
+            self.list_(tags_raw, f"members[{i}].tags", 20)
         benefits_raw = g("current_benefits")
         benefits = household_benefits
         if benefits_raw is not None:
-            b = self.enum_list(benefits_raw, f"{path}.current_benefits", _PROGRAMS, 20)
+            b = self.enum_list(benefits_raw, f"members[{i}].current_benefits", _PROGRAMS, 20)
             benefits = b if b is not None else household_benefits
         if birth is not None and as_of is not None and birth > as_of:
-            self.e.add(f"{path}.birth_date", "出生日期晚于评估日期 as_of", "birth_date is after as_of", "invalid")
+            self.e.add(f"members[{i}].birth_date", "出生日期晚于评估日期 as_of", "birth_date is after as_of", "invalid")
         if len(self.e.items) != n:
             return None
         return {
@@ -379,6 +416,19 @@ class _Validator:
             "tags": tags,
             "benefits": benefits,
         }
+
+    def _income(self, x: Any, i: int, j: int) -> dict | None:
+        if x.__class__ is dict and len(x) == 2:
+            t = x.get("type")
+            m = x.get("monthly")
+            if t.__class__ is str and t in _INCOMES and m is not None:
+                if m.__class__ is str:
+                    money = parse_money_fast(m)
+                    if money is not None:
+                        return {"type": t, "monthly": money}
+                elif m.__class__ is int and m >= 0:
+                    return {"type": t, "monthly": mpq(m)}
+        return self._typed_money(x, f"members[{i}].incomes[{j}]", _INCOMES)
 
     def _typed_money(self, x: Any, path: str, allowed: frozenset[str]) -> dict | None:
         d = self.obj(x, path, _TYPED_MONEY_KEYS)
@@ -431,8 +481,8 @@ class _Validator:
         area = self.required(d, "area", "")
         area = self.enum(area, "area", _AREAS) if area is not _ABSENT else None
         g = d.get
-        cb = g("current_benefits")
-        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not None else _NO_TAGS
+        cb = g("current_benefits", _ABSENT)
+        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not _ABSENT else _NO_TAGS
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
@@ -466,9 +516,9 @@ class _Validator:
                 fin = self.money(f, "assets.financial") if f is not _ABSENT else None
                 pr = self.required(ad, "properties", "assets")
                 props = self.int_(pr, "assets.properties", 0, 1000) if pr is not _ABSENT else None
-                vraw = ad.get("vehicles")
+                vraw = ad.get("vehicles", _ABSENT)
                 vehicles = _EMPTY
-                if vraw is not None:
+                if vraw is not _ABSENT:
                     lst = self.list_(vraw, "assets.vehicles", 50)
                     if lst is not None:
                         out = []
@@ -481,15 +531,15 @@ class _Validator:
                         vehicles = tuple(out)
 
         rigid: tuple = _EMPTY
-        rraw = g("rigid_expenses")
-        if rraw is not None:
+        rraw = g("rigid_expenses", _ABSENT)
+        if rraw is not _ABSENT:
             lst = self.list_(rraw, "rigid_expenses", 50)
             if lst is not None:
                 rigid = tuple(self._typed_money(x, f"rigid_expenses[{j}]", _EXPENSES) for j, x in enumerate(lst))
 
         amounts: dict[str, Any] = {}
-        araw = g("current_amounts")
-        if araw is not None:
+        araw = g("current_amounts", _ABSENT)
+        if araw is not _ABSENT:
             ad = self.obj(araw, "current_amounts", None)
             if ad is not None:
                 for k, v in ad.items():
@@ -506,8 +556,8 @@ class _Validator:
                         amounts[k] = m
 
         events: tuple = _EMPTY
-        eraw = g("events")
-        if eraw is not None:
+        eraw = g("events", _ABSENT)
+        if eraw is not _ABSENT:
             lst = self.list_(eraw, "events", 200)
             if lst is not None:
                 out = []
@@ -524,9 +574,12 @@ class _Validator:
                         loss = self.money(loss, f"events[{j}].loss")
                     else:
                         loss = Missing(frozenset({(f"events[{j}].loss", f"事件{et}的损失金额")}))
+                    place = ed.get("locality")
+                    if place is not None:
+                        place = self.locality(place, f"events[{j}].locality")
                     if edate is not None and as_of is not None and edate > as_of:
                         self.e.add(f"events[{j}].date", "事件日期晚于评估日期 as_of", "event date is after as_of")
-                    out.append({"type": et, "date": edate, "loss": loss})
+                    out.append({"type": et, "date": edate, "loss": loss, "locality": place})
                 events = tuple(out)
 
         if self.e.items:
@@ -544,9 +597,9 @@ class _Validator:
             "current_benefits": benefits,
             "events": events,
         }
-        for code in PROGRAM_CODES:
-            v = amounts.get(code)
-            h["current_amounts." + code] = v if v is not None else _AMOUNT_MISSING[code]
+        h.update(_NO_AMOUNTS)
+        for code, v in amounts.items():
+            h["current_amounts." + code] = v
         return Parsed(hid, loc, as_of, area, h, members, d)
 
 
@@ -556,8 +609,10 @@ _PARENT_KEYS = frozenset({"status"})
 _TYPED_MONEY_KEYS = frozenset({"type", "monthly"})
 _ASSET_KEYS = frozenset({"financial", "vehicles", "properties"})
 _VEHICLE_KEYS = frozenset({"exempt"})
-_AMOUNT_MISSING = {
-    code: Missing(frozenset({(f"current_amounts.{code}", f"现领取的{code}月金额（current_amounts.{code}）")}))
+_NO_AMOUNTS = {
+    f"current_amounts.{code}": Missing(
+        frozenset({(f"current_amounts.{code}", f"现领取的{code}月金额（current_amounts.{code}）")})
+    )
     for code in PROGRAM_CODES
 }
 

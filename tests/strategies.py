@@ -36,7 +36,9 @@ PARENT_STATUSES = [
     "unreachable",
     "normal",
 ]
-PROGRAMS = ["dibao", "dibao_single", "tekun", "dibao_edge"]
+PROGRAMS = ["dibao", "dibao_single", "tekun", "dibao_edge", "orphan", "unattended_child", "disability_living"]
+TAGS = ["left_behind", "priority_veteran", "family_planning_special", "poverty_registered", "needs_long_term_care"]
+EVENT_TYPES = ["fire", "flood", "traffic_accident", "serious_illness", "epidemic", "income_drop"]
 
 money = st.integers(min_value=0, max_value=600_000).map(lambda c: f"{c // 100}.{c % 100:02d}")
 dates = st.dates(min_value=dt.date(2019, 1, 1), max_value=dt.date(2026, 12, 31))
@@ -76,14 +78,29 @@ def member(draw, index: int, as_of: dt.date, locality: str):
         m["status"] = draw(st.lists(st.sampled_from(STATUSES), max_size=2, unique=True))
     if draw(st.integers(0, 4)) > 0:
         m["supporters"] = draw(st.sampled_from(["none", "unable", "able"]))
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.integers(0, 2)) == 0:
         m["parents"] = draw(st.lists(st.fixed_dictionaries({"status": st.sampled_from(PARENT_STATUSES)}), max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        m["tags"] = draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True))
     if draw(st.integers(0, 5)) == 0:
         m["current_benefits"] = draw(st.lists(st.sampled_from(PROGRAMS), max_size=2, unique=True))
     if draw(st.integers(0, 3)) == 0:
         first17 = "210102" + birth.strftime("%Y%m%d") + f"{draw(st.integers(0, 999)):03d}"
         m["id_number"] = first17 + id_check_digit(first17)
     return m
+
+
+@st.composite
+def event(draw, as_of: dt.date, locality: str):
+    e = {
+        "type": draw(st.sampled_from(EVENT_TYPES)),
+        "date": draw(st.dates(min_value=as_of - dt.timedelta(days=200), max_value=as_of)).isoformat(),
+    }
+    if draw(st.integers(0, 5)) > 0:
+        e["loss"] = draw(money)
+    if draw(st.booleans()):
+        e["locality"] = draw(st.sampled_from([locality, "110101"]))
+    return e
 
 
 @st.composite
@@ -116,6 +133,8 @@ def households(draw, with_current_amounts: bool = True):
                 max_size=3,
             )
         )
+    if draw(st.integers(0, 2)) == 0:
+        h["events"] = draw(st.lists(event(as_of, locality), max_size=2))
     if draw(st.booleans()):
         h["current_benefits"] = draw(st.lists(st.sampled_from(PROGRAMS), max_size=3, unique=True))
         if with_current_amounts and draw(st.booleans()):

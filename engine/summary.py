@@ -1,0 +1,174 @@
+"""After every program has run: what each result pays, its linked entitlements, and the household total.
+
+This stage works on the program result dicts of a determination (and reads,
+never writes, the values the programs stored), so any evaluator that produces
+those dicts can reuse it:
+
+1. ``pays``: a program's decision amount is monthly cash (``monthly_amount``),
+   a yearly amount (``annual_amount``, e.g. 孤儿助学 per academic year), a
+   one-off amount (``one_off_amount``, e.g. 临时救助), the monthly value of
+   services (``monthly_service_value``, e.g. “7+1” 居家养老服务) or nothing.
+2. ``outputs``: named values of a granted program shown as ``details``
+   (临时救助: its type and approval level).
+3. ``links``: the linked entitlements (专项救助) a granted program opens,
+   each listed when its condition holds.
+4. Exclusions from ``rules/interactions.yaml`` (``engine.interactions``).
+5. The household ``summary``: every granted program counted exactly once,
+   in ``paid`` (with its amount) or ``not_paid`` (with the reason), and the
+   totals, which are the sums of the amounts listed in ``paid``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from .expr import Missing
+from .interactions import GRANTED, apply_exclusions
+from .templates import as_json
+
+_FIELD = {
+    "annual": "annual_amount",
+    "one_off": "one_off_amount",
+    "in_kind": "monthly_service_value",
+}
+_CENT = Decimal("0.01")
+
+
+def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: Any) -> dict:
+    """Complete the program dicts in place and return the household summary."""
+    index = book.__dict__.get("_summary_index")
+    if index is None:  # per rule book, not per household
+        index = (
+            {p.code: p for p in book.programs},
+            {p.code: p.scope for p in book.programs},
+            {p.code: p.pays for p in book.programs},
+        )
+        book.__dict__["_summary_index"] = index
+    programs, scopes, pays = index
+    by_id = {m["id"]: m for m in members}
+    for out in entries:
+        prog = programs[out["program"]]
+        if prog.pays == "monthly" and not prog.outputs and not prog.link_specs:
+            continue
+        store = h if prog.scope == "household" else by_id[out["members"][0]]
+        _complete(prog, out, store, env)
+    apply_exclusions(book.interactions, entries, scopes)
+    return household_summary(entries, pays)
+
+
+def _complete(prog: Any, out: dict, store: dict, env: Any) -> None:
+    granted = out["status"] in GRANTED
+    field = _FIELD.get(prog.pays)
+    if field is not None:
+        out[field] = out["monthly_amount"]
+        out["monthly_amount"] = None
+    if prog.outputs and granted:
+        out["details"] = {name: _json(store.get(key), t) for name, key, t in prog.outputs}
+    if prog.link_specs:
+        if granted:
+            links = [link.public for link in prog.link_specs if link.when is None or _holds(link.when, env, store, prog)]
+            if links:
+                out["links"] = links
+            else:
+                out.pop("links", None)
+        else:
+            out.pop("links", None)
+
+
+def _holds(fn: Any, env: Any, store: dict, prog: Any) -> bool:
+    if prog.scope == "member":
+        env.m, env.mt = store, {}
+    else:
+        env.m, env.mt = {}, {}
+    env.trace = []
+    return fn(env) is True
+
+
+def _json(value: Any, t: Any) -> Any:
+    if value is None or value.__class__ is Missing:
+        return None
+    return as_json(value, t)
+
+
+def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
+    """Every granted (or undecided) program once: paid with its amount, or not paid with the reason."""
+    totals = {"monthly": Decimal(0), "annual": Decimal(0), "one_off": Decimal(0)}
+    paid: list[dict] = []
+    not_paid: list[dict] = []
+    non_cash: list[dict] = []
+    review: list[dict] = []  # paid amounts that overlap another program in part: for the caseworker to reduce
+    complete = True
+    for e in entries:
+        status = e["status"]
+        item = {"program": e["program"], "name": e["name"], "scope": e["scope"], "members": e["members"]}
+        if status == "needs_info":
+            complete = False
+            not_paid.append({**item, "reason": "needs_info", "text": _decision_text(e), "missing": e["missing"]})
+            continue
+        if status not in GRANTED:
+            continue
+        kind = pays.get(e["program"], "monthly")
+        if e.get("paid") is False:
+            not_paid.append({**item, "reason": "excluded", "excluded_by": e.get("excluded_by"), "text": _excluded_text(e)})
+            continue
+        if kind in ("in_kind", "none"):
+            extra = {"monthly_service_value": e["monthly_service_value"]} if e.get("monthly_service_value") else {}
+            non_cash.append({**item, **extra})
+            continue
+        field = "monthly_amount" if kind == "monthly" else _FIELD[kind]
+        amount = e.get(field)
+        if amount is None:
+            complete = False
+            not_paid.append({**item, "reason": "amount_unknown", "text": "金额未确定（标准未配置或缺少信息）"})
+            continue
+        totals[kind] += Decimal(amount)
+        paid.append({**item, field: amount})
+        if e["scope"] == "household":
+            for r in e["reasons"]:
+                if r.get("kind") == "interaction" and r.get("passed") is None:
+                    complete = False
+                    review.append({**item, "rule": r["rule"], "text": r["text"]})
+    monthly = _fmt(totals["monthly"])
+    text = f"每月现金救助合计{monthly}元"
+    if totals["annual"]:
+        text += f"；另按学年发放{_fmt(totals['annual'])}元"
+    if totals["one_off"]:
+        text += f"；一次性临时救助建议{_fmt(totals['one_off'])}元"
+    notes = []
+    if any(x["reason"] in ("needs_info", "amount_unknown") for x in not_paid):
+        notes.append("部分项目金额未确定或待补充信息，合计未含这些项目")
+    if review:
+        notes.append("含与特困供养部分重复、应核减的金额，请复核")
+    if notes:
+        text += f"（{'；'.join(notes)}）"
+    return {
+        "monthly_total": monthly,
+        "annual_total": _fmt(totals["annual"]),
+        "one_off_total": _fmt(totals["one_off"]),
+        "complete": complete,
+        "paid": paid,
+        "not_paid": not_paid,
+        "non_cash": non_cash,
+        "review": review,
+        "text": text,
+    }
+
+
+def _decision_text(e: dict) -> str:
+    for r in reversed(e["reasons"]):
+        if r.get("kind") == "decision":
+            return r["text"]
+    return "待补充信息"
+
+
+def _excluded_text(e: dict) -> str:
+    for r in reversed(e["reasons"]):
+        if r.get("kind") == "interaction" and r.get("passed") is False:
+            return r["text"]
+    return "与其他项目不重复享受"
+
+
+def _fmt(d: Decimal) -> str:
+    # a sum of two-decimal amounts is exact in Decimal: no rounding happens here
+    return format(d.quantize(_CENT), "f")
