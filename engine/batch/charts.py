@@ -75,10 +75,14 @@ def histogram_svg(area: str, h: dict) -> str:
 
 
 def cost_svg(cost: dict, names: dict[str, str]) -> str:
-    items = [(code, c) for code, c in cost.items() if c["baseline_monthly"] != "0.00" or c["reform_monthly"] != "0.00"]
+    items = [
+        (code, c) for code, c in cost.items() if c["pays"] == "monthly" and (c["baseline_monthly"] != "0.00" or c["reform_monthly"] != "0.00")
+    ]
     if not items:
         return ""
     vals = [(code, float(c["baseline_monthly"]), float(c["reform_monthly"])) for code, c in items]
+    if not vals:
+        return ""
     vmax = _nice(max(max(b, r) for _c, b, r in vals) / 10000)
     iw, ih = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     group = iw / len(vals)
@@ -148,11 +152,22 @@ def report_html(d: dict) -> str:
                     f"<tr><td>{escape(p['name'])}（{unit}）</td><td>{status}</td><td>{v['baseline']}</td>"
                     f"<td>{v['reform']}</td><td>{v['reform'] - v['baseline']:+d}</td></tr>"
                 )
-    parts.append("</table><h2>支出（元）</h2><table><tr><th>项目</th><th>现行月支出</th><th>改革后月支出</th><th>月变化</th><th>年变化</th></tr>")
+    parts.append("</table><h2>支出（元，按实际发放：不重复享受的不计）</h2><table><tr><th>项目</th><th>发放方式</th><th>现行</th><th>改革后</th><th>变化</th><th>年变化</th></tr>")
+    kinds = {"monthly": "每月", "annual": "每学年", "one_off": "一次性", "in_kind": "服务（每月折合）"}
     for code, c in d["cost"].items():
+        k = c["pays"]
+        if k == "monthly":
+            row = (c["baseline_monthly"], c["reform_monthly"], c["change_monthly"], c["change_annual"])
+        elif k == "annual":
+            row = (c["baseline_annual"], c["reform_annual"], c["change_annual"], c["change_annual"])
+        elif k == "one_off":
+            row = (c["baseline_one_off"], c["reform_one_off"], c["change_one_off"], "—")
+        elif k == "in_kind":
+            row = (c["baseline_monthly_services"], c["reform_monthly_services"], c["change_monthly_services"], "—")
+        else:
+            continue
         parts.append(
-            f"<tr><td>{escape(names.get(code, code))}</td><td>{c['baseline_monthly']}</td><td>{c['reform_monthly']}</td>"
-            f"<td>{c['change_monthly']}</td><td>{c['change_annual']}</td></tr>"
+            f"<tr><td>{escape(names.get(code, code))}</td><td>{kinds.get(k, k)}</td>" + "".join(f"<td>{x}</td>" for x in row) + "</tr>"
         )
     parts.append("</table><h2>受影响的户</h2><table><tr><th>项目</th><th>新纳入</th><th>退出</th><th>金额变化</th></tr>")
     for p in d["programs"]:

@@ -221,9 +221,12 @@ def _print_summary(s) -> None:
     )
     if d["single_evaluator_households"]:
         click.echo(f"  其中 {d['single_evaluator_households']} 户由逐户评估器计算（列式计算可能溢出或不支持）")
+    kinds = {"monthly": "每月发放", "annual": "每学年发放", "one_off": "一次性发放", "in_kind": "每月服务折合", "none": ""}
     for code, counts in d["counts"].items():
         parts = "，".join(f"{k} {v}" for k, v in counts.items() if v)
-        click.echo(f"  {code}: {parts}；月金额合计 {d['monthly_amount'][code]} 元")
+        kind = kinds.get(d["pays"].get(code, "monthly"), "")
+        money = f"；{kind}合计 {d['paid_amount'][code]} 元（不含不重复发放的）" if kind else ""
+        click.echo(f"  {code}: {parts}{money}")
     if d["verified"]:
         click.echo(f"  抽样复核 {d['verified']} 户：{'全部一致' if not d['mismatches'] else str(len(d['mismatches'])) + ' 户不一致'}")
     for o in d["outputs"]:

@@ -27,6 +27,7 @@ from engine.model import InputError
 from engine.rules import load_rulebook
 from engine.yamlio import YamlError
 
+from .run import amount_of
 from .simulate import SimulationResult, compare_population
 
 
@@ -80,10 +81,16 @@ class DiffResult:
             for prog in p.programs:
                 code = prog["code"]
                 unit = "人" if prog["scope"] == "member" else "户"
+                c = d["cost"][code]
+                money = {
+                    "monthly": lambda c: f"；月支出 {c['baseline_monthly']} → {c['reform_monthly']} 元",
+                    "annual": lambda c: f"；学年支出 {c['baseline_annual']} → {c['reform_annual']} 元",
+                    "one_off": lambda c: f"；一次性 {c['baseline_one_off']} → {c['reform_one_off']} 元",
+                    "in_kind": lambda c: f"；服务折合每月 {c['baseline_monthly_services']} → {c['reform_monthly_services']} 元",
+                }.get(c.get("pays", "none"), lambda c: "")(c)
                 lines.append(
                     f"  {code}: 状态变化 {p.status_changes.get(code, 0)} {unit}（新纳入 {p.gains.get(code, 0)}，"
-                    f"退出 {p.losses.get(code, 0)}），金额变化 {p.amount_changes.get(code, 0)} {unit}；"
-                    f"月支出 {d['cost'][code]['baseline_monthly']} → {d['cost'][code]['reform_monthly']} 元"
+                    f"退出 {p.losses.get(code, 0)}），金额变化 {p.amount_changes.get(code, 0)} {unit}{money}"
                 )
             for name, path in p.files.items():
                 lines.append(f"  → {name}: {path}")
@@ -95,8 +102,8 @@ def _show(o) -> str:
         return "（无）"
     if isinstance(o, dict) and "error" in o:
         return f"输入错误 {o['error']}"
-    status, amount = o
-    return f"{status}" + (f" {amount}元" if amount is not None else "")
+    status, amount, paid = o
+    return f"{status}" + (f" {amount}元" if amount is not None else "") + ("（不重复发放）" if paid is False else "")
 
 
 def _repo_with(ref: str, repos: list[Path]) -> str | None:
@@ -150,7 +157,8 @@ def _outcomes(engine: Engine, household: dict):
     out = {}
     for p in det["programs"]:
         member = p["members"][0] if p["scope"] == "member" else None
-        out[(p["program"], member)] = (p["status"], p["monthly_amount"])
+        paid = p.get("paid", True) is not False if p["status"] in ("eligible", "gradual_exit") else None
+        out[(p["program"], member)] = (p["status"], amount_of(p), paid)
     return out
 
 

@@ -50,7 +50,8 @@ class Summary:
     groups: int = 0
     chunks: int = 0
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # program -> status -> households/members
-    monthly_cents: dict[str, int] = field(default_factory=dict)  # program -> total monthly amount (fen) of eligible + gradual_exit
+    monthly_cents: dict[str, int] = field(default_factory=dict)  # program -> total amount paid (fen), of the kind in `pays`
+    pays: dict[str, str] = field(default_factory=dict)  # program -> monthly | annual | one_off | in_kind | none
     verified: int = 0
     mismatches: list[dict] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -69,7 +70,8 @@ class Summary:
             "groups": self.groups,
             "chunks": self.chunks,
             "counts": self.counts,
-            "monthly_amount": {k: f"{v // 100}.{v % 100:02d}" for k, v in self.monthly_cents.items()},
+            "paid_amount": {k: f"{v // 100}.{v % 100:02d}" for k, v in self.monthly_cents.items()},
+            "pays": self.pays,
             "verified": self.verified,
             "mismatches": self.mismatches,
             "outputs": self.outputs,
@@ -159,8 +161,9 @@ def _count(s: Summary, res: PartResult, be: BatchEvaluator) -> None:
         d = s.counts.setdefault(p.code, {name: 0 for name in STATUS_NAMES.values()})
         for code, name in STATUS_NAMES.items():
             d[name] += int(counts[code])
-        paid = ((st == STATUS_CODE["eligible"]) | (st == STATUS_CODE["gradual_exit"])) & ~target[p.code + ".null"]
+        paid = target[p.code + ".paid"] & ~target[p.code + ".null"]
         s.monthly_cents[p.code] = s.monthly_cents.get(p.code, 0) + int(target[p.code + ".cents"][paid].sum())
+        s.pays[p.code] = p.pays
 
 
 def verify_sample(engine: Engine, ev: Evaluated, k: int, rng: random.Random, as_of: dt.date | None) -> tuple[int, list[dict]]:

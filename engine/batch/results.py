@@ -2,11 +2,15 @@
 
 Per household: identity, the household facts of the determination (counted members,
 monthly and per-capita income, deductions, the 低保 standard) and, for each household
-program, ``<code>_status``, ``<code>_amount`` (yuan, 2 decimals, rounded half-up from the
-exact amount) and ``<code>_first_failed`` (the id of the first rule that failed, in the
-program's order). Member programs are summarised per household
-(``<code>_eligible_members``, ``<code>_amount`` = total of the members' amounts) and given in
-full per member.
+program, ``<code>_status``, its amount (yuan, 2 decimals, rounded half-up from the exact
+amount) named as in the determination by what the program pays — ``<code>_amount``
+(monthly), ``<code>_annual_amount``, ``<code>_one_off_amount`` or
+``<code>_monthly_service_value`` — ``<code>_paid`` (false when an exclusion of
+``rules/interactions.yaml`` does not pay it) and ``<code>_first_failed`` (the id of the first
+rule that failed, in the program's order). Member programs are summarised per household
+(``<code>_eligible_members`` and the total paid to members) and given in full per member.
+``monthly_total``, ``annual_total`` and ``one_off_total`` add up what is paid, as the
+determination's ``summary`` does.
 """
 
 from __future__ import annotations
@@ -61,6 +65,15 @@ def _codes(codes, interner: Interner, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array([interner.text(int(c)) for c in uniq], pa.string()))
 
 
+AMOUNT_COLUMN = {"monthly": "amount", "annual": "annual_amount", "one_off": "one_off_amount", "in_kind": "monthly_service_value"}
+TOTALS = {"monthly": "monthly_total", "annual": "annual_total", "one_off": "one_off_total"}
+
+
+def _paid(status: np.ndarray, paid: np.ndarray) -> pa.Array:
+    granted = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
+    return pa.array(paid, pa.bool_(), mask=~granted)
+
+
 def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner, as_of_ymd) -> pa.Table:
     H = part.H
     cols: dict[str, pa.Array] = {"household_id": _ids(part.household_ids)}
@@ -79,23 +92,34 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
             cols[name] = decimal_from_cents(vals, null)
     hh, mm = res.household, res.member
     sizes = part.sizes()
+    starts = part.offsets[:-1]
+    totals = {kind: np.zeros(H, np.int64) for kind in TOTALS}
     for p in plan.programs:
         c = p.code
+        column = AMOUNT_COLUMN.get(p.pays)
         if not p.member:
-            cols[f"{c}_status"] = _status(hh[c + ".status"])
-            cols[f"{c}_amount"] = decimal_from_cents(hh[c + ".cents"], hh[c + ".null"])
+            st = hh[c + ".status"]
+            cols[f"{c}_status"] = _status(st)
+            if column:
+                cols[f"{c}_{column}"] = decimal_from_cents(hh[c + ".cents"], hh[c + ".null"])
+            cols[f"{c}_paid"] = _paid(st, hh[c + ".paid"])
             cols[f"{c}_first_failed"] = _first(hh[c + ".first"], p.rules)
+            paid_cents = np.where(hh[c + ".paid"] & ~hh[c + ".null"], hh[c + ".cents"], 0)
         else:
             st = mm[c + ".status"]
             granted = (st == ELIGIBLE) | (st == GRADUAL_EXIT)
-            starts = part.offsets[:-1]
             count = np.add.reduceat(granted.astype(np.int64), starts) if H else np.zeros(0, np.int64)
-            cents = np.where(granted & ~mm[c + ".null"], mm[c + ".cents"], 0)
-            total = np.add.reduceat(cents, starts) if H else np.zeros(0, np.int64)
+            member_paid = np.where(mm[c + ".paid"] & ~mm[c + ".null"], mm[c + ".cents"], 0)
+            paid_cents = np.add.reduceat(member_paid, starts) if H else np.zeros(0, np.int64)
             count = np.where(sizes > 0, count, 0)
-            total = np.where(sizes > 0, total, 0)
+            paid_cents = np.where(sizes > 0, paid_cents, 0)
             cols[f"{c}_eligible_members"] = pa.array(count, pa.int64())
-            cols[f"{c}_amount"] = decimal_from_cents(total)
+            if column:
+                cols[f"{c}_{column}"] = decimal_from_cents(paid_cents)
+        if p.pays in totals:
+            totals[p.pays] += paid_cents
+    for kind, name in TOTALS.items():
+        cols[name] = decimal_from_cents(totals[kind])
     return pa.table(cols)
 
 
@@ -112,8 +136,11 @@ def member_table(part: Part, res: PartResult, plan: Plan) -> pa.Table:
         if not p.member:
             continue
         c = p.code
+        column = AMOUNT_COLUMN.get(p.pays)
         cols[f"{c}_status"] = _status(mm[c + ".status"])
-        cols[f"{c}_amount"] = decimal_from_cents(mm[c + ".cents"], mm[c + ".null"])
+        if column:
+            cols[f"{c}_{column}"] = decimal_from_cents(mm[c + ".cents"], mm[c + ".null"])
+        cols[f"{c}_paid"] = _paid(mm[c + ".status"], mm[c + ".paid"])
         cols[f"{c}_first_failed"] = _first(mm[c + ".first"], p.rules)
     return pa.table(cols)
 

@@ -72,7 +72,13 @@ class PartResult:
         household: dict[str, np.ndarray] = {}
         member: dict[str, np.ndarray] = {}
         facts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        fields = (("status", np.int8, NOT_CHECKED), ("cents", np.int64, 0), ("null", bool, True), ("first", np.int16, -1))
+        fields = (
+            ("status", np.int8, NOT_CHECKED),
+            ("cents", np.int64, 0),
+            ("null", bool, True),
+            ("first", np.int16, -1),
+            ("paid", bool, False),
+        )
         for p in self.plan.programs:
             target, size = (member, self.M) if p.member else (household, self.H)
             arrays = [np.full(size, fill, dtype=dtype) for _f, dtype, fill in fields]
@@ -268,6 +274,7 @@ class BatchEvaluator:
                 np.zeros(shape, np.int64),
                 np.ones(shape, bool),
                 np.full(shape, -1, np.int16),
+                np.zeros(shape, bool),
             )
         for name in self.plan.reported:
             out.facts[name] = (np.zeros(Hc, np.int64), np.ones(Hc, bool))
@@ -287,12 +294,13 @@ class BatchEvaluator:
                     continue
                 plan_prog, rules = index[code]
                 at: Any = (ids[prog["members"][0]], j) if plan_prog.member else j
-                status, cents, null, first = out.programs[code]
+                status, cents, null, first, paid = out.programs[code]
                 status[at] = STATUS_CODE[prog["status"]]
-                amt = prog["monthly_amount"]
+                paid[at] = prog["status"] in ("eligible", "gradual_exit") and prog.get("paid", True) is not False
+                amt = amount_of(prog)
                 null[at] = amt is None
                 cents[at] = to_cents(parse_money(amt)) if amt is not None else 0
-                failed = next((r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] != "decision"), None)
+                failed = first_failed(prog)
                 first[at] = rules[failed] if failed is not None else -1
             hh = det["household"]
             for name in self.plan.reported:
@@ -304,6 +312,19 @@ class BatchEvaluator:
                     null[j] = v is None
                     vals[j] = to_cents(parse_money(v)) if v is not None else 0
         return out
+
+
+AMOUNT_FIELDS = ("monthly_amount", "annual_amount", "one_off_amount", "monthly_service_value")
+
+
+def amount_of(prog: dict) -> str | None:
+    """A program result's decision amount, whatever it pays (monthly, per year, once, in kind)."""
+    return next((prog[f] for f in AMOUNT_FIELDS if prog.get(f) is not None), None)
+
+
+def first_failed(prog: dict) -> str | None:
+    """The id of the first rule of a program result that failed (exclusions are not rules of the program)."""
+    return next((r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] not in ("decision", "interaction")), None)
 
 
 def _report(item, progress):

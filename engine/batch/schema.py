@@ -110,6 +110,7 @@ COLUMNS: tuple[Column, ...] = (
     _c(EVENTS, "type", "text", "events[].type", "事件类型（如 fire）", required=True),
     _c(EVENTS, "date", "date", "events[].date", "事件日期，不晚于评估日期", required=True),
     _c(EVENTS, "loss", "money", "events[].loss", "损失金额（元）", null="未提供（needs_info）"),
+    _c(EVENTS, "locality", "locality", "events[].locality", "事件发生地代码（如异地遭遇急难）", null="未提供"),
 )
 
 BY_TABLE: dict[str, dict[str, Column]] = {}

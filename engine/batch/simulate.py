@@ -66,19 +66,39 @@ class SimulationResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
+        """Costs count what is paid (exclusions applied): monthly cash, per academic year, once, or services."""
+        pays = {p["code"]: p.get("pays", "monthly") for p in self.programs}
         cost = {}
+        tb = tr = yb = yr = ob = orf = 0
         for code, c in self.cost_cents.items():
             b, r = c["baseline"], c["reform"]
-            cost[code] = {
-                "baseline_monthly": _yuan(b),
-                "reform_monthly": _yuan(r),
-                "change_monthly": _yuan(r - b),
-                "baseline_annual": _yuan(12 * b),
-                "reform_annual": _yuan(12 * r),
-                "change_annual": _yuan(12 * (r - b)),
-            }
-        tb = sum(c["baseline"] for c in self.cost_cents.values())
-        tr = sum(c["reform"] for c in self.cost_cents.values())
+            kind = pays.get(code, "monthly")
+            if kind == "monthly":
+                tb, tr = tb + b, tr + r
+                cost[code] = {
+                    "pays": kind,
+                    "baseline_monthly": _yuan(b),
+                    "reform_monthly": _yuan(r),
+                    "change_monthly": _yuan(r - b),
+                    "baseline_annual": _yuan(12 * b),
+                    "reform_annual": _yuan(12 * r),
+                    "change_annual": _yuan(12 * (r - b)),
+                }
+            elif kind == "annual":
+                yb, yr = yb + b, yr + r
+                cost[code] = {"pays": kind, "baseline_annual": _yuan(b), "reform_annual": _yuan(r), "change_annual": _yuan(r - b)}
+            elif kind == "one_off":
+                ob, orf = ob + b, orf + r
+                cost[code] = {"pays": kind, "baseline_one_off": _yuan(b), "reform_one_off": _yuan(r), "change_one_off": _yuan(r - b)}
+            elif kind == "in_kind":
+                cost[code] = {
+                    "pays": kind,
+                    "baseline_monthly_services": _yuan(b),
+                    "reform_monthly_services": _yuan(r),
+                    "change_monthly_services": _yuan(r - b),
+                }
+            else:
+                cost[code] = {"pays": kind}
         return {
             "reform": self.reform,
             "population": self.population,
@@ -95,7 +115,11 @@ class SimulationResult:
                 "baseline_monthly": _yuan(tb),
                 "reform_monthly": _yuan(tr),
                 "change_monthly": _yuan(tr - tb),
-                "change_annual": _yuan(12 * (tr - tb)),
+                "change_annual": _yuan(12 * (tr - tb) + (yr - yb)),
+                "baseline_annual": _yuan(12 * tb + yb),
+                "reform_annual": _yuan(12 * tr + yr),
+                "baseline_one_off": _yuan(ob),
+                "reform_one_off": _yuan(orf),
             },
             "gains": self.gains,
             "losses": self.losses,
@@ -124,11 +148,16 @@ class SimulationResult:
         lines.append("")
         lines.append(f"{'项目':<14}{'月支出(基线)':>16}{'月支出(改革后)':>16}{'月变化':>14}{'年变化':>16}")
         for code, c in d["cost"].items():
-            if c["baseline_monthly"] == "0.00" and c["reform_monthly"] == "0.00":
+            if c["pays"] != "monthly" or (c["baseline_monthly"] == "0.00" and c["reform_monthly"] == "0.00"):
                 continue
             lines.append(f"{code:<16}{c['baseline_monthly']:>16}{c['reform_monthly']:>16}{c['change_monthly']:>14}{c['change_annual']:>16}")
         t = d["total_cost"]
         lines.append(f"{'合计':<14}{t['baseline_monthly']:>16}{t['reform_monthly']:>16}{t['change_monthly']:>14}{t['change_annual']:>16}")
+        for code, c in d["cost"].items():
+            if c["pays"] == "annual" and (c["baseline_annual"] != "0.00" or c["reform_annual"] != "0.00"):
+                lines.append(f"{code}（按学年）: {c['baseline_annual']} → {c['reform_annual']} 元")
+            elif c["pays"] == "one_off" and (c["baseline_one_off"] != "0.00" or c["reform_one_off"] != "0.00"):
+                lines.append(f"{code}（一次性）: {c['baseline_one_off']} → {c['reform_one_off']} 元")
         lines.append("")
         for p in self.programs:
             code = p["code"]
@@ -194,7 +223,9 @@ def compare_population(
     programs: dict[str, Any] = {}
     for be in (be_b, be_r):
         for p in be.plan.programs:
-            programs.setdefault(p.code, {"code": p.code, "name": p.name, "scope": "member" if p.member else "household"})
+            programs.setdefault(
+                p.code, {"code": p.code, "name": p.name, "scope": "member" if p.member else "household", "pays": p.pays}
+            )
     result.programs = list(programs.values())
     for code in programs:
         result.counts[code] = {s: {"baseline": 0, "reform": 0} for s in STATUS_NAMES.values()}
@@ -220,16 +251,16 @@ def compare_population(
             tb = _take(rb, be_b, code, member)
             tr = _take(rr, be_r, code, member)
             size = part.M if member else part.H
-            sb, cb, nb = tb if tb is not None else _absent(size)
-            sr, cr, nr = tr if tr is not None else _absent(size)
+            sb, cb, nb, pb_ = tb if tb is not None else _absent(size)
+            sr, cr, nr, pr_ = tr if tr is not None else _absent(size)
             for s_arr, key in ((sb, "baseline"), (sr, "reform")):
                 cnt = np.bincount(s_arr[s_arr >= 0], minlength=4)
                 for i, name in STATUS_NAMES.items():
                     result.counts[code][name][key] += int(cnt[i])
             gb = (sb == ELIGIBLE) | (sb == GRADUAL_EXIT)
             gr = (sr == ELIGIBLE) | (sr == GRADUAL_EXIT)
-            paid_b = np.where(gb & ~nb, cb, 0)
-            paid_r = np.where(gr & ~nr, cr, 0)
+            paid_b = np.where(pb_ & ~nb, cb, 0)  # what is paid: exclusions applied
+            paid_r = np.where(pr_ & ~nr, cr, 0)
             result.cost_cents[code]["baseline"] += int(paid_b.sum())
             result.cost_cents[code]["reform"] += int(paid_r.sum())
             gain, loss = gr & ~gb, gb & ~gr
@@ -254,11 +285,11 @@ def _take(res, be: BatchEvaluator, code: str, member: bool):
     if not any(p.code == code for p in be.plan.programs):
         return None
     target = res.member if member else res.household
-    return target[code + ".status"], target[code + ".cents"], target[code + ".null"]
+    return target[code + ".status"], target[code + ".cents"], target[code + ".null"], target[code + ".paid"]
 
 
 def _absent(size: int):
-    return np.full(size, -1, np.int8), np.zeros(size, np.int64), np.ones(size, bool)
+    return np.full(size, -1, np.int8), np.zeros(size, np.int64), np.ones(size, bool), np.zeros(size, bool)
 
 
 def _change_rows(part, code, member, rows, b, r, gain, loss) -> pa.Table:

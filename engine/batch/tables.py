@@ -944,7 +944,20 @@ def _membership(rows: np.ndarray, codes: np.ndarray, n: int, interner: Interner)
 
 def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, interner: Interner, asof: np.ndarray) -> List:
     H = hh.num_rows
-    empty = List("record", 0, 0, False, None, True, {"type": Str(np.zeros((0, H), np.int32)), "date": Date(np.zeros((0, H), np.int64)), "loss": Num(np.zeros((0, H), np.int64), FEN, 0)})
+    empty = List(
+        "record",
+        0,
+        0,
+        False,
+        None,
+        True,
+        {
+            "type": Str(np.zeros((0, H), np.int32)),
+            "date": Date(np.zeros((0, H), np.int64)),
+            "loss": Num(np.zeros((0, H), np.int64), FEN, 0),
+            "locality": Str(np.zeros((0, H), np.int32)),
+        },
+    )
     if ev is None or ev.num_rows == 0:
         return empty
     ids = _arr(hh, "household_id")
@@ -956,6 +969,8 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, in
     dates, _dnull = cv.dates(_arr(ev, "date"), file, 0, "date")
     la = _arr(ev, "loss")
     loss, lnull = cv.money(la, file, 0, "loss") if la is not None else (np.zeros(ev.num_rows, np.int64), np.ones(ev.num_rows, bool))
+    lc = _arr(ev, "locality")
+    ev_loc = cv.codes(lc, file, 0, col["locality"])[0] if lc is not None else np.zeros(ev.num_rows, np.int32)
     late = dates > asof[pos]
     if late.any():
         cv.errs.rows(file, 0, late, "date", "事件日期晚于评估日期 as_of", "event date is after as_of")
@@ -970,7 +985,9 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, in
     L = np.zeros((K, H), np.int64)
     LK = np.ones((K, H), bool)
     P = np.zeros((K, H), bool)
+    LOC = np.zeros((K, H), np.int32)
     T[slot, pos], D[slot, pos], L[slot, pos], LK[slot, pos], P[slot, pos] = types, dates, loss, ~lnull, True
+    LOC[slot, pos] = ev_loc
     return List(
         "record",
         K,
@@ -978,7 +995,7 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, in
         P,
         None,
         True,
-        {"type": Str(T), "date": Date(D), "loss": Num(L, FEN, _bound(L), LK if not LK.all() else True)},
+        {"type": Str(T), "date": Date(D), "loss": Num(L, FEN, _bound(L), LK if not LK.all() else True), "locality": Str(LOC)},
         zeroed=True,
     )
 
@@ -1069,7 +1086,16 @@ def to_contract(h: dict, members: list[dict], events: list[dict] | None = None, 
         out["members"].append(rec)
     if events:
         out["events"] = [
-            {k: v for k, v in {"type": e["type"], "date": _date_text(e["date"]), "loss": _money_text(e.get("loss"))}.items() if v is not None}
+            {
+                k: v
+                for k, v in {
+                    "type": e["type"],
+                    "date": _date_text(e["date"]),
+                    "loss": _money_text(e.get("loss")),
+                    "locality": e.get("locality"),
+                }.items()
+                if v is not None
+            }
             for e in events
         ]
     return out
@@ -1133,7 +1159,15 @@ def from_contract(households: list[dict]) -> tuple[pa.Table, pa.Table, pa.Table 
                 mr[f"income_{t}"] = _sum_money([i["monthly"] for i in m.get("incomes") or [] if i["type"] == t])
             mrows.append(mr)
         for e in h.get("events") or []:
-            erows.append({"household_id": h["household_id"], "type": e["type"], "date": e["date"], "loss": _sum_money([e["loss"]]) if e.get("loss") is not None else None})
+            erows.append(
+                {
+                    "household_id": h["household_id"],
+                    "type": e["type"],
+                    "date": e["date"],
+                    "loss": _sum_money([e["loss"]]) if e.get("loss") is not None else None,
+                    "locality": e.get("locality"),
+                }
+            )
     return _table(S.HOUSEHOLDS, hrows), _table(S.MEMBERS, mrows), _table(S.EVENTS, erows) if erows else None
 
 

@@ -534,11 +534,15 @@ class ProgramPlan:
     steps: list[StepPlan]
     decision: list[ClausePlan]
     rules: list[str]  # ids of checks and uses, in order: the "first failed rule" vocabulary
+    pays: str = "monthly"  # what the decision amount is: monthly | annual | one_off | in_kind | none
 
 
 @dataclass
 class ChunkResult:
-    """Per-program outputs of one chunk: int8 status, int64 cents (+ null mask), int16 first failed rule."""
+    """Per-program outputs of one chunk: int8 status, cents (+ null mask), int8 first failed rule, paid mask.
+
+    ``paid`` is false for a granted program that an exclusion of ``rules/interactions.yaml``
+    does not pay (the person stays eligible), as in ``engine.interactions``."""
 
     programs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     facts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -569,6 +573,7 @@ class Plan:
             member = s.scope == "member"
             self.fact_steps.append(StepPlan("fact", s.name, member, comp.c(s.node, 1 if member else 0)))
         self.programs: list[ProgramPlan] = [self._program(prog, comp) for prog in kept]
+        self.exclusions = list(getattr(book, "interactions", []) or [])
         self.fact_kinds = {f: book.household_names[f].kind for f in self.reported}
         for p in self.programs:
             if len(p.rules) > 120:
@@ -600,7 +605,7 @@ class Plan:
                 )
             )
         applies = comp.c(prog.applies_node, 1) if prog.applies_node is not None else None
-        return ProgramPlan(prog.code, prog.name, member, applies, steps, clauses, rules)
+        return ProgramPlan(prog.code, prog.name, member, applies, steps, clauses, rules, getattr(prog, "pays", "monthly"))
 
     # -- running ----------------------------------------------------------------
     def run(self, ctx: Ctx) -> ChunkResult:
@@ -616,7 +621,83 @@ class Plan:
             res.facts[name] = _present(hs[name], (ctx.H,), self.fact_kinds[name])
         for p in self.programs:
             res.programs[p.code] = self._run_program(p, ctx)
+        self._exclusions(ctx, res)
         return res
+
+    # -- exclusions (engine.interactions, vectorised) -------------------------------
+    def _exclusions(self, ctx: Ctx, res: ChunkResult) -> None:
+        """Mark which granted programs are paid, resolving ``rules/interactions.yaml`` in file order."""
+        paid: dict[str, np.ndarray] = {}
+        for p in self.programs:
+            status = res.programs[p.code][0]
+            paid[p.code] = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
+        plans = {p.code: p for p in self.programs}
+        for ex in self.exclusions:
+            codes = [c for c in ex.programs if c in plans]
+            if len(codes) < 2:
+                continue
+            kinds = {plans[c].member for c in codes}
+            if len(kinds) == 1:
+                self._resolve(ex.keep, codes, paid, res, plans)
+            else:
+                self._resolve_mixed(ex, codes, paid, plans, ctx)
+        for code, (status, cents, null, first) in list(res.programs.items()):
+            res.programs[code] = (status, cents, null, first, paid[code])
+
+    @staticmethod
+    def _resolve(keep: str, codes: list[str], paid: dict, res: ChunkResult, plans: dict) -> None:
+        granted = [paid[c] for c in codes]  # in declaration order
+        if keep == "first":
+            seen = np.zeros_like(granted[0])
+            for c, g in zip(codes, granted, strict=True):
+                paid[c] = g & ~seen
+                seen = seen | g
+            return
+        # higher_amount: the higher monthly amount (as presented, to the fen); ties and unknown amounts keep the first
+        count = sum(g.astype(np.int8) for g in granted)
+        unknown = np.zeros_like(granted[0])
+        best_val = np.full(granted[0].shape, -1, np.int64)
+        best = np.full(granted[0].shape, -1, np.int8)
+        first = np.full(granted[0].shape, -1, np.int8)
+        for i in range(len(codes) - 1, -1, -1):
+            first = np.where(granted[i], np.int8(i), first)
+        for i, c in enumerate(codes):
+            _st, cents, null, _f = res.programs[c]
+            known = ~null if plans[c].pays == "monthly" else np.zeros_like(granted[i])
+            unknown = unknown | (granted[i] & ~known)
+            better = granted[i] & known & (cents > best_val)
+            best_val = np.where(better, cents, best_val)
+            best = np.where(better, np.int8(i), best)
+        winner = np.where(unknown, first, best)
+        for i, c in enumerate(codes):
+            paid[c] = granted[i] & ((count < 2) | (winner == i))
+
+    def _resolve_mixed(self, ex, codes: list[str], paid: dict, plans: dict, ctx: Ctx) -> None:
+        """One household program with member programs, for the members the household program covers."""
+        hc = next(c for c in codes if not plans[c].member)
+        h_index = ex.programs.index(hc)
+        shape = (ctx.n, ctx.H)
+        counted = ctx.hs["counted_members"].present if "counted_members" in ctx.hs else True
+        counted = np.broadcast_to(np.asarray(counted, dtype=bool), shape)
+        found = np.zeros(shape, bool)
+        member_first = np.zeros(shape, bool)
+        which = np.full(shape, -1, np.int8)
+        for i, c in enumerate(ex.programs):
+            if c not in plans or not plans[c].member:
+                continue
+            hit = paid[c] & ~found
+            member_first |= hit & (i < h_index)
+            which = np.where(hit, np.int8(i), which)
+            found |= hit
+        covered = found & counted
+        active = paid[hc] & covered.any(axis=0)
+        all_first = ~(covered & ~member_first).any(axis=0)
+        full = covered.sum(axis=0) == counted.sum(axis=0)
+        paid[hc] = paid[hc] & ~(active & all_first & full)
+        lose = (active & ~all_first)[None, :] & covered & ~member_first
+        for i, c in enumerate(ex.programs):
+            if c in plans and plans[c].member:
+                paid[c] = paid[c] & ~(lose & (which == i))
 
     def _run_program(self, p: ProgramPlan, ctx: Ctx):
         member = p.member

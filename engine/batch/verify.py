@@ -12,12 +12,12 @@ from typing import Any
 from engine.money import fmt_money
 
 from .columns import Part
-from .run import PartResult
+from .run import PartResult, amount_of, first_failed
 from .vectorize import NOT_CHECKED, STATUS_CODE, Plan
 
 STATUS_NAME = {v: k for k, v in STATUS_CODE.items()}
 
-Outcome = dict[tuple[str, str | None], tuple[str, str | None, str | None]]
+Outcome = dict[tuple[str, str | None], tuple[str, str | None, str | None, bool | None]]
 
 
 def batch_outcomes(res: PartResult, part: Part, plan: Plan, i: int) -> Outcome:
@@ -35,7 +35,8 @@ def batch_outcomes(res: PartResult, part: Part, plan: Plan, i: int) -> Outcome:
             amount = None if target[p.code + ".null"][r] else fmt_money(_q(cents))
             first = int(target[p.code + ".first"][r])
             member = str(part.member_ids[r]) if p.member else None
-            out[(p.code, member)] = (STATUS_NAME[st], amount, p.rules[first] if first >= 0 else None)
+            paid = bool(target[p.code + ".paid"][r]) if st in (0, 2) else None
+            out[(p.code, member)] = (STATUS_NAME[st], amount, p.rules[first] if first >= 0 else None, paid)
     return out
 
 
@@ -46,8 +47,9 @@ def single_outcomes(det: dict, codes: set[str] | None = None) -> Outcome:
         if codes is not None and prog["program"] not in codes:
             continue
         member = prog["members"][0] if prog["scope"] == "member" else None
-        failed = next((r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] != "decision"), None)
-        out[(prog["program"], member)] = (prog["status"], prog["monthly_amount"], failed)
+        granted = prog["status"] in ("eligible", "gradual_exit")
+        paid = (prog.get("paid", True) is not False) if granted else None
+        out[(prog["program"], member)] = (prog["status"], amount_of(prog), first_failed(prog), paid)
     return out
 
 
