@@ -675,6 +675,215 @@ class Plan:
     def _resolve_mixed(self, ex, codes: list[str], paid: dict, plans: dict, ctx: Ctx) -> None:
         """One household program with member programs, for the members the household program covers."""
         hc = next(c for c in codes if not plans[c].member)
+        hh_paid = paid[hc]
+        if not hh_paid.any():
+            return
+        h_index = ex.programs.index(hc)
+        shape = (ctx.n, ctx.H)
+        counted = ctx.hs["counted_members"].present if "counted_members" in ctx.hs else True
+        counted = np.broadcast_to(np.asarray(counted, dtype=bool), shape)
+        found: Any = False
+        member_first: Any = False
+        members = [(i, c) for i, c in enumerate(ex.programs) if c in plans and plans[c].member]
+        for i, c in members:
+            hit = paid[c] if found is False else paid[c] & ~found
+            if i < h_index:
+                member_first = hit if member_first is False else member_first | hit
+            found = hit if found is False else found | hit
+        if found is False:
+            return
+        covered = found & counted
+        active = hh_paid & covered.any(axis=0)
+        if not active.any():
+            return
+        not_first = covered if member_first is False else covered & ~member_first
+        all_first = ~not_first.any(axis=0)
+        full = ~(counted & ~covered).any(axis=0)  # every member the household program covers
+        paid[hc] = hh_paid & ~(active & all_first & full)
+        lose = (active & ~all_first)[None, :] & not_first
+        if not lose.any():
+            return
+        taken: Any = np.zeros(shape, bool)
+        for _i, c in members:  # a losing member loses the first of the group's programs paid to them
+            hit = paid[c] & ~taken
+            paid[c] = paid[c] & ~(lose & hit)
+            taken = taken | hit
+
+
+# ---------------------------------------------------------------------------------
+# rule book
+# ---------------------------------------------------------------------------------
+
+
+@dataclass
+class StepPlan:
+    kind: str  # fact | let | check | use
+    name: str
+    member: bool  # stored in the member store
+    fn: Fn = None
+    guard: Fn = None
+    gate: bool = False
+    rule: int = -1  # index into ProgramPlan.rules for checks and uses
+
+
+@dataclass
+class ClausePlan:
+    status: int
+    when: Fn
+    amount: Fn
+    parts: list[tuple[Fn, bool]]
+
+
+@dataclass
+class ProgramPlan:
+    code: str
+    name: str
+    member: bool
+    applies: Fn
+    steps: list[StepPlan]
+    decision: list[ClausePlan]
+    rules: list[str]  # ids of checks and uses, in order: the "first failed rule" vocabulary
+    pays: str = "monthly"  # what the decision amount is: monthly | annual | one_off | in_kind | none
+
+
+@dataclass
+class ChunkResult:
+    """Per-program outputs of one chunk: int8 status, cents (+ null mask), int8 first failed rule, paid mask.
+
+    ``paid`` is false for a granted program that an exclusion of ``rules/interactions.yaml``
+    does not pay (the person stays eligible), as in ``engine.interactions``."""
+
+    programs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    facts: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
+# household facts reported beside the programs (the determination's "household" block)
+REPORTED_FACTS = ("counted_count", "monthly_income", "deductions", "per_capita_income", "dibao_standard")
+
+
+class Plan:
+    """A rule book compiled for columns. Build once, run on every chunk."""
+
+    def __init__(self, book: RuleBook, interner: X.Interner, programs: list[str] | None = None):
+        book.raise_if_errors()
+        self.book = book
+        self.I = interner
+        member_keys = set(book.member_record) | set(book.member_names)
+        comp = Compiler(member_keys, interner)
+        wanted = _with_dependencies(book, programs) if programs is not None else None
+        self.codes = wanted
+        kept = [p for p in book.programs if wanted is None or p.code in wanted]
+        self.reported = [f for f in REPORTED_FACTS if f in book.household_names]
+        self.live = _live_names(book, kept, self.reported)
+        self.fact_steps: list[StepPlan] = []
+        for s in book.facts.steps:  # type: ignore[union-attr]
+            if s.name not in self.live:
+                continue  # only explained, never decides: not needed for columns
+            member = s.scope == "member"
+            self.fact_steps.append(StepPlan("fact", s.name, member, comp.c(s.node, 1 if member else 0)))
+        self.programs: list[ProgramPlan] = [self._program(prog, comp) for prog in kept]
+        self.exclusions = list(getattr(book, "interactions", []) or [])
+        self.fact_kinds = {f: book.household_names[f].kind for f in self.reported}
+        for p in self.programs:
+            if len(p.rules) > 120:
+                raise ValueError(f"{p.code}: more than 120 rules in one program")
+
+    def _program(self, prog: Program, comp: Compiler) -> ProgramPlan:
+        member = prog.scope == "member"
+        depth = 1 if member else 0
+        steps: list[StepPlan] = []
+        rules: list[str] = []
+        for s in prog.steps:
+            if s.kind == "let":
+                steps.append(StepPlan("let", s.name, member, comp.c(s.node, depth)))
+                continue
+            rules.append(s.id)
+            if s.kind == "use":
+                steps.append(StepPlan("use", s.name, s.scope == "member", gate=s.gate, rule=len(rules) - 1))
+                continue
+            guard = comp.c(s.guard_node, depth) if s.guard_node is not None else None
+            steps.append(StepPlan("check", s.name, member, comp.c(s.node, depth), guard, s.gate, len(rules) - 1))
+        clauses = []
+        for c in prog.decision:
+            clauses.append(
+                ClausePlan(
+                    STATUS_CODE[c.status],
+                    comp.c(c.when_node, depth) if c.when_node is not None else None,
+                    comp.c(c.amount_node, depth) if c.amount_node is not None else None,
+                    [(comp.c(node, depth), req) for _lbl, node, req in c.part_nodes],
+                )
+            )
+        applies = comp.c(prog.applies_node, 1) if prog.applies_node is not None else None
+        return ProgramPlan(prog.code, prog.name, member, applies, steps, clauses, rules, getattr(prog, "pays", "monthly"))
+
+    # -- running ----------------------------------------------------------------
+    def run(self, ctx: Ctx) -> ChunkResult:
+        res = ChunkResult()
+        hs, ms = ctx.hs, ctx.ms
+        for st in self.fact_steps:
+            v = st.fn(ctx)
+            if st.member:
+                ms[st.name] = _canon_member(v)
+            else:
+                hs[st.name] = v
+        for name in self.reported:
+            res.facts[name] = _present(hs[name], (ctx.H,), self.fact_kinds[name])
+        for p in self.programs:
+            res.programs[p.code] = self._run_program(p, ctx)
+        self._exclusions(ctx, res)
+        return res
+
+    # -- exclusions (engine.interactions, vectorised) -------------------------------
+    def _exclusions(self, ctx: Ctx, res: ChunkResult) -> None:
+        """Mark which granted programs are paid, resolving ``rules/interactions.yaml`` in file order."""
+        paid: dict[str, np.ndarray] = {}
+        for p in self.programs:
+            status = res.programs[p.code][0]
+            paid[p.code] = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
+        plans = {p.code: p for p in self.programs}
+        for ex in self.exclusions:
+            codes = [c for c in ex.programs if c in plans]
+            if len(codes) < 2:
+                continue
+            kinds = {plans[c].member for c in codes}
+            if len(kinds) == 1:
+                self._resolve(ex.keep, codes, paid, res, plans)
+            else:
+                self._resolve_mixed(ex, codes, paid, plans, ctx)
+        for code, (status, cents, null, first) in list(res.programs.items()):
+            res.programs[code] = (status, cents, null, first, paid[code])
+
+    @staticmethod
+    def _resolve(keep: str, codes: list[str], paid: dict, res: ChunkResult, plans: dict) -> None:
+        granted = [paid[c] for c in codes]  # in declaration order
+        if keep == "first":
+            seen = np.zeros_like(granted[0])
+            for c, g in zip(codes, granted, strict=True):
+                paid[c] = g & ~seen
+                seen = seen | g
+            return
+        # higher_amount: the higher monthly amount (as presented, to the fen); ties and unknown amounts keep the first
+        count = sum(g.astype(np.int8) for g in granted)
+        unknown = np.zeros_like(granted[0])
+        best_val = np.full(granted[0].shape, -1, np.int64)
+        best = np.full(granted[0].shape, -1, np.int8)
+        first = np.full(granted[0].shape, -1, np.int8)
+        for i in range(len(codes) - 1, -1, -1):
+            first = np.where(granted[i], np.int8(i), first)
+        for i, c in enumerate(codes):
+            _st, cents, null, _f = res.programs[c]
+            known = ~null if plans[c].pays == "monthly" else np.zeros_like(granted[i])
+            unknown = unknown | (granted[i] & ~known)
+            better = granted[i] & known & (cents > best_val)
+            best_val = np.where(better, cents, best_val)
+            best = np.where(better, np.int8(i), best)
+        winner = np.where(unknown, first, best)
+        for i, c in enumerate(codes):
+            paid[c] = granted[i] & ((count < 2) | (winner == i))
+
+    def _resolve_mixed(self, ex, codes: list[str], paid: dict, plans: dict, ctx: Ctx) -> None:
+        """One household program with member programs, for the members the household program covers."""
+        hc = next(c for c in codes if not plans[c].member)
         h_index = ex.programs.index(hc)
         shape = (ctx.n, ctx.H)
         counted = ctx.hs["counted_members"].present if "counted_members" in ctx.hs else True
