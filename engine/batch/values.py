@@ -117,6 +117,8 @@ def select(c, a, b):
     if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
         if a == b:
             return a
+        if -I32MAX <= a <= I32MAX and -I32MAX <= b <= I32MAX and -I32MAX <= a - b <= I32MAX:
+            return c * I32(a - b) + I32(b)  # int32, not the int64 a Python int would give
         if b == 0:
             return c * a
         return b + (a - b) * c
