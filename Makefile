@@ -24,6 +24,7 @@ test: $(BIN)/jiuzhu
 
 bench: $(BIN)/jiuzhu
 	$(BIN)/python benchmarks/bench_evaluate.py
+	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

@@ -172,5 +172,10 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
         sys.exit(1)
 
 
+# policy-staff commands (batch, synth, simulate, diff) live in engine/batch/cli.py
+from .batch.cli import register as _register_batch  # noqa: E402
+
+_register_batch(main)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
