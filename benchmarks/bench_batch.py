@@ -70,7 +70,9 @@ def report(label: str, m: dict) -> None:
     load = m["read"] + m["build"] + m["prepare"]
     print(f"\n{label}: {', '.join(m['programs'])}")
     print(f"  population        {h:,} households, {m['members']:,} members")
-    print(f"  loading           {load:7.2f} s  (read Parquet {m['read']:.2f} s, validate+convert {m['build']:.2f} s, group {m['prepare']:.2f} s)")
+    print(
+        f"  loading           {load:7.2f} s  (read Parquet {m['read']:.2f} s, validate+convert {m['build']:.2f} s, group {m['prepare']:.2f} s)"
+    )
     print(f"  evaluation        {m['evaluate']:7.2f} s  → {h / m['evaluate']:>12,.0f} households/s")
     print(f"  assembly          {m['assemble']:7.2f} s  (results back in input order)")
     print(f"  evaluation+assembly        → {h / (m['evaluate'] + m['assemble']):>12,.0f} households/s")
@@ -90,7 +92,9 @@ def main() -> None:
 
         t = time.perf_counter()
         s = synth.write(pop, "210000", args.households, seed=1)
-        print(f"synthetic population written: {s.households:,} households, {s.members:,} members in {time.perf_counter() - t:.1f} s → {pop}")
+        print(
+            f"synthetic population written: {s.households:,} households, {s.members:,} members in {time.perf_counter() - t:.1f} s → {pop}"
+        )
     from engine import default_engine
 
     engine = default_engine()

@@ -23,7 +23,8 @@ from typing import Any
 from gmpy2 import mpq
 
 from .expr import ast as A
-from .expr.runtime import Missing, add_months, merge, months_between, within, years_between
+from .expr import logic
+from .expr.runtime import Missing, merge
 from .facts import HOUSEHOLD_FACTS
 from .model import PROGRAM_CODES
 from .money import fmt_number
@@ -37,183 +38,31 @@ _NULLABLE_BITS = ((1, "sex"), (2, "hukou_locality"), (4, "self_care"), (8, "supp
 _TRACE = "\x00"
 
 
-# -- three-valued helpers (same semantics as engine/expr/compile.py) ----------------------
-
-
-def _and2(a, b):
-    if b is False:
-        return False
-    if a is True and b is True:
-        return True
-    return merge(a, b)
-
-
-def _or2(a, b):
-    if b is True:
-        return True
-    if a is False and b is False:
-        return False
-    return merge(a, b)
-
-
-def _not(a):
-    return a if a.__class__ is Missing else (not a)
-
-
-def _neg(a):
-    return a if a.__class__ is Missing else -a
-
-
-def _in(a, b, negate):
-    if a.__class__ is Missing or b.__class__ is Missing:
-        return merge(a, b)
-    if a is None:
-        return negate
-    return (a in b) != negate
-
-
-def _eq(a, b, eq):
-    if a.__class__ is Missing or b.__class__ is Missing:
-        return merge(a, b)
-    return (a == b) == eq
-
-
-def _order(cmp):
-    def f(a, b):
-        if a.__class__ is Missing or b.__class__ is Missing:
-            return merge(a, b)
-        if a is None or b is None:
-            return False
-        return cmp(a, b)
-
-    return f
-
-
-def _arith(op):
-    def f(a, b):
-        if a.__class__ is Missing or b.__class__ is Missing:
-            return merge(a, b)
-        return op(a, b)
-
-    return f
-
-
-def _div(a, b):
-    if b == 0:
-        raise ZeroDivisionError("除数为零 / division by zero in a rule expression")
-    return mpq(a) / b
-
-
-def _minmax(pick, vals):
-    for v in vals:
-        if v.__class__ is Missing:
-            return Missing(frozenset().union(*(x.keys for x in vals if x.__class__ is Missing)))
-    return pick(vals)
-
-
-def _call1(f, a):
-    return a if a.__class__ is Missing else f(a)
-
-
-def _call2(f, a, b):
-    if a.__class__ is Missing or b.__class__ is Missing:
-        return merge(a, b)
-    return f(a, b)
-
-
-def _items(seq, cond):
-    if seq.__class__ is Missing:
-        yield None, seq
-        return
-    for item in seq:
-        yield item, (True if cond is None else cond(item))
-
-
-def _c_list(seq, cond):
-    out = []
-    miss = None
-    for item, keep in _items(seq, cond):
-        if keep is True:
-            out.append(item)
-        elif keep is not False:
-            miss = merge(miss, keep)
-    return miss if miss is not None else tuple(out)
-
-
-def _c_count(seq, cond):
-    n = 0
-    miss = None
-    for _item, keep in _items(seq, cond):
-        if keep is True:
-            n += 1
-        elif keep is not False:
-            miss = merge(miss, keep)
-    return miss if miss is not None else n
-
-
-def _c_sum(seq, cond, expr, start):
-    total = start
-    miss = None
-    for item, keep in _items(seq, cond):
-        if keep is False:
-            continue
-        if keep is not True:
-            miss = merge(miss, keep)
-            continue
-        v = expr(item)
-        if v.__class__ is Missing:
-            miss = merge(miss, v)
-        else:
-            total += v
-    return miss if miss is not None else total
-
-
-def _c_anyall(seq, cond, expr, want_any):
-    miss = None
-    for item, keep in _items(seq, cond):
-        if keep is False:
-            continue
-        if keep is not True:
-            miss = merge(miss, keep)
-            continue
-        v = expr(item)
-        if v is want_any:
-            return want_any
-        if v.__class__ is Missing:
-            miss = merge(miss, v)
-    return miss if miss is not None else (not want_any)
-
-
 _HELPERS: dict[str, Any] = {
-    "_and2": _and2,
-    "_or2": _or2,
-    "_not": _not,
-    "_neg": _neg,
-    "_in": _in,
-    "_eq": _eq,
-    "_lt": _order(operator.lt),
-    "_le": _order(operator.le),
-    "_gt": _order(operator.gt),
-    "_ge": _order(operator.ge),
-    "_add": _arith(operator.add),
-    "_sub": _arith(operator.sub),
-    "_mul": _arith(operator.mul),
-    "_divm": _arith(_div),
-    "_div": _div,
-    "_minmax": _minmax,
-    "_call1": _call1,
-    "_call2": _call2,
-    "_c_list": _c_list,
-    "_c_count": _c_count,
-    "_c_sum": _c_sum,
-    "_c_anyall": _c_anyall,
-    "_years": years_between,
-    "_months": months_between,
-    "_days": lambda a, b: (b - a).days,
-    "_add_months": add_months,
-    "_within": within,
-    "_has_any": lambda a, b: not a.isdisjoint(b),
+    "_and2": logic.and2,
+    "_or2": logic.or2,
+    "_not": logic.not_,
+    "_neg": logic.neg,
+    "_in": logic.in_,
+    "_eq": logic.eq,
+    "_lt": logic.order(operator.lt),
+    "_le": logic.order(operator.le),
+    "_gt": logic.order(operator.gt),
+    "_ge": logic.order(operator.ge),
+    "_add": logic.arith(operator.add),
+    "_sub": logic.arith(operator.sub),
+    "_mul": logic.arith(operator.mul),
+    "_divm": logic.arith(logic.div),
+    "_div": logic.div,
+    "_minmax": logic.minmax,
+    "_call1": logic.call1,
+    "_call2": logic.call2,
+    "_c_list": logic.c_list,
+    "_c_count": logic.c_count,
+    "_c_sum": logic.c_sum,
+    "_c_anyall": logic.c_anyall,
     "_merge": merge,
+    **{f"_f_{name}": fn for name, fn in logic.FUNCTIONS.items()},
     "Missing": Missing,
     "ZERO": ZERO,
     "min": min,
@@ -232,15 +81,7 @@ _HELPERS: dict[str, Any] = {
     "MONEY_TEXT": money_text,
     "NUMBER_TEXT": lambda v: fmt_number(mpq(v)),
 }
-_FUNC_HELPER = {
-    "years_between": "_years",
-    "months_between": "_months",
-    "days_between": "_days",
-    "add_months": "_add_months",
-    "within": "_within",
-    "has_any": "_has_any",
-    "len": "len",
-}
+_FUNC_HELPER = {name: f"_f_{name}" for name in logic.FUNCTIONS}
 _ARITH_PLAIN = {"+": "+", "-": "-", "*": "*"}
 _ARITH_HELPER = {"+": "_add", "-": "_sub", "*": "_mul", "/": "_divm"}
 _ORDER_HELPER = {"<": "_lt", "<=": "_le", ">": "_gt", ">=": "_ge"}

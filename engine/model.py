@@ -26,74 +26,33 @@ from pydantic_core import PydanticCustomError
 
 from . import localities
 from .money import MoneyError, fmt_money, parse_money
-
-PROGRAM_CODES = (
-    "dibao",
-    "dibao_single",
-    "tekun",
-    "dibao_edge",
-    "temporary",
-    "orphan",
-    "unattended_child",
-    "orphan_education",
-    "disability_living",
-    "disability_care",
-    "elderly_subsidy",
-    "home_care_service",
-    "rigid_expense",
-    "funeral_waiver",
+from .vocab import (
+    AREAS,
+    DISABILITY_CATEGORIES,
+    EXPENSE_TYPES,
+    INCOME_TYPES,
+    MEMBER_STATUSES,
+    PARENT_STATUSES,
+    PROGRAM_CODES,
+    RELATIONS,
+    SCHOOLING,
+    SELF_CARE,
+    SEXES,
+    SUPPORTERS,
 )
-ProgramCode = Literal[
-    "dibao",
-    "dibao_single",
-    "tekun",
-    "dibao_edge",
-    "temporary",
-    "orphan",
-    "unattended_child",
-    "orphan_education",
-    "disability_living",
-    "disability_care",
-    "elderly_subsidy",
-    "home_care_service",
-    "rigid_expense",
-    "funeral_waiver",
-]
-Area = Literal["urban", "rural"]
-Relation = Literal["head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "other"]
-Sex = Literal["male", "female"]
-DisabilityCategory = Literal["visual", "hearing", "speech", "limb", "intellectual", "mental", "multiple"]
-SelfCare = Literal["full", "partial", "none"]
-Schooling = Literal["none", "preschool", "compulsory", "high_school", "vocational", "college", "graduate"]
-MemberStatus = Literal["incarcerated", "compulsory_rehab", "religious_apart_3y", "declared_missing", "deceased"]
-Supporters = Literal["none", "unable", "able"]
-ParentStatus = Literal[
-    "deceased",
-    "declared_dead",
-    "declared_missing",
-    "severe_disability",
-    "serious_illness",
-    "incarcerated",
-    "compulsory_rehab",
-    "restricted",
-    "unreachable",
-    "normal",
-]
-IncomeType = Literal[
-    "wage",
-    "business",
-    "property",
-    "transfer",
-    "pension",
-    "other",
-    "special_care",
-    "family_planning_award",
-    "scholarship",
-    "heroism_award",
-    "social_assistance",
-    "resident_pension_base",
-]
-RigidExpenseType = Literal["medical", "rehabilitation", "care", "education", "housing", "other"]
+
+ProgramCode = Literal[PROGRAM_CODES]
+Area = Literal[AREAS]
+Relation = Literal[RELATIONS]
+Sex = Literal[SEXES]
+DisabilityCategory = Literal[DISABILITY_CATEGORIES]
+SelfCare = Literal[SELF_CARE]
+Schooling = Literal[SCHOOLING]
+MemberStatus = Literal[MEMBER_STATUSES]
+Supporters = Literal[SUPPORTERS]
+ParentStatus = Literal[PARENT_STATUSES]
+IncomeType = Literal[INCOME_TYPES]
+RigidExpenseType = Literal[EXPENSE_TYPES]
 
 MAX_MEMBERS = 50
 

@@ -22,48 +22,34 @@ from gmpy2 import mpq
 from . import localities
 from .expr.runtime import Missing
 from .facts import member_missing
-from .model import PROGRAM_CODES, FieldError, InputError, id_check_digit
+from .model import FieldError, InputError, id_check_digit
 from .money import MoneyError, parse_money, parse_money_fast
+from .vocab import (
+    AREAS,
+    DISABILITY_CATEGORIES,
+    EXPENSE_TYPES,
+    INCOME_TYPES,
+    MEMBER_STATUSES,
+    PARENT_STATUSES,
+    PROGRAM_CODES,
+    RELATIONS,
+    SCHOOLING,
+    SELF_CARE,
+    SEXES,
+    SUPPORTERS,
+)
 
-_AREAS = frozenset({"urban", "rural"})
-_RELATIONS = frozenset({"head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "other"})
-_SEXES = frozenset({"male", "female"})
-_CATEGORIES = frozenset({"visual", "hearing", "speech", "limb", "intellectual", "mental", "multiple"})
-_SELF_CARE = frozenset({"full", "partial", "none"})
-_SCHOOLING = frozenset({"none", "preschool", "compulsory", "high_school", "vocational", "college", "graduate"})
-_STATUSES = frozenset({"incarcerated", "compulsory_rehab", "religious_apart_3y", "declared_missing", "deceased"})
-_SUPPORTERS = frozenset({"none", "unable", "able"})
-_PARENT = frozenset(
-    {
-        "deceased",
-        "declared_dead",
-        "declared_missing",
-        "severe_disability",
-        "serious_illness",
-        "incarcerated",
-        "compulsory_rehab",
-        "restricted",
-        "unreachable",
-        "normal",
-    }
-)
-_INCOMES = frozenset(
-    {
-        "wage",
-        "business",
-        "property",
-        "transfer",
-        "pension",
-        "other",
-        "special_care",
-        "family_planning_award",
-        "scholarship",
-        "heroism_award",
-        "social_assistance",
-        "resident_pension_base",
-    }
-)
-_EXPENSES = frozenset({"medical", "rehabilitation", "care", "education", "housing", "other"})
+_AREAS = frozenset(AREAS)
+_RELATIONS = frozenset(RELATIONS)
+_SEXES = frozenset(SEXES)
+_CATEGORIES = frozenset(DISABILITY_CATEGORIES)
+_SELF_CARE = frozenset(SELF_CARE)
+_SCHOOLING = frozenset(SCHOOLING)
+_STATUSES = frozenset(MEMBER_STATUSES)
+_SUPPORTERS = frozenset(SUPPORTERS)
+_PARENT = frozenset(PARENT_STATUSES)
+_INCOMES = frozenset(INCOME_TYPES)
+_EXPENSES = frozenset(EXPENSE_TYPES)
 _PROGRAMS = frozenset(PROGRAM_CODES)
 
 _HOUSEHOLD_KEYS = frozenset(

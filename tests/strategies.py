@@ -6,36 +6,13 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
+from engine import vocab
 from engine.model import id_check_digit
 
 LOCALITIES = ["210102", "210000", "620722", "500152", "350502", "350500", "110101", "100000", "441900"]
-INCOME_TYPES = [
-    "wage",
-    "business",
-    "property",
-    "transfer",
-    "pension",
-    "other",
-    "special_care",
-    "family_planning_award",
-    "scholarship",
-    "heroism_award",
-    "social_assistance",
-    "resident_pension_base",
-]
-STATUSES = ["incarcerated", "compulsory_rehab", "religious_apart_3y", "declared_missing", "deceased"]
-PARENT_STATUSES = [
-    "deceased",
-    "declared_dead",
-    "declared_missing",
-    "severe_disability",
-    "serious_illness",
-    "incarcerated",
-    "compulsory_rehab",
-    "restricted",
-    "unreachable",
-    "normal",
-]
+INCOME_TYPES = list(vocab.INCOME_TYPES)
+STATUSES = list(vocab.MEMBER_STATUSES)
+PARENT_STATUSES = list(vocab.PARENT_STATUSES)
 PROGRAMS = ["dibao", "dibao_single", "tekun", "dibao_edge", "orphan", "unattended_child", "disability_living"]
 TAGS = ["left_behind", "priority_veteran", "family_planning_special", "poverty_registered", "needs_long_term_care"]
 EVENT_TYPES = ["fire", "flood", "traffic_accident", "serious_illness", "epidemic", "income_drop"]

@@ -56,9 +56,7 @@ def expected_child_statuses(parents: list[str]) -> tuple[str, str]:
     return orphan, unattended
 
 
-PARENT_COMBINATIONS = (
-    [[]] + [[s] for s in PARENT_STATUSES] + [list(p) for p in itertools.product(PARENT_STATUSES, repeat=2)]
-)
+PARENT_COMBINATIONS = [[]] + [[s] for s in PARENT_STATUSES] + [list(p) for p in itertools.product(PARENT_STATUSES, repeat=2)]
 
 
 @pytest.mark.parametrize("parents", PARENT_COMBINATIONS, ids=lambda p: "+".join(p) or "none")
@@ -203,7 +201,10 @@ def needy_households(draw):
         if child:
             m["parents"] = draw(st.lists(st.fixed_dictionaries({"status": st.sampled_from(PARENT_STATUSES)}), max_size=2))
         if draw(st.integers(0, 3)) == 0:
-            m["disability"] = {"category": draw(st.sampled_from(["limb", "intellectual", "mental"])), "grade": draw(st.integers(1, 4))}
+            m["disability"] = {
+                "category": draw(st.sampled_from(["limb", "intellectual", "mental"])),
+                "grade": draw(st.integers(1, 4)),
+            }
         if draw(st.integers(0, 4)) == 0:
             m["status"] = ["deceased"]
         m["tags"] = draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True))
@@ -217,7 +218,9 @@ def needy_households(draw):
         "assets": {"financial": draw(money), "vehicles": [], "properties": 1},
     }
     if draw(st.booleans()):
-        h["events"] = [{"type": "fire", "date": (as_of - dt.timedelta(days=draw(st.integers(0, 120)))).isoformat(), "loss": draw(money)}]
+        h["events"] = [
+            {"type": "fire", "date": (as_of - dt.timedelta(days=draw(st.integers(0, 120)))).isoformat(), "loss": draw(money)}
+        ]
     if draw(st.booleans()):
         h["rigid_expenses"] = [{"type": "medical", "monthly": draw(money)}]
     return h

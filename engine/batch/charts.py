@@ -45,7 +45,9 @@ def histogram_svg(area: str, h: dict) -> str:
     out = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="人均收入分布">']
     for i, c in enumerate(counts):
         xa, xb = sx(edges[i]), sx(edges[i + 1])
-        out.append(f'<rect x="{xa:.1f}" y="{sy(c):.1f}" width="{max(xb - xa - 1, 0.5):.1f}" height="{sy(0) - sy(c):.1f}" fill="{COLORS["bar"]}"/>')
+        out.append(
+            f'<rect x="{xa:.1f}" y="{sy(c):.1f}" width="{max(xb - xa - 1, 0.5):.1f}" height="{sy(0) - sy(c):.1f}" fill="{COLORS["bar"]}"/>'
+        )
     for k in range(5):
         y = ymax * k / 4
         out.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>')
@@ -54,7 +56,9 @@ def histogram_svg(area: str, h: dict) -> str:
         x = x0 + (x1 - x0) * k / 5
         out.append(f'<text x="{sx(x):.1f}" y="{H - PAD_B + 16}" text-anchor="middle" font-size="11">{x:.0f}</text>')
     out.append(f'<text x="{PAD_L + iw / 2}" y="{H - 8}" text-anchor="middle" font-size="12">家庭人均月收入（元）</text>')
-    out.append(f'<text x="14" y="{PAD_T + ih / 2}" transform="rotate(-90 14 {PAD_T + ih / 2})" text-anchor="middle" font-size="12">户数</text>')
+    out.append(
+        f'<text x="14" y="{PAD_T + ih / 2}" transform="rotate(-90 14 {PAD_T + ih / 2})" text-anchor="middle" font-size="12">户数</text>'
+    )
     row = 0
     for label, dash in (("baseline", "6,4"), ("reform", "")):
         for kind, value in sorted(h.get("thresholds", {}).get(label, {}).items()):
@@ -62,7 +66,9 @@ def histogram_svg(area: str, h: dict) -> str:
                 continue
             color = COLORS[label]
             x = sx(value)
-            out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{sy(0):.1f}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>')
+            out.append(
+                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{sy(0):.1f}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>'
+            )
             name = f"{'现行' if label == 'baseline' else '改革后'}{LINE_NAMES.get(kind, kind)} {value:.2f}"
             out.append(f'<text x="{x + 4:.1f}" y="{PAD_T + 12 + 13 * row}" font-size="11" fill="{color}">{escape(name)}</text>')
             row += 1
@@ -76,7 +82,9 @@ def histogram_svg(area: str, h: dict) -> str:
 
 def cost_svg(cost: dict, names: dict[str, str]) -> str:
     items = [
-        (code, c) for code, c in cost.items() if c["pays"] == "monthly" and (c["baseline_monthly"] != "0.00" or c["reform_monthly"] != "0.00")
+        (code, c)
+        for code, c in cost.items()
+        if c["pays"] == "monthly" and (c["baseline_monthly"] != "0.00" or c["reform_monthly"] != "0.00")
     ]
     if not items:
         return ""
@@ -103,12 +111,22 @@ def cost_svg(cost: dict, names: dict[str, str]) -> str:
             yv = v / 10000
             out.append(f'<rect x="{x:.1f}" y="{sy(yv):.1f}" width="{bw - 2:.1f}" height="{sy(0) - sy(yv):.1f}" fill="{color}"/>')
         change = (r - b) / 10000
-        out.append(f'<text x="{cx:.1f}" y="{min(sy(b / 10000), sy(r / 10000)) - 6:.1f}" text-anchor="middle" font-size="11">{change:+.1f} 万元</text>')
-        out.append(f'<text x="{cx:.1f}" y="{H - PAD_B + 16}" text-anchor="middle" font-size="12">{escape(names.get(code, code))}</text>')
-    out.append(f'<text x="14" y="{PAD_T + ih / 2}" transform="rotate(-90 14 {PAD_T + ih / 2})" text-anchor="middle" font-size="12">月支出（万元）</text>')
+        out.append(
+            f'<text x="{cx:.1f}" y="{min(sy(b / 10000), sy(r / 10000)) - 6:.1f}" text-anchor="middle" font-size="11">{change:+.1f} 万元</text>'
+        )
+        out.append(
+            f'<text x="{cx:.1f}" y="{H - PAD_B + 16}" text-anchor="middle" font-size="12">{escape(names.get(code, code))}</text>'
+        )
+    out.append(
+        f'<text x="14" y="{PAD_T + ih / 2}" transform="rotate(-90 14 {PAD_T + ih / 2})" text-anchor="middle" font-size="12">月支出（万元）</text>'
+    )
     lx = W - PAD_R - 200
-    out.append(f'<rect x="{lx}" y="6" width="12" height="12" fill="{COLORS["baseline"]}"/><text x="{lx + 16}" y="16" font-size="11">现行</text>')
-    out.append(f'<rect x="{lx + 70}" y="6" width="12" height="12" fill="{COLORS["bar2"]}"/><text x="{lx + 86}" y="16" font-size="11">改革后</text>')
+    out.append(
+        f'<rect x="{lx}" y="6" width="12" height="12" fill="{COLORS["baseline"]}"/><text x="{lx + 16}" y="16" font-size="11">现行</text>'
+    )
+    out.append(
+        f'<rect x="{lx + 70}" y="6" width="12" height="12" fill="{COLORS["bar2"]}"/><text x="{lx + 86}" y="16" font-size="11">改革后</text>'
+    )
     out.append("</svg>")
     return f"<figure><figcaption>各项目月支出：现行与改革后</figcaption>{''.join(out)}</figure>"
 
@@ -152,7 +170,9 @@ def report_html(d: dict) -> str:
                     f"<tr><td>{escape(p['name'])}（{unit}）</td><td>{status}</td><td>{v['baseline']}</td>"
                     f"<td>{v['reform']}</td><td>{v['reform'] - v['baseline']:+d}</td></tr>"
                 )
-    parts.append("</table><h2>支出（元，按实际发放：不重复享受的不计）</h2><table><tr><th>项目</th><th>发放方式</th><th>现行</th><th>改革后</th><th>变化</th><th>年变化</th></tr>")
+    parts.append(
+        "</table><h2>支出（元，按实际发放：不重复享受的不计）</h2><table><tr><th>项目</th><th>发放方式</th><th>现行</th><th>改革后</th><th>变化</th><th>年变化</th></tr>"
+    )
     kinds = {"monthly": "每月", "annual": "每学年", "one_off": "一次性", "in_kind": "服务（每月折合）"}
     for code, c in d["cost"].items():
         k = c["pays"]
@@ -167,7 +187,9 @@ def report_html(d: dict) -> str:
         else:
             continue
         parts.append(
-            f"<tr><td>{escape(names.get(code, code))}</td><td>{kinds.get(k, k)}</td>" + "".join(f"<td>{x}</td>" for x in row) + "</tr>"
+            f"<tr><td>{escape(names.get(code, code))}</td><td>{kinds.get(k, k)}</td>"
+            + "".join(f"<td>{x}</td>" for x in row)
+            + "</tr>"
         )
     parts.append("</table><h2>受影响的户</h2><table><tr><th>项目</th><th>新纳入</th><th>退出</th><th>金额变化</th></tr>")
     for p in d["programs"]:

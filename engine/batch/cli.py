@@ -75,10 +75,22 @@ def register(main: click.Group) -> None:
     @_as_of
     @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
     @click.option("--programs", help="只评估这些项目（逗号分隔，自动包含其依赖）/ only these programs (and what they depend on)")
-    @click.option("--part-size", type=int, default=500_000, show_default=True, help="每批读入的户数（控制内存）/ households per part")
-    @click.option("--verify", type=int, default=0, help="抽样 N 户用逐户评估器复核 / re-check N sampled households with the single evaluator")
+    @click.option(
+        "--part-size", type=int, default=500_000, show_default=True, help="每批读入的户数（控制内存）/ households per part"
+    )
+    @click.option(
+        "--verify",
+        type=int,
+        default=0,
+        help="抽样 N 户用逐户评估器复核 / re-check N sampled households with the single evaluator",
+    )
     @click.option("--explain", "explain_ids", multiple=True, help="打开某一户的完整说明（可多次）/ explain one household in full")
-    @click.option("--export", "export_ids", multiple=True, help="以 CONTRACT.md 格式导出这些户（JSON 数组）/ export households as contract JSON")
+    @click.option(
+        "--export",
+        "export_ids",
+        multiple=True,
+        help="以 CONTRACT.md 格式导出这些户（JSON 数组）/ export households as contract JSON",
+    )
     @click.option("--json", "as_json", is_flag=True, help="与 --explain 同用：输出 JSON / with --explain: print JSON")
     @_home
     def batch(population, out, as_of, fmt, programs, part_size, verify, explain_ids, export_ids, as_json, home):
@@ -132,7 +144,9 @@ def register(main: click.Group) -> None:
                 bar.__exit__(None, None, None)
         _print_summary(s)
         if s.mismatches:
-            click.echo(f"✗ 复核发现 {len(s.mismatches)} 户与逐户评估不一致，详见 run.json / batch and single evaluator differ", err=True)
+            click.echo(
+                f"✗ 复核发现 {len(s.mismatches)} 户与逐户评估不一致，详见 run.json / batch and single evaluator differ", err=True
+            )
             sys.exit(1)
 
     @main.command("batch-columns")
@@ -163,13 +177,17 @@ def register(main: click.Group) -> None:
             raise click.BadParameter(f"{e.zh} / {e.en}", param_hint="--locality") from None
         store = PolicyStore((home or default_root()) / "policies")
         s = synth.write(out, locality, households, seed, as_of or synth.DEFAULT_AS_OF, store)
-        click.echo(f"⚠ 合成数据（非真实人口）/ SYNTHETIC population: {s.households} 户 households, {s.members} 人 members, "
-                   f"{s.localities} 个县级地区, as_of {s.as_of} → {out}/households.parquet, {out}/members.parquet")
+        click.echo(
+            f"⚠ 合成数据（非真实人口）/ SYNTHETIC population: {s.households} 户 households, {s.members} 人 members, "
+            f"{s.localities} 个县级地区, as_of {s.as_of} → {out}/households.parquet, {out}/members.parquet"
+        )
 
     @main.command("simulate")
     @click.option("--population", type=click.Path(exists=True, path_type=Path), required=True)
     @click.option("--reform", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="输出目录（默认 simulation-<改革名>）/ output directory")
+    @click.option(
+        "--out", type=click.Path(file_okay=False, path_type=Path), help="输出目录（默认 simulation-<改革名>）/ output directory"
+    )
     @_as_of
     @_home
     def simulate_cmd(population, reform, out, as_of, home):
@@ -192,10 +210,14 @@ def register(main: click.Group) -> None:
     @main.command("diff")
     @click.option("--base", required=True, help="基准版本：git 引用（如 main、HEAD~1）或包含 rules/ 与 policies/ 的目录")
     @click.option("--head", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."), show_default=True)
-    @click.option("--population", type=click.Path(exists=True, path_type=Path), help="同时比较一个人口数据 / also compare a population")
+    @click.option(
+        "--population", type=click.Path(exists=True, path_type=Path), help="同时比较一个人口数据 / also compare a population"
+    )
     @click.option("--cases", type=click.Path(exists=True, path_type=Path), help="用例目录（默认 HEAD 的 tests/cases）")
     @_as_of
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="写出变化明细（CSV/JSON）/ write the changes here")
+    @click.option(
+        "--out", type=click.Path(file_okay=False, path_type=Path), help="写出变化明细（CSV/JSON）/ write the changes here"
+    )
     def diff_cmd(base, head, population, cases, as_of, out):
         """两个版本的规则与政策之间：哪些用例、多少户的结论发生变化 / what changes between two rule versions."""
         from .diff import DiffError, run_diff
@@ -228,6 +250,8 @@ def _print_summary(s) -> None:
         money = f"；{kind}合计 {d['paid_amount'][code]} 元（不含不重复发放的）" if kind else ""
         click.echo(f"  {code}: {parts}{money}")
     if d["verified"]:
-        click.echo(f"  抽样复核 {d['verified']} 户：{'全部一致' if not d['mismatches'] else str(len(d['mismatches'])) + ' 户不一致'}")
+        click.echo(
+            f"  抽样复核 {d['verified']} 户：{'全部一致' if not d['mismatches'] else str(len(d['mismatches'])) + ' 户不一致'}"
+        )
     for o in d["outputs"]:
         click.echo(f"  → {o}")

@@ -195,13 +195,27 @@ def run_diff(
                 continue
             changes = []
             if (isinstance(ob, dict) and "error" in ob) or (isinstance(oh, dict) and "error" in oh):
-                changes.append({"program": "(input)", "member": None, "base": ob if "error" in ob else None, "head": oh if "error" in oh else None})
+                changes.append(
+                    {
+                        "program": "(input)",
+                        "member": None,
+                        "base": ob if "error" in ob else None,
+                        "head": oh if "error" in oh else None,
+                    }
+                )
             else:
                 for key in sorted(set(ob) | set(oh), key=lambda k: (k[0], k[1] or "")):
                     if ob.get(key) != oh.get(key):
                         changes.append({"program": key[0], "member": key[1], "base": ob.get(key), "head": oh.get(key)})
             result.changed.append(
-                {"name": case.name, "file": case.file, "line": case.line, "changes": changes, "base_passed": pb, "head_passed": ph}
+                {
+                    "name": case.name,
+                    "file": case.file,
+                    "line": case.line,
+                    "changes": changes,
+                    "base_passed": pb,
+                    "head_passed": ph,
+                }
             )
         result.expectations = {"base_failing": fail_b, "head_failing": fail_h}
     if population is not None:

@@ -65,7 +65,9 @@ class Summary:
             "as_of": self.as_of,
             "ruleset_version": self.ruleset_version,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-            "households_per_second_evaluate": round(self.households / self.seconds["evaluate"]) if self.seconds["evaluate"] else None,
+            "households_per_second_evaluate": round(self.households / self.seconds["evaluate"])
+            if self.seconds["evaluate"]
+            else None,
             "single_evaluator_households": self.fallback,
             "groups": self.groups,
             "chunks": self.chunks,

@@ -209,7 +209,13 @@ def materialize(reform: Reform, home: Path, into: Path | None = None) -> Path:
             in_force = before[-1] if before else None
             scaled = []
             if in_force is not None:
-                scaled.append({**_scaled(in_force, c.scale, c.key), "from": c.start, "source": f"{source}：{in_force.get('source', '')} × {c.scale}"})
+                scaled.append(
+                    {
+                        **_scaled(in_force, c.scale, c.key),
+                        "from": c.start,
+                        "source": f"{source}：{in_force.get('source', '')} × {c.scale}",
+                    }
+                )
             elif code == c.locality:
                 ps = store.resolve(code, c.start)
                 v = ps.values[c.key]
@@ -228,9 +234,7 @@ def materialize(reform: Reform, home: Path, into: Path | None = None) -> Path:
                 scaled.append({**_scaled(e, c.scale, c.key), "source": f"{source}：{e.get('source', '')} × {c.scale}"})
             params[c.key] = [*before, *scaled]
     for code, d in files.items():
-        (root / "policies" / f"{code}.yaml").write_text(
-            yaml.safe_dump(d, allow_unicode=True, sort_keys=False), encoding="utf-8"
-        )
+        (root / "policies" / f"{code}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return root
 
 

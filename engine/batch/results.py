@@ -44,13 +44,17 @@ def decimal_from_cents(cents: np.ndarray, null: np.ndarray | None = None) -> pa.
 
 def _status(codes: np.ndarray) -> pa.Array:
     mask = codes < 0
-    return pa.DictionaryArray.from_arrays(pa.array(np.maximum(codes, 0).astype(np.int8), mask=mask if mask.any() else None), STATUS_DICT)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.maximum(codes, 0).astype(np.int8), mask=mask if mask.any() else None), STATUS_DICT
+    )
 
 
 def _first(first: np.ndarray, rules: list[str]) -> pa.Array:
     mask = first < 0
     dictionary = pa.array(rules or [""], pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(np.maximum(first, 0).astype(np.int16), mask=mask if mask.any() else None), dictionary)
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.maximum(first, 0).astype(np.int16), mask=mask if mask.any() else None), dictionary
+    )
 
 
 def _ids(values) -> pa.Array:
@@ -62,7 +66,9 @@ def _ids(values) -> pa.Array:
 def _codes(codes, interner: Interner, n: int) -> pa.Array:
     codes = np.broadcast_to(np.asarray(codes, dtype=np.int32), (n,))
     uniq, inv = np.unique(codes, return_inverse=True)
-    return pa.DictionaryArray.from_arrays(pa.array(inv.astype(np.int32)), pa.array([interner.text(int(c)) for c in uniq], pa.string()))
+    return pa.DictionaryArray.from_arrays(
+        pa.array(inv.astype(np.int32)), pa.array([interner.text(int(c)) for c in uniq], pa.string())
+    )
 
 
 AMOUNT_COLUMN = {"monthly": "amount", "annual": "annual_amount", "one_off": "one_off_amount", "in_kind": "monthly_service_value"}
@@ -81,8 +87,7 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
     cols["area"] = _codes(part.hcols["area"].v, interner, H)
     ymd = np.broadcast_to(np.asarray(as_of_ymd, dtype=np.int64), (H,))
     days = (
-        (ymd // 10000 - 1970).astype("datetime64[Y]").astype("datetime64[M]")
-        + ((ymd // 100) % 100 - 1).astype("timedelta64[M]")
+        (ymd // 10000 - 1970).astype("datetime64[Y]").astype("datetime64[M]") + ((ymd // 100) % 100 - 1).astype("timedelta64[M]")
     ).astype("datetime64[D]") + (ymd % 100 - 1).astype("timedelta64[D]")
     cols["as_of"] = pa.array(days.astype("datetime64[D]"), pa.date32())
     for name, (vals, null) in res.facts.items():

@@ -163,7 +163,9 @@ class BatchEvaluator:
         return out
 
     # -- evaluation ---------------------------------------------------------------
-    def evaluate_part(self, part: Part, as_of: dt.date | None = None, progress: Callable[[int], None] | None = None) -> PartResult:
+    def evaluate_part(
+        self, part: Part, as_of: dt.date | None = None, progress: Callable[[int], None] | None = None
+    ) -> PartResult:
         return self.run(self.prepare(part, as_of), progress)
 
     def prepare(self, part: Part, as_of: dt.date | None = None) -> Prepared:
@@ -324,7 +326,9 @@ def amount_of(prog: dict) -> str | None:
 
 def first_failed(prog: dict) -> str | None:
     """The id of the first rule of a program result that failed (exclusions are not rules of the program)."""
-    return next((r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] not in ("decision", "interaction")), None)
+    return next(
+        (r["rule"] for r in prog["reasons"] if r["passed"] is False and r["kind"] not in ("decision", "interaction")), None
+    )
 
 
 def _report(item, progress):

@@ -9,38 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.facts import EXPENSE_TYPE, INCOME_TYPE, PARENT_STATUS
-from engine.model import PROGRAM_CODES
+from engine.vocab import (
+    AREAS,
+    DISABILITY_CATEGORIES,
+    EXPENSE_TYPES,
+    INCOME_TYPES,
+    MEMBER_STATUSES,
+    PARENT_STATUSES,
+    PROGRAM_CODES,
+    RELATIONS,
+    SCHOOLING,
+    SELF_CARE,
+    SEXES,
+    SUPPORTERS,
+)
 
 HOUSEHOLDS, MEMBERS, EVENTS = "households", "members", "events"
 
-INCOME_TYPES = (
-    "wage",
-    "business",
-    "property",
-    "transfer",
-    "pension",
-    "other",
-    "special_care",
-    "family_planning_award",
-    "scholarship",
-    "heroism_award",
-    "social_assistance",
-    "resident_pension_base",
-)
-EXPENSE_TYPES = ("medical", "rehabilitation", "care", "education", "housing", "other")
-assert set(INCOME_TYPES) == set(INCOME_TYPE.domain or ()), "income types drifted from engine.facts"
-assert set(EXPENSE_TYPES) == set(EXPENSE_TYPE.domain or ()), "expense types drifted from engine.facts"
-PARENT_STATUSES = tuple(sorted(PARENT_STATUS.domain or ()))
-
-AREAS = ("urban", "rural")
-RELATIONS = ("head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "other")
-SEXES = ("male", "female")
-CATEGORIES = ("visual", "hearing", "speech", "limb", "intellectual", "mental", "multiple")
-SELF_CARE = ("full", "partial", "none")
-SCHOOLING = ("none", "preschool", "compulsory", "high_school", "vocational", "college", "graduate")
-MEMBER_STATUS = ("incarcerated", "compulsory_rehab", "religious_apart_3y", "declared_missing", "deceased")
-SUPPORTERS = ("none", "unable", "able")
+CATEGORIES = DISABILITY_CATEGORIES
+MEMBER_STATUS = MEMBER_STATUSES
 
 
 @dataclass(frozen=True)
@@ -67,17 +54,55 @@ COLUMNS: tuple[Column, ...] = (
     _c(HOUSEHOLDS, "locality", "locality", "locality", "申请地6位行政区划代码（GB/T 2260）", required=True),
     _c(HOUSEHOLDS, "as_of", "date", "as_of", "评估日期；给出 --as-of 时可省略（以 --as-of 为准）", null="使用 --as-of"),
     _c(HOUSEHOLDS, "area", "enum", "area", "城乡类别", required=True, values=AREAS),
-    _c(HOUSEHOLDS, "assets_financial", "money", "assets.financial", "家庭金融资产（元）", null="与 assets_properties 同为空：未提供财产情况（needs_info）"),
+    _c(
+        HOUSEHOLDS,
+        "assets_financial",
+        "money",
+        "assets.financial",
+        "家庭金融资产（元）",
+        null="与 assets_properties 同为空：未提供财产情况（needs_info）",
+    ),
     _c(HOUSEHOLDS, "assets_properties", "int", "assets.properties", "住房套数", hi=1000, null="见 assets_financial"),
-    _c(HOUSEHOLDS, "vehicles_nonexempt", "int", "assets.vehicles[] {exempt: false}", "非生活必需机动车辆数（每辆一条记录）", hi=50, null="0"),
-    _c(HOUSEHOLDS, "vehicles_exempt", "int", "assets.vehicles[] {exempt: true}", "经认定豁免的车辆数（如残疾人代步车）", hi=50, null="0"),
+    _c(
+        HOUSEHOLDS,
+        "vehicles_nonexempt",
+        "int",
+        "assets.vehicles[] {exempt: false}",
+        "非生活必需机动车辆数（每辆一条记录）",
+        hi=50,
+        null="0",
+    ),
+    _c(
+        HOUSEHOLDS,
+        "vehicles_exempt",
+        "int",
+        "assets.vehicles[] {exempt: true}",
+        "经认定豁免的车辆数（如残疾人代步车）",
+        hi=50,
+        null="0",
+    ),
     *(
         _c(HOUSEHOLDS, f"rigid_{t}", "money", f"rigid_expenses[] {{type: {t}}}", f"刚性支出（{t}）月额（元）", null="无此项支出")
         for t in EXPENSE_TYPES
     ),
-    _c(HOUSEHOLDS, "current_benefits", "list", "current_benefits", "正在享受的项目代码，逗号分隔（或 Parquet 字符串列表）", values=PROGRAM_CODES, null="无"),
+    _c(
+        HOUSEHOLDS,
+        "current_benefits",
+        "list",
+        "current_benefits",
+        "正在享受的项目代码，逗号分隔（或 Parquet 字符串列表）",
+        values=PROGRAM_CODES,
+        null="无",
+    ),
     *(
-        _c(HOUSEHOLDS, f"current_amount_{code}", "money", f"current_amounts.{code}", f"现领取的 {code} 月金额（元，渐退期按原金额发放）", null="未提供")
+        _c(
+            HOUSEHOLDS,
+            f"current_amount_{code}",
+            "money",
+            f"current_amounts.{code}",
+            f"现领取的 {code} 月金额（元，渐退期按原金额发放）",
+            null="未提供",
+        )
         for code in PROGRAM_CODES
     ),
     # ---- members -------------------------------------------------------------------
@@ -86,25 +111,86 @@ COLUMNS: tuple[Column, ...] = (
     _c(MEMBERS, "relation", "enum", "members[].relation", "与户主关系", required=True, values=RELATIONS),
     _c(MEMBERS, "birth_date", "date", "members[].birth_date", "出生日期，不晚于评估日期", required=True),
     _c(MEMBERS, "sex", "enum", "members[].sex", "性别", values=SEXES, null="未提供"),
-    _c(MEMBERS, "id_number", "id_number", "members[].id_number", "18位身份证号（校验位与出生日期须一致；不写入结果）", null="未提供"),
+    _c(
+        MEMBERS,
+        "id_number",
+        "id_number",
+        "members[].id_number",
+        "18位身份证号（校验位与出生日期须一致；不写入结果）",
+        null="未提供",
+    ),
     _c(MEMBERS, "hukou_locality", "locality", "members[].hukou_locality", "户籍所在地代码", null="未提供（needs_info）"),
-    _c(MEMBERS, "residence_permit_locality", "locality", "members[].residence_permit_locality", "居住证所在地代码", null="无居住证"),
-    _c(MEMBERS, "disability_category", "enum", "members[].disability.category", "残疾类别（与 disability_grade 同时给出）", values=CATEGORIES, null="无残疾"),
+    _c(
+        MEMBERS,
+        "residence_permit_locality",
+        "locality",
+        "members[].residence_permit_locality",
+        "居住证所在地代码",
+        null="无居住证",
+    ),
+    _c(
+        MEMBERS,
+        "disability_category",
+        "enum",
+        "members[].disability.category",
+        "残疾类别（与 disability_grade 同时给出）",
+        values=CATEGORIES,
+        null="无残疾",
+    ),
     _c(MEMBERS, "disability_grade", "int", "members[].disability.grade", "残疾等级（1–4，一级最重）", lo=1, hi=4, null="无残疾"),
     _c(MEMBERS, "serious_illness", "bool", "members[].serious_illness", "是否患重病", null="false"),
     _c(MEMBERS, "self_care", "enum", "members[].self_care", "生活自理能力", values=SELF_CARE, null="未提供"),
     _c(MEMBERS, "schooling", "enum", "members[].schooling", "在学情况", values=SCHOOLING, null="none"),
     _c(MEMBERS, "employed", "bool", "members[].employed", "是否就业", null="false"),
     _c(MEMBERS, "status", "list", "members[].status", "不计入共同生活成员的情形，逗号分隔", values=MEMBER_STATUS, null="无"),
-    _c(MEMBERS, "supporters", "enum", "members[].supporters", "法定赡养、抚养、扶养义务人情况", values=SUPPORTERS, null="未提供（needs_info）"),
-    _c(MEMBERS, "parent1_status", "enum", "members[].parents[0].status", "父/母一方情况（儿童）", values=PARENT_STATUSES, null="未提供"),
-    _c(MEMBERS, "parent2_status", "enum", "members[].parents[1].status", "父/母另一方情况（儿童）", values=PARENT_STATUSES, null="未提供"),
+    _c(
+        MEMBERS,
+        "supporters",
+        "enum",
+        "members[].supporters",
+        "法定赡养、抚养、扶养义务人情况",
+        values=SUPPORTERS,
+        null="未提供（needs_info）",
+    ),
+    _c(
+        MEMBERS,
+        "parent1_status",
+        "enum",
+        "members[].parents[0].status",
+        "父/母一方情况（儿童）",
+        values=PARENT_STATUSES,
+        null="未提供",
+    ),
+    _c(
+        MEMBERS,
+        "parent2_status",
+        "enum",
+        "members[].parents[1].status",
+        "父/母另一方情况（儿童）",
+        values=PARENT_STATUSES,
+        null="未提供",
+    ),
     *(
-        _c(MEMBERS, f"income_{t}", "money", f"members[].incomes[] {{type: {t}}}", f"月收入：{t}（元；同类多笔请合计）", null="无此项收入")
+        _c(
+            MEMBERS,
+            f"income_{t}",
+            "money",
+            f"members[].incomes[] {{type: {t}}}",
+            f"月收入：{t}（元；同类多笔请合计）",
+            null="无此项收入",
+        )
         for t in INCOME_TYPES
     ),
     _c(MEMBERS, "tags", "list", "members[].tags", "其他标签，逗号分隔（小写字母、数字、下划线）", null="无"),
-    _c(MEMBERS, "current_benefits", "list", "members[].current_benefits", "该成员本人正在享受的项目，逗号分隔", values=PROGRAM_CODES, null="沿用户的 current_benefits"),
+    _c(
+        MEMBERS,
+        "current_benefits",
+        "list",
+        "members[].current_benefits",
+        "该成员本人正在享受的项目，逗号分隔",
+        values=PROGRAM_CODES,
+        null="沿用户的 current_benefits",
+    ),
     # ---- events (optional third table) -------------------------------------------------
     _c(EVENTS, "household_id", "text", "(所属户)", "所属户编号", required=True),
     _c(EVENTS, "type", "text", "events[].type", "事件类型（如 fire）", required=True),

@@ -89,7 +89,12 @@ class SimulationResult:
                 cost[code] = {"pays": kind, "baseline_annual": _yuan(b), "reform_annual": _yuan(r), "change_annual": _yuan(r - b)}
             elif kind == "one_off":
                 ob, orf = ob + b, orf + r
-                cost[code] = {"pays": kind, "baseline_one_off": _yuan(b), "reform_one_off": _yuan(r), "change_one_off": _yuan(r - b)}
+                cost[code] = {
+                    "pays": kind,
+                    "baseline_one_off": _yuan(b),
+                    "reform_one_off": _yuan(r),
+                    "change_one_off": _yuan(r - b),
+                }
             elif kind == "in_kind":
                 cost[code] = {
                     "pays": kind,
@@ -150,9 +155,13 @@ class SimulationResult:
         for code, c in d["cost"].items():
             if c["pays"] != "monthly" or (c["baseline_monthly"] == "0.00" and c["reform_monthly"] == "0.00"):
                 continue
-            lines.append(f"{code:<16}{c['baseline_monthly']:>16}{c['reform_monthly']:>16}{c['change_monthly']:>14}{c['change_annual']:>16}")
+            lines.append(
+                f"{code:<16}{c['baseline_monthly']:>16}{c['reform_monthly']:>16}{c['change_monthly']:>14}{c['change_annual']:>16}"
+            )
         t = d["total_cost"]
-        lines.append(f"{'合计':<14}{t['baseline_monthly']:>16}{t['reform_monthly']:>16}{t['change_monthly']:>14}{t['change_annual']:>16}")
+        lines.append(
+            f"{'合计':<14}{t['baseline_monthly']:>16}{t['reform_monthly']:>16}{t['change_monthly']:>14}{t['change_annual']:>16}"
+        )
         for code, c in d["cost"].items():
             if c["pays"] == "annual" and (c["baseline_annual"] != "0.00" or c["reform_annual"] != "0.00"):
                 lines.append(f"{code}（按学年）: {c['baseline_annual']} → {c['reform_annual']} 元")
@@ -392,7 +401,15 @@ def _write(out: Path, result: SimulationResult, changes: list[pa.Table]) -> None
     rows = []
     for code, statuses in result.counts.items():
         for status, v in statuses.items():
-            rows.append({"program": code, "status": status, "baseline": v["baseline"], "reform": v["reform"], "change": v["reform"] - v["baseline"]})
+            rows.append(
+                {
+                    "program": code,
+                    "status": status,
+                    "baseline": v["baseline"],
+                    "reform": v["reform"],
+                    "change": v["reform"] - v["baseline"],
+                }
+            )
     pcsv.write_csv(pa.Table.from_pylist(rows), out / "counts.csv")
     cost_rows = [{"program": code, **c} for code, c in d["cost"].items()]
     pcsv.write_csv(pa.Table.from_pylist(cost_rows), out / "costs.csv")

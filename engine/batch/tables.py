@@ -242,7 +242,9 @@ class Source:
         rest = m_stream.take(1)
         if rest is not None and rest.num_rows:
             hid = rest.column("household_id")[0].as_py()
-            raise PopulationError([RowError(fn[1], m_base + 1, "household_id", f"户编号 {hid} 不在 households 表中", "unknown household")])
+            raise PopulationError(
+                [RowError(fn[1], m_base + 1, "household_id", f"户编号 {hid} 不在 households 表中", "unknown household")]
+            )
 
     def _parts_unordered(self, part_size, want_h, want_m, events, fn) -> Iterator[RawPart]:
         """Members not grouped in the households' order: read both tables whole and sort."""
@@ -398,7 +400,7 @@ def _events_for(events: pa.Table | None, ids: pa.Array) -> pa.Table | None:
 
 def _dictionary_columns(table: str, names: list[str]) -> list[str]:
     cols = S.BY_TABLE.get(table, {})
-    return [n for n in names if n in cols and cols[n].kind in ("enum", "locality") ]
+    return [n for n in names if n in cols and cols[n].kind in ("enum", "locality")]
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -505,7 +507,14 @@ class _Conv:
             ok = pc.match_substring_regex(a, _MONEY_RE)
             bad = ~pc.fill_null(ok, True).to_numpy(zero_copy_only=False)
             if bad.any():
-                self.errs.rows(file, base, bad, name, '金额格式无效，应为不超过两位小数的非负数，如 "1200.50"', "malformed amount: a non-negative number with at most 2 decimals")
+                self.errs.rows(
+                    file,
+                    base,
+                    bad,
+                    name,
+                    '金额格式无效，应为不超过两位小数的非负数，如 "1200.50"',
+                    "malformed amount: a non-negative number with at most 2 decimals",
+                )
                 a = pc.if_else(pa.array(bad), pa.scalar(None, a.type), a)
             a = a.cast(pa.decimal128(18, 2))
             t = a.type
@@ -553,7 +562,9 @@ class _Conv:
         v = pc.fill_null(a, col.lo).to_numpy(zero_copy_only=False).astype(np.int64)
         out = (v < col.lo) | (v > col.hi)
         if out.any():
-            self.errs.rows(file, base, out & ~null, col.name, f"应在{col.lo}到{col.hi}之间", f"must be between {col.lo} and {col.hi}")
+            self.errs.rows(
+                file, base, out & ~null, col.name, f"应在{col.lo}到{col.hi}之间", f"must be between {col.lo} and {col.hi}"
+            )
         return v, null
 
     def bools(self, a: pa.Array, file: str, base: int, name: str) -> np.ndarray:
@@ -612,7 +623,9 @@ class _Conv:
         if pa.types.is_string(a.type) or pa.types.is_large_string(a.type):
             a = pc.split_pattern(a, ",")
         if not (pa.types.is_list(a.type) or pa.types.is_large_list(a.type)):
-            self.errs.rows(file, base, ~null, col.name, "应为逗号分隔的文本或字符串列表", "must be comma-separated text or a list")
+            self.errs.rows(
+                file, base, ~null, col.name, "应为逗号分隔的文本或字符串列表", "must be comma-separated text or a list"
+            )
             return empty, empty, null
         rows = pc.list_parent_indices(a).to_numpy(zero_copy_only=False).astype(np.int64)
         flat = pc.utf8_trim_whitespace(pc.list_flatten(a).cast(pa.string()))
@@ -686,7 +699,14 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
         pv, pnull = cv.ints(props, fh, hb, hcol["assets_properties"])
         half = fnull != pnull
         if half.any():
-            errs.rows(fh, hb, half, "assets_properties", "assets_financial 与 assets_properties 须同时给出或同时为空", "give both asset columns or neither")
+            errs.rows(
+                fh,
+                hb,
+                half,
+                "assets_properties",
+                "assets_financial 与 assets_properties 须同时给出或同时为空",
+                "give both asset columns or neither",
+            )
         known: Any = ~fnull if fnull.any() else True
     else:
         fen, pv = np.zeros(H, np.int64), np.zeros(H, np.int64)
@@ -703,7 +723,14 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
         v, _n = cv.ints(a, fh, hb, hcol[name])
         orphan = (v > 0) & fnull
         if orphan.any():
-            errs.rows(fh, hb, orphan, name, "给出车辆时须同时给出 assets_financial 与 assets_properties", "vehicles need the asset columns")
+            errs.rows(
+                fh,
+                hb,
+                orphan,
+                name,
+                "给出车辆时须同时给出 assets_financial 与 assets_properties",
+                "vehicles need the asset columns",
+            )
         counts.append((exempt, v))
     mult = np.stack([c for _e, c in counts])
     hcols["assets.vehicles"] = List(
@@ -738,7 +765,9 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
         fen_a, null_a = cv.money(a, fh, hb, f"current_amount_{code}")
         hcols[f"current_amounts.{code}"] = Num(fen_a, FEN, _bound(fen_a), ~null_a if null_a.any() else True)
     hcols["events"] = _events(raw.ev, hh, offsets, cv, fe, interner, asof)
-    hcols["household_id"] = Str(np.zeros(H, np.int32)) if "household_id" not in need_h else Str(cv.codes(ids, fh, hb, hcol["household_id"])[0])
+    hcols["household_id"] = (
+        Str(np.zeros(H, np.int32)) if "household_id" not in need_h else Str(cv.codes(ids, fh, hb, hcol["household_id"])[0])
+    )
 
     # members
     hh_of = np.repeat(np.arange(H), sizes)
@@ -905,19 +934,33 @@ def _check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs
             ok = int(v[6:14]) == int(birth[i])
         bad[i] = not ok
     if bad.any():
-        errs.rows(file, base, bad, "id_number", "身份证号码格式、校验位或出生日期有误", "ID number malformed, wrong check digit or birth date")
+        errs.rows(
+            file,
+            base,
+            bad,
+            "id_number",
+            "身份证号码格式、校验位或出生日期有误",
+            "ID number malformed, wrong check digit or birth date",
+        )
 
 
 def _bound(x: np.ndarray) -> int:
     return max(int(x.max()), -int(x.min())) if x.size else 0
 
 
-
 def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndarray], rows: int) -> List:
     """A record list with one slot per type column (the type is constant per slot)."""
     K = len(types)
     if K == 0:
-        return List("record", 0, 0, False, None, True, {"type": Str(np.zeros((0, 1), np.int32)), "monthly": Num(np.zeros((0, rows), np.int64), FEN, 0)})
+        return List(
+            "record",
+            0,
+            0,
+            False,
+            None,
+            True,
+            {"type": Str(np.zeros((0, 1), np.int32)), "monthly": Num(np.zeros((0, rows), np.int64), FEN, 0)},
+        )
     v = np.stack(vals)
     p = np.stack(present)
     return List(
@@ -968,7 +1011,9 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: _Conv, file: str, in
     types, _tnull = cv.codes(_arr(ev, "type"), file, 0, col["type"])
     dates, _dnull = cv.dates(_arr(ev, "date"), file, 0, "date")
     la = _arr(ev, "loss")
-    loss, lnull = cv.money(la, file, 0, "loss") if la is not None else (np.zeros(ev.num_rows, np.int64), np.ones(ev.num_rows, bool))
+    loss, lnull = (
+        cv.money(la, file, 0, "loss") if la is not None else (np.zeros(ev.num_rows, np.int64), np.ones(ev.num_rows, bool))
+    )
     lc = _arr(ev, "locality")
     ev_loc = cv.codes(lc, file, 0, col["locality"])[0] if lc is not None else np.zeros(ev.num_rows, np.int32)
     late = dates > asof[pos]
@@ -1049,8 +1094,14 @@ def to_contract(h: dict, members: list[dict], events: list[dict] | None = None, 
         "members": [],
     }
     if h.get("assets_financial") is not None or h.get("assets_properties") is not None:
-        vehicles = [{"exempt": False}] * int(h.get("vehicles_nonexempt") or 0) + [{"exempt": True}] * int(h.get("vehicles_exempt") or 0)
-        out["assets"] = {"financial": _money_text(h.get("assets_financial")), "vehicles": vehicles, "properties": h.get("assets_properties")}
+        vehicles = [{"exempt": False}] * int(h.get("vehicles_nonexempt") or 0) + [{"exempt": True}] * int(
+            h.get("vehicles_exempt") or 0
+        )
+        out["assets"] = {
+            "financial": _money_text(h.get("assets_financial")),
+            "vehicles": vehicles,
+            "properties": h.get("assets_properties"),
+        }
     rigid = [{"type": t, "monthly": _money_text(h[f"rigid_{t}"])} for t in S.EXPENSE_TYPES if h.get(f"rigid_{t}") is not None]
     if rigid:
         out["rigid_expenses"] = rigid
@@ -1078,7 +1129,9 @@ def to_contract(h: dict, members: list[dict], events: list[dict] | None = None, 
         parents = [{"status": m[k]} for k in ("parent1_status", "parent2_status") if m.get(k) is not None]
         if parents:
             rec["parents"] = parents
-        incomes = [{"type": t, "monthly": _money_text(m[f"income_{t}"])} for t in S.INCOME_TYPES if m.get(f"income_{t}") is not None]
+        incomes = [
+            {"type": t, "monthly": _money_text(m[f"income_{t}"])} for t in S.INCOME_TYPES if m.get(f"income_{t}") is not None
+        ]
         if incomes:
             rec["incomes"] = incomes
         if m.get("current_benefits") is not None:
@@ -1191,7 +1244,9 @@ def _table(table: str, rows: list[dict]) -> pa.Table:
     return pa.table(data)
 
 
-def write_tables(out: Path, hh: pa.Table, mem: pa.Table, ev: pa.Table | None = None, fmt: str = "parquet", metadata: dict | None = None) -> None:
+def write_tables(
+    out: Path, hh: pa.Table, mem: pa.Table, ev: pa.Table | None = None, fmt: str = "parquet", metadata: dict | None = None
+) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, t in ((S.HOUSEHOLDS, hh), (S.MEMBERS, mem), (S.EVENTS, ev)):
         if t is None:

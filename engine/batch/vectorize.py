@@ -55,7 +55,9 @@ from .values import (
 )
 
 STATUS_CODE = {s: i for i, s in enumerate(STATUSES)}  # eligible 0, ineligible 1, gradual_exit 2, needs_info 3
-ELIGIBLE, INELIGIBLE, GRADUAL_EXIT, NEEDS_INFO = (STATUS_CODE[s] for s in ("eligible", "ineligible", "gradual_exit", "needs_info"))
+ELIGIBLE, INELIGIBLE, GRADUAL_EXIT, NEEDS_INFO = (
+    STATUS_CODE[s] for s in ("eligible", "ineligible", "gradual_exit", "needs_info")
+)
 NOT_CHECKED = -1
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 from gmpy2 import mpq
 
-from . import ast
-from .runtime import Missing, add_months, merge, months_between, within, years_between
+from . import ast, logic
 
 Fn = Callable[["Env"], Any]
 ZERO = mpq(0)
@@ -96,23 +95,8 @@ class _Compiler:
 
     def _Unary(self, node: ast.Unary) -> Fn:
         f = self.c(node.operand)
-        if node.op == "not":
-
-            def not_(env):
-                v = f(env)
-                if v.__class__ is Missing:
-                    return v
-                return not v
-
-            return not_
-
-        def neg(env):
-            v = f(env)
-            if v.__class__ is Missing:
-                return v
-            return -v
-
-        return neg
+        op = logic.not_ if node.op == "not" else logic.neg
+        return lambda env: op(f(env))
 
     def _Binary(self, node: ast.Binary) -> Fn:
         op = node.op
@@ -121,77 +105,24 @@ class _Compiler:
 
             def and_(env):
                 a = lf(env)
-                if a is False:
-                    return False
-                b = rf(env)
-                if b is False:
-                    return False
-                if a is True and b is True:
-                    return True
-                return merge(a, b)
+                return False if a is False else logic.and2(a, rf(env))
 
             return and_
         if op == "or":
 
             def or_(env):
                 a = lf(env)
-                if a is True:
-                    return True
-                b = rf(env)
-                if b is True:
-                    return True
-                if a is False and b is False:
-                    return False
-                return merge(a, b)
+                return True if a is True else logic.or2(a, rf(env))
 
             return or_
         if op in ("in", "not in"):
             negate = op == "not in"
-
-            def in_(env):
-                a = lf(env)
-                b = rf(env)
-                if a.__class__ is Missing or b.__class__ is Missing:
-                    return merge(a, b)
-                if a is None:
-                    return negate
-                return (a in b) != negate
-
-            return in_
+            return lambda env: logic.in_(lf(env), rf(env), negate)
         if op in ("==", "!="):
             eq = op == "=="
-
-            def equal(env):
-                a = lf(env)
-                b = rf(env)
-                if a.__class__ is Missing or b.__class__ is Missing:
-                    return merge(a, b)
-                return (a == b) == eq
-
-            return equal
-        if op in ("<", "<=", ">", ">="):
-            cmp = _ORDER[op]
-
-            def order(env):
-                a = lf(env)
-                b = rf(env)
-                if a.__class__ is Missing or b.__class__ is Missing:
-                    return merge(a, b)
-                if a is None or b is None:
-                    return False
-                return cmp(a, b)
-
-            return order
-        arith = _ARITH[op]
-
-        def arithmetic(env):
-            a = lf(env)
-            b = rf(env)
-            if a.__class__ is Missing or b.__class__ is Missing:
-                return merge(a, b)
-            return arith(a, b)
-
-        return arithmetic
+            return lambda env: logic.eq(lf(env), rf(env), eq)
+        fn = _OPS[op]
+        return lambda env: fn(lf(env), rf(env))
 
     def _IfElse(self, node: ast.IfElse) -> Fn:
         cf, tf, of = self.c(node.cond), self.c(node.then), self.c(node.other)
@@ -214,36 +145,13 @@ class _Compiler:
             return lambda env: value
         if f in ("min", "max"):
             pick = min if f == "min" else max
-
-            def minmax(env):
-                vals = [g(env) for g in fs]
-                for v in vals:
-                    if v.__class__ is Missing:
-                        return Missing(frozenset().union(*(x.keys for x in vals if x.__class__ is Missing)))
-                return pick(vals)
-
-            return minmax
-        func = _FUNCS[f]
+            return lambda env: logic.minmax(pick, [g(env) for g in fs])
+        func = logic.FUNCTIONS[f]
         if len(fs) == 1:
             (g,) = fs
-
-            def call1(env):
-                a = g(env)
-                if a.__class__ is Missing:
-                    return a
-                return func(a)
-
-            return call1
+            return lambda env: logic.call1(func, g(env))
         g1, g2 = fs
-
-        def call2(env):
-            a = g1(env)
-            b = g2(env)
-            if a.__class__ is Missing or b.__class__ is Missing:
-                return merge(a, b)
-            return func(a, b)
-
-        return call2
+        return lambda env: logic.call2(func, g1(env), g2(env))
 
     def _Comprehension(self, node: ast.Comprehension) -> Fn:
         src = self.c(node.source)
@@ -251,117 +159,49 @@ class _Compiler:
         cf = self.c(node.cond) if node.cond is not None else None
         var = node.var
         func = node.func
-        money = node.type is not None and node.type.kind in ("money", "number")
+        start = ZERO if node.type is not None and node.type.kind in ("money", "number") else 0
 
-        def items(env):
-            """Yield (item, keep) where keep is True/False/Missing."""
-            seq = src(env)
-            if seq.__class__ is Missing:
-                yield None, seq
-                return
+        def bound(fn):
+            # evaluate fn with the loop variable bound to the item
+            def call(env, item):
+                env.loop[var] = item
+                return fn(env)
+
+            return call
+
+        cond_b = bound(cf) if cf is not None else None
+        expr_b = bound(ef)
+
+        def comprehension(env):
             loop = env.loop
             saved = loop.get(var)
+            cond = (lambda item: cond_b(env, item)) if cond_b is not None else None
+            expr = lambda item: expr_b(env, item)  # noqa: E731
             try:
-                for item in seq:
-                    loop[var] = item
-                    keep = True if cf is None else cf(env)
-                    yield item, keep
+                seq = src(env)
+                if func == "list":
+                    return logic.c_list(seq, cond)
+                if func == "count":
+                    return logic.c_count(seq, cond)
+                if func == "sum":
+                    return logic.c_sum(seq, cond, expr, start)
+                return logic.c_anyall(seq, cond, expr, func == "any")
             finally:
                 if saved is None:
                     loop.pop(var, None)
                 else:
                     loop[var] = saved
 
-        if func == "list":
-
-            def list_(env):
-                out = []
-                miss = None
-                for item, keep in items(env):
-                    if keep is True:
-                        out.append(item)
-                    elif keep is not False:
-                        miss = merge(miss, keep)
-                return miss if miss is not None else tuple(out)
-
-            return list_
-        if func == "count":
-
-            def count(env):
-                n = 0
-                miss = None
-                for _item, keep in items(env):
-                    if keep is True:
-                        n += 1
-                    elif keep is not False:
-                        miss = merge(miss, keep)
-                return miss if miss is not None else n
-
-            return count
-        if func == "sum":
-            start = ZERO if money else 0
-
-            def sum_(env):
-                total = start
-                miss = None
-                for _item, keep in items(env):
-                    if keep is False:
-                        continue
-                    if keep is not True:
-                        miss = merge(miss, keep)
-                        continue
-                    v = ef(env)
-                    if v.__class__ is Missing:
-                        miss = merge(miss, v)
-                    else:
-                        total += v
-                return miss if miss is not None else total
-
-            return sum_
-        want_any = func == "any"
-
-        def any_all(env):
-            miss = None
-            for _item, keep in items(env):
-                if keep is False:
-                    continue
-                if keep is not True:
-                    miss = merge(miss, keep)
-                    continue
-                v = ef(env)
-                if v is want_any:
-                    return want_any
-                if v.__class__ is Missing:
-                    miss = merge(miss, v)
-            return miss if miss is not None else (not want_any)
-
-        return any_all
+        return comprehension
 
 
-def _div(a, b):
-    if b == 0:
-        raise ZeroDivisionError("除数为零 / division by zero in a rule expression")
-    return mpq(a) / b
-
-
-_ARITH = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
-    "*": lambda a, b: a * b,
-    "/": _div,
-}
-_ORDER = {
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
-_FUNCS = {
-    "len": len,
-    "has_any": lambda a, b: not a.isdisjoint(b),
-    "years_between": years_between,
-    "months_between": months_between,
-    "days_between": lambda a, b: (b - a).days,
-    "add_months": add_months,
-    "within": within,
+_OPS = {
+    "+": logic.arith(lambda a, b: a + b),
+    "-": logic.arith(lambda a, b: a - b),
+    "*": logic.arith(lambda a, b: a * b),
+    "/": logic.arith(logic.div),
+    "<": logic.order(lambda a, b: a < b),
+    "<=": logic.order(lambda a, b: a <= b),
+    ">": logic.order(lambda a, b: a > b),
+    ">=": logic.order(lambda a, b: a >= b),
 }

@@ -46,8 +46,12 @@ def test_synth_batch_explain_export_and_verify(tmp_path):
 
 def test_batch_refuses_a_bad_population(tmp_path):
     (tmp_path / "p").mkdir()
-    (tmp_path / "p" / "households.csv").write_text("household_id,locality,as_of,area\nH1,210102,2021-08-01,suburb\n", encoding="utf-8")
-    (tmp_path / "p" / "members.csv").write_text("household_id,member_id,relation,birth_date\nH1,p1,head,1950-01-01\n", encoding="utf-8")
+    (tmp_path / "p" / "households.csv").write_text(
+        "household_id,locality,as_of,area\nH1,210102,2021-08-01,suburb\n", encoding="utf-8"
+    )
+    (tmp_path / "p" / "members.csv").write_text(
+        "household_id,member_id,relation,birth_date\nH1,p1,head,1950-01-01\n", encoding="utf-8"
+    )
     r = run("batch", tmp_path / "p", "--out", tmp_path / "o")
     assert r.exit_code == 2 and "households.csv 第1行 area" in r.output
     assert not (tmp_path / "o" / "households.parquet").exists()
@@ -56,7 +60,15 @@ def test_batch_refuses_a_bad_population(tmp_path):
 def test_simulate_and_columns(tmp_path):
     pop = tmp_path / "pop"
     run("synth", "--locality", "210000", "--households", 300, "--out", pop)
-    r = run("simulate", "--population", pop, "--reform", ROOT / "examples" / "reforms" / "dibao_plus5_edge2.yaml", "--out", tmp_path / "s")
+    r = run(
+        "simulate",
+        "--population",
+        pop,
+        "--reform",
+        ROOT / "examples" / "reforms" / "dibao_plus5_edge2.yaml",
+        "--out",
+        tmp_path / "s",
+    )
     assert r.exit_code == 0, r.output
     assert "改革试算" in r.output and (tmp_path / "s" / "report.html").exists()
     r = run("batch-columns")

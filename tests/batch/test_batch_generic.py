@@ -46,7 +46,10 @@ def with_events(draw):
     as_of = dt.date.fromisoformat(h["as_of"])
     events = []
     for _ in range(draw(st.integers(0, 3))):
-        e = {"type": draw(st.sampled_from(["fire", "flood", "illness"])), "date": (as_of - dt.timedelta(days=draw(st.integers(0, 200)))).isoformat()}
+        e = {
+            "type": draw(st.sampled_from(["fire", "flood", "illness"])),
+            "date": (as_of - dt.timedelta(days=draw(st.integers(0, 200)))).isoformat(),
+        }
         if draw(st.booleans()):
             e["loss"] = f"{draw(st.integers(0, 5_000_000)) / 100:.2f}"
         events.append(e)

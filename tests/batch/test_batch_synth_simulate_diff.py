@@ -64,14 +64,21 @@ def test_reform_entries_are_exact_and_checked(tmp_path):
 
 def test_bad_reforms_are_refused(tmp_path):
     f = tmp_path / "r.yaml"
-    f.write_text("name: x\nparameters:\n  - {key: dibao.standard.urban, scale: 1.1, value: 3, from: 2022-01-01}\n", encoding="utf-8")
+    f.write_text(
+        "name: x\nparameters:\n  - {key: dibao.standard.urban, scale: 1.1, value: 3, from: 2022-01-01}\n", encoding="utf-8"
+    )
     with pytest.raises(ReformError):
         load_reform(f)
     f.write_text("name: x\nparameters:\n  - {key: no.such.parameter, value: 3, from: 2022-01-01}\n", encoding="utf-8")
     with pytest.raises(ReformError):
         reform_rulebook(load_reform(f), ROOT)
     bad_rule = tmp_path / "bad.yaml"
-    bad_rule.write_text((ROOT / "rules" / "dibao_edge.yaml").read_text(encoding="utf-8").replace("per_capita_income < edge_line", "per_capita_incom < edge_line"), encoding="utf-8")
+    bad_rule.write_text(
+        (ROOT / "rules" / "dibao_edge.yaml")
+        .read_text(encoding="utf-8")
+        .replace("per_capita_income < edge_line", "per_capita_incom < edge_line"),
+        encoding="utf-8",
+    )
     f.write_text(f"name: x\nrules:\n  dibao_edge.yaml: {bad_rule.name}\n", encoding="utf-8")
     with pytest.raises(ReformError, match="per_capita_incom"):
         reform_rulebook(load_reform(f), ROOT)
@@ -86,7 +93,10 @@ def test_simulation_counts_costs_and_gainers(engine, pop, tmp_path):
     assert d["losses"]["dibao"] == 0
     assert c["dibao_edge"]["eligible"]["reform"] > c["dibao_edge"]["eligible"]["baseline"]
     assert res.cost_cents["dibao"]["reform"] > res.cost_cents["dibao"]["baseline"]
-    assert d["total_cost"]["change_annual"] == f"{12 * int(d['total_cost']['change_monthly'].replace('.', '')) // 100}.{12 * int(d['total_cost']['change_monthly'].replace('.', '')) % 100:02d}"
+    assert (
+        d["total_cost"]["change_annual"]
+        == f"{12 * int(d['total_cost']['change_monthly'].replace('.', '')) // 100}.{12 * int(d['total_cost']['change_monthly'].replace('.', '')) % 100:02d}"
+    )
     for name in ("counts.csv", "costs.csv", "gains_losses.csv", "changes.parquet", "report.html", "summary.json"):
         assert (tmp_path / "sim" / name).exists(), name
     html = (tmp_path / "sim" / "report.html").read_text(encoding="utf-8")

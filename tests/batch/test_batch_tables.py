@@ -70,8 +70,19 @@ def _csv_population(tmp_path: Path, edit=None) -> Path:
         (lambda h, m: (h, [{**r, "birth_date": "2021-02-30"} if i == 0 else r for i, r in enumerate(m)]), "birth_date", "日期"),
         (lambda h, m: ([{**r, "locality": "999999"} if i == 0 else r for i, r in enumerate(h)], m), "locality", "未知"),
         (lambda h, m: (h, _same_member_id(m)), "member_id", "重复"),
-        (lambda h, m: (h, [{**r, "disability_category": "limb", "disability_grade": "7"} if i == 0 else r for i, r in enumerate(m)]), "disability_grade", "之间"),
-        (lambda h, m: ([{**r, "household_id": h[0]["household_id"]} if i == 1 else r for i, r in enumerate(h)], m), "household_id", "重复"),
+        (
+            lambda h, m: (
+                h,
+                [{**r, "disability_category": "limb", "disability_grade": "7"} if i == 0 else r for i, r in enumerate(m)],
+            ),
+            "disability_grade",
+            "之间",
+        ),
+        (
+            lambda h, m: ([{**r, "household_id": h[0]["household_id"]} if i == 1 else r for i, r in enumerate(h)], m),
+            "household_id",
+            "重复",
+        ),
     ],
 )
 def test_bad_values_are_refused_naming_row_and_column(engine, tmp_path, edit, column, zh):

@@ -39,7 +39,11 @@ def test_division_by_a_count_stays_exact(nums, counts):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)), st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)), st.integers(-40, 40))
+@given(
+    st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)),
+    st.dates(dt.date(1900, 1, 1), dt.date(2100, 12, 31)),
+    st.integers(-40, 40),
+)
 def test_date_functions_match_the_runtime(a, b, months):
     ya, yb = np.array([X.ymd(a)]), np.array([X.ymd(b)])
     assert int(X.years_between(ya, yb)[0]) == runtime.years_between(a, b)
@@ -82,12 +86,27 @@ def test_chunks_that_could_overflow_are_evaluated_by_the_single_evaluator(engine
 
 def test_a_household_exactly_at_the_standard_is_judged_exactly(engine):
     """Minle's 6934/12 standard: one fen either side of the exact per-capita threshold."""
+
     def hh(hid, wage):
-        return {"household_id": hid, "locality": "620722", "as_of": "2021-08-01", "area": "urban",
-                "members": [{"id": "p1", "relation": "head", "birth_date": "1980-01-01", "hukou_locality": "620722",
-                             "supporters": "able", "incomes": [{"type": "wage", "monthly": wage}]},
-                            {"id": "p2", "relation": "spouse", "birth_date": "1980-01-01", "hukou_locality": "620722", "supporters": "able"}],
-                "assets": {"financial": "0", "properties": 1}}
+        return {
+            "household_id": hid,
+            "locality": "620722",
+            "as_of": "2021-08-01",
+            "area": "urban",
+            "members": [
+                {
+                    "id": "p1",
+                    "relation": "head",
+                    "birth_date": "1980-01-01",
+                    "hukou_locality": "620722",
+                    "supporters": "able",
+                    "incomes": [{"type": "wage", "monthly": wage}],
+                },
+                {"id": "p2", "relation": "spouse", "birth_date": "1980-01-01", "hukou_locality": "620722", "supporters": "able"},
+            ],
+            "assets": {"financial": "0", "properties": 1},
+        }
+
     # 2 × 6934/12 = 1155.666…: 1155.66 is below, 1155.67 above
     pop = [hh("A", "1155.66"), hh("B", "1155.67"), hh("C", "577.83")]
     assert compare_parsed(engine, pop) == []

@@ -1,0 +1,58 @@
+"""The closed vocabularies of CONTRACT.md: every enum value an input field may take.
+
+One definition, read by the pydantic models (engine.model), the runtime validator
+(engine.validate), the rule language's fact types (engine.facts), the batch column
+schema and the test strategies, so that they cannot drift apart.
+"""
+
+PROGRAM_CODES = (
+    "dibao",
+    "dibao_single",
+    "tekun",
+    "dibao_edge",
+    "temporary",
+    "orphan",
+    "unattended_child",
+    "orphan_education",
+    "disability_living",
+    "disability_care",
+    "elderly_subsidy",
+    "home_care_service",
+    "rigid_expense",
+    "funeral_waiver",
+)
+AREAS = ("urban", "rural")
+RELATIONS = ("head", "spouse", "child", "parent", "grandparent", "grandchild", "sibling", "other")
+SEXES = ("male", "female")
+DISABILITY_CATEGORIES = ("visual", "hearing", "speech", "limb", "intellectual", "mental", "multiple")
+SELF_CARE = ("full", "partial", "none")
+SCHOOLING = ("none", "preschool", "compulsory", "high_school", "vocational", "college", "graduate")
+MEMBER_STATUSES = ("incarcerated", "compulsory_rehab", "religious_apart_3y", "declared_missing", "deceased")
+SUPPORTERS = ("none", "unable", "able")
+PARENT_STATUSES = (
+    "deceased",
+    "declared_dead",
+    "declared_missing",
+    "severe_disability",
+    "serious_illness",
+    "incarcerated",
+    "compulsory_rehab",
+    "restricted",
+    "unreachable",
+    "normal",
+)
+INCOME_TYPES = (
+    "wage",
+    "business",
+    "property",
+    "transfer",
+    "pension",
+    "other",
+    "special_care",
+    "family_planning_award",
+    "scholarship",
+    "heroism_award",
+    "social_assistance",
+    "resident_pension_base",
+)
+EXPENSE_TYPES = ("medical", "rehabilitation", "care", "education", "housing", "other")
