@@ -164,5 +164,13 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
         sys.exit(1)
 
 
+# The HTTP service's commands live with the service (api/cli.py).
+from api.cli import keys as _keys_group  # noqa: E402
+from api.cli import serve as _serve_command  # noqa: E402
+
+main.add_command(_serve_command, "serve")
+main.add_command(_keys_group, "keys")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

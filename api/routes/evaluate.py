@@ -1,0 +1,63 @@
+"""POST /v1/evaluate and /v1/evaluate/batch."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import Response
+
+from ..auth import Permission, caller_with
+from ..body import read_body
+from ..openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
+from ..schemas import BatchResponse, Determination
+from ..service import check_idempotency_key
+
+router = APIRouter(prefix="/v1", tags=["评估 evaluate"])
+
+_Evaluator = caller_with(Permission.EVALUATE)
+_BatchEvaluator = caller_with(Permission.EVALUATE_BATCH)
+_IDEM_DOC = "同一密钥重试同一请求时带上相同的值：返回第一次的结果，不会重复记录"
+
+
+@router.post(
+    "/evaluate",
+    summary="评估一户家庭，返回认定结果并记录",
+    description=(
+        "输入一户家庭记录（CONTRACT.md），返回每个救助项目的认定状态、金额和逐条理由（含出处）。"
+        "结果在写入数据库后才返回；返回体另含 `determination_id` 与 `recorded_at`。"
+        "输入有误时返回 422，逐项列出出错字段（中英文）。角色：window、caseworker、admin。"
+    ),
+    response_model=None,
+    responses={200: {"model": Determination, "description": "认定结果"}, **errors(401, 403, 413, 422, 503)},
+    openapi_extra=json_body("Household", HOUSEHOLD_EXAMPLES, "一户家庭记录"),
+)
+async def evaluate(
+    request: Request,
+    caller: _Evaluator,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=_IDEM_DOC),
+) -> Response:
+    svc = request.app.state.service
+    idem = check_idempotency_key(idempotency_key)
+    body = await read_body(request, svc.settings.max_body_bytes)
+    return await svc.evaluate(body, caller, idem)
+
+
+@router.post(
+    "/evaluate/batch",
+    summary="批量评估（最多1000户），每户单独认定或单独拒绝",
+    description=(
+        '请求体为 `{"households": [...]}`。每户单独校验：有误的一户在结果中列出错误，不影响其他户。'
+        "全部结果在同一事务中记录后返回。角色：window、admin。"
+    ),
+    response_model=None,
+    responses={200: {"model": BatchResponse, "description": "逐户结果，与请求顺序一致"}, **errors(401, 403, 413, 422, 503)},
+    openapi_extra=json_body("BatchRequest", BATCH_EXAMPLES, "多户家庭记录"),
+)
+async def evaluate_batch(
+    request: Request,
+    caller: _BatchEvaluator,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", description=_IDEM_DOC),
+) -> Response:
+    svc = request.app.state.service
+    idem = check_idempotency_key(idempotency_key)
+    body = await read_body(request, svc.settings.max_batch_body_bytes)
+    return await svc.evaluate_batch(body, caller, idem)
