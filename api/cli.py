@@ -101,9 +101,14 @@ def serve(
     click.echo(f"jiuzhu 服务 http://{host}:{port}  文档 /docs  工作进程 {n}  数据库 {_redact(where)}  规则版本 {book.version}")
     sys.stdout.flush()
 
+    import signal
+
     import uvicorn
 
-    with _writer_process():
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handlers
+    # it found: turn that into a normal exit, so the writer process is stopped after the workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with contextlib.suppress(KeyboardInterrupt), _writer_process():
         uvicorn.run(
             "api.app:create_app",
             factory=True,

@@ -77,6 +77,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # FastAPI could not parse a JSON body: answer like every other bad input
+            return error_response(422, "(root)", "不是有效的 JSON", "invalid JSON body", "json_invalid")
         zh, en = _STATUS_TEXT.get(exc.status_code, ("请求无法处理", str(exc.detail)))
         return error_response(exc.status_code, "(request)", zh, en, f"http_{exc.status_code}", getattr(exc, "headers", None))
 

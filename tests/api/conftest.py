@@ -89,7 +89,3 @@ def keys(client):
 @pytest.fixture
 def db_keys(db_client):
     return make_keys(db_client)
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import orjson
+from http_helpers import auth
 
 from api import examples
 from engine import evaluate
-
-from .conftest import auth
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HH = examples.HOUSEHOLD

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import copy
 
-from api import examples
+from http_helpers import auth
 
-from .conftest import auth
+from api import examples
 
 HH = examples.HOUSEHOLD
 

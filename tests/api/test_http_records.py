@@ -9,12 +9,11 @@ import copy
 import datetime as dt
 
 import orjson
+from http_helpers import auth
 from sqlalchemy import create_engine, text
 
 from api import examples
 from api.db import current_revision, head_revision
-
-from .conftest import auth
 
 HH = examples.HOUSEHOLD
 
