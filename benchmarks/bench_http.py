@@ -1,0 +1,135 @@
+"""Load test of POST /v1/evaluate on loopback with wrk, persistence on.
+
+Starts `jiuzhu serve` (SQLite in a fresh directory unless --database-url), creates a
+window key, warms up, then runs wrk with the example household and prints
+throughput and latency percentiles. Afterwards it counts the stored
+determinations: every 200 answered must be a committed row.
+
+    make bench-http                      # defaults: workers = CPU count, 32 connections, 20 s
+    .venv/bin/python benchmarks/bench_http.py --connections 16 --duration 30
+Needs wrk (Debian: apt-get install wrk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+JIUZHU = str(Path(sys.executable).with_name("jiuzhu"))
+LUA = ROOT / "benchmarks" / "wrk_evaluate.lua"
+RESULT = re.compile(r"RESULT (.*)")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wrk(url: str, key: str, body: Path, connections: int, seconds: int, threads: int) -> dict[str, float]:
+    env = {**os.environ, "JIUZHU_KEY": key, "JIUZHU_BODY": str(body)}
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url + "/v1/evaluate"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    m = RESULT.search(out)
+    if not m:
+        raise SystemExit("wrk printed no result:\n" + out)
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+def _busy_others() -> str:
+    """Other processes using CPU now: figures taken while something else runs are not this service's."""
+    out = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout.splitlines()[1:6]
+    busy = [line.strip() for line in out if float(line.split()[0]) >= 5.0]
+    return ", ".join(busy) or "none"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--duration", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite in a fresh directory)")
+    ap.add_argument("--household", type=Path, default=ROOT / "examples" / "liaoning_shenyang_family.json")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    data = tempfile.mkdtemp(prefix="jiuzhu-bench-")
+    env = {k: v for k, v in os.environ.items() if k not in ("JIUZHU_WRITER_SOCKET", "DATABASE_URL")}
+    where = ["--data-dir", data] + (["--database-url", args.database_url] if args.database_url else [])
+    key = subprocess.run(
+        [JIUZHU, "keys", "create", "--role", "window", "--name", "压测", *where], capture_output=True, text=True, env=env, check=True
+    ).stdout.strip()
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [JIUZHU, "serve", "--port", str(port), "--workers", str(args.workers), *where],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("service did not become ready")
+            time.sleep(0.2)
+        warm = _wrk(url, key, args.household, args.connections, 3, args.threads)
+        others = _busy_others()
+        r = _wrk(url, key, args.household, args.connections, args.duration, args.threads)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(60)
+
+    repo_count = _count(data, args.database_url)
+    ok = int(r["requests"] - r["errors_status"]) + int(warm["requests"] - warm["errors_status"])
+    db = "PostgreSQL" if args.database_url else "SQLite (WAL, synchronous=FULL)"
+    print(f"POST /v1/evaluate, {args.household.name}, {db}, {args.workers} worker(s) + writer process, "
+          f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"  other processes using CPU at the start: {others}")
+    print(f"  throughput  {r['rps']:.0f} requests/s  ({int(r['requests'])} requests, {int(r['errors_status'])} non-2xx, "
+          f"{int(r['errors_connect'] + r['errors_timeout'])} connect/timeout errors)")  # fmt: skip
+    print(f"  latency     p50 {r['p50_ms']:.1f} ms   p90 {r['p90_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms")
+    print(f"  recorded    {repo_count} determinations for {ok} answers (warm-up included)")
+    shutil.rmtree(data, ignore_errors=True)
+    return 0 if repo_count >= ok else 1
+
+
+def _count(data: str, database_url: str | None) -> int:
+    from api.db import make_engine
+    from api.repository import Repository
+    from api.settings import Settings
+
+    db = make_engine(Settings(data_dir=Path(data), database_url=database_url or ""))
+    try:
+        return Repository(db).count_determinations()
+    finally:
+        db.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
