@@ -15,7 +15,7 @@ from engine import Engine, load_rulebook
 from engine.model import Household
 
 from . import errors
-from .auth import KeyCache
+from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .repository import Repository
 from .routes import evaluate, health, keys, records, reference
@@ -85,7 +85,13 @@ def _openapi(app: FastAPI):
         if app.openapi_schema:
             return app.openapi_schema
         spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags)
-        spec.setdefault("components", {}).setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
+        components = spec.setdefault("components", {})
+        components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for path, ops in spec["paths"].items():
+            if path.startswith("/v1/"):
+                for op in ops.values():
+                    op["security"] = [{"bearer": []}, {"apiKey": []}]
         app.openapi_schema = spec
         return spec
 

@@ -19,7 +19,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from .errors import ApiError
 
@@ -99,10 +98,6 @@ class KeyCache:
         self._items.clear()
 
 
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer jzk_…`")
-_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="或 `X-API-Key: jzk_…`")
-
-
 def _refuse(request: Request, status: int, reason: str, caller: Caller | None = None) -> ApiError:
     client = request.client.host if request.client else "-"
     who = f" key={caller.key_id} name={caller.name!r} role={caller.role}" if caller else ""
@@ -126,12 +121,17 @@ def _refuse(request: Request, status: int, reason: str, caller: Caller | None = 
     )
 
 
-async def authenticate(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    header_key: Annotated[str | None, Depends(_header)],
-) -> Caller:
-    key = bearer.credentials if bearer is not None else header_key
+def _key_from(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, credentials = header.partition(" ")
+        return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    return request.headers.get("x-api-key") or None
+
+
+async def authenticate(request: Request) -> Caller:
+    """The caller behind ``Authorization: Bearer …`` or ``X-API-Key``; 401 otherwise."""
+    key = _key_from(request)
     if not key:
         raise _refuse(request, 401, "no key")
     caller = await request.app.state.keys.get(hash_key(key))
@@ -141,15 +141,28 @@ async def authenticate(
 
 
 def require(permission: Permission):
-    """A dependency that admits callers whose role grants ``permission``."""
+    """A dependency that admits callers whose role grants ``permission``.
 
-    async def dependency(request: Request, caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    One dependency that reads the headers itself: FastAPI's security classes would
+    add three more dependency nodes to every request. The OpenAPI document gets the
+    security schemes from ``SECURITY_SCHEMES`` instead.
+    """
+
+    async def dependency(request: Request) -> Caller:
+        caller = await authenticate(request)
         if permission not in ROLE_PERMISSIONS[caller.role]:
             raise _refuse(request, 403, f"role lacks {permission}", caller)
         return caller
 
     dependency.__name__ = f"require_{permission}"
+    dependency.__jiuzhu_permission__ = permission  # for the OpenAPI document
     return dependency
+
+
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer jzk_…`"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "或 `X-API-Key: jzk_…`"},
+}
 
 
 def caller_with(permission: Permission):
