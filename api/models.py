@@ -1,14 +1,14 @@
 """Tables (SQLModel). Schema changes go through ``api/migrations`` (Alembic), never ``create_all``.
 
-JSON documents are stored as text written by orjson: the same bytes on SQLite
-and PostgreSQL, and no second serialisation on the hot path.
+JSON documents are stored as written by orjson: the same bytes on SQLite and
+PostgreSQL, and no second serialisation on the hot path.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Column, DateTime, Index, Text
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -50,7 +50,9 @@ class DeterminationRecord(SQLModel, table=True):
     batch_id: str | None = Field(default=None, max_length=36)
     batch_index: int | None = None
     input_json: str = Field(sa_column=Column(Text, nullable=False))  # ID numbers masked
-    output_json: str = Field(sa_column=Column(Text, nullable=False))
+    # The determination JSON, zlib-compressed: ~22 kB of explanations shrink to ~4 kB, which is most
+    # of the writer's work per request and of the file's growth. Read it with ``records.output_of``.
+    output_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     summary_json: str = Field(sa_column=Column(Text, nullable=False))  # program, members, status, amount
 
 

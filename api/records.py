@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import zlib
 from typing import Any
 
 import orjson
@@ -77,10 +78,9 @@ def build_row(
     batch_index: int | None = None,
 ) -> dict[str, Any]:
     stored_input, scrub_all = masked_input(raw)
-    output = out.decode()
     household_id = det["household_id"]
     if scrub_all:
-        output = scrub(output)
+        out = scrub(out.decode()).encode()
         household_id = scrub(household_id)
     return {
         "id": uuid7(),
@@ -97,9 +97,14 @@ def build_row(
         "batch_id": batch_id,
         "batch_index": batch_index,
         "input_json": stored_input,
-        "output_json": output,
+        "output_zlib": zlib.compress(out, 1),
         "summary_json": orjson.dumps(summary(det)).decode(),
     }
+
+
+def output_of(row) -> bytes:
+    """The stored determination JSON of a determinations row."""
+    return zlib.decompress(row["output_zlib"])
 
 
 def with_record_fields(out: bytes | str, determination_id: str, recorded_at: str) -> bytes:

@@ -31,9 +31,6 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-class DuplicateIdempotencyKey(Exception):
-    """Another request with the same caller and Idempotency-Key committed first."""
-
 
 class Repository:
     def __init__(self, engine: Engine):
@@ -110,7 +107,7 @@ class Repository:
             return self.existing_idempotent(conn, caller_key_id, key, batch)
 
     def household_history(self, household_id: str, limit: int, before: str | None = None) -> list:
-        cols = [c for c in _DET.c if c.name not in ("input_json", "output_json")]
+        cols = [c for c in _DET.c if c.name not in ("input_json", "output_zlib")]
         q = select(*cols).where(_DET.c.household_id == household_id)
         if before:
             q = q.where(_DET.c.id < before)

@@ -16,7 +16,7 @@ from engine.validate import parse
 from .auth import Caller
 from .errors import ApiError
 from .ids import uuid7
-from .records import build_row, iso, request_hash, with_record_fields
+from .records import build_row, iso, output_of, request_hash, with_record_fields
 from .repository import Repository
 from .settings import Settings
 
@@ -95,7 +95,7 @@ class Service:
         if m["request_hash"] != req_hash:
             raise _reused()
         return Response(
-            with_record_fields(m["output_json"], m["id"], iso(m["created_at"])),
+            with_record_fields(output_of(m), m["id"], iso(m["created_at"])),
             200,
             media_type=_JSON,
             headers={"Location": f"/v1/determinations/{m['id']}", "Idempotent-Replayed": "true"},
@@ -201,7 +201,7 @@ class Service:
                 pieces.append(orjson.dumps({"index": i, "status": "refused", "errors": refused[i]}))
             else:
                 r = by_index[i]
-                pieces.append(_answered_piece(i, r.id, r.output_json.encode()))
+                pieces.append(_answered_piece(i, r.id, output_of(r._mapping)))
         return self._batch_response(b["id"], b["created_at"], b["count"], b["answered"], pieces, replayed=True)
 
 

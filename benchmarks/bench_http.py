@@ -38,26 +38,60 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _wrk(url: str, key: str, body: Path, connections: int, seconds: int, threads: int) -> dict[str, float]:
+def _cpu_total() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the machine so far."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (sum(v) - v[3] - v[4]) / hz, sum(v) / hz
+
+
+def _tree_cpu(root: int) -> float:
+    """CPU seconds used by ``root`` and its descendants (alive ones)."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(d)] = int(fields[1])
+        times[int(d)] = (int(fields[11]) + int(fields[12])) / hz
+    total, todo = 0.0, [root]
+    while todo:
+        p = todo.pop()
+        total += times.get(p, 0.0)
+        todo.extend(c for c, pp in parents.items() if pp == p)
+    return total
+
+
+def _wrk(url: str, key: str, body: Path, connections: int, seconds: int, threads: int, server: int = 0) -> dict[str, float]:
     env = {**os.environ, "JIUZHU_KEY": key, "JIUZHU_BODY": str(body)}
-    out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url + "/v1/evaluate"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url + "/v1/evaluate"]
+    busy0, all0 = _cpu_total()
+    ours0 = _tree_cpu(server) if server else 0.0
+    wrk = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    wrk_cpu = 0.0
+    while wrk.poll() is None:
+        wrk_cpu = max(wrk_cpu, _tree_cpu(wrk.pid))
+        time.sleep(0.5)
+    out = wrk.stdout.read() if wrk.stdout else ""
+    busy1, all1 = _cpu_total()
+    ours = (_tree_cpu(server) - ours0) if server else 0.0
     m = RESULT.search(out)
     if not m:
         raise SystemExit("wrk printed no result:\n" + out)
-    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
-
-
-def _busy_others() -> str:
-    """Other processes using CPU now: figures taken while something else runs are not this service's."""
-    out = subprocess.run(["ps", "-eo", "pcpu,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout.splitlines()[1:6]
-    busy = [line.strip() for line in out if float(line.split()[0]) >= 5.0]
-    return ", ".join(busy) or "none"
+    r = {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    r["cpu_all"] = all1 - all0
+    r["cpu_busy"] = busy1 - busy0
+    r["cpu_service"] = ours
+    r["cpu_wrk"] = wrk_cpu
+    r["cpu_others"] = max(0.0, r["cpu_busy"] - ours - wrk_cpu)
+    return r
 
 
 def main() -> int:
@@ -99,8 +133,7 @@ def main() -> int:
                 raise SystemExit("service did not become ready")
             time.sleep(0.2)
         warm = _wrk(url, key, args.household, args.connections, 3, args.threads)
-        others = _busy_others()
-        r = _wrk(url, key, args.household, args.connections, args.duration, args.threads)
+        r = _wrk(url, key, args.household, args.connections, args.duration, args.threads, server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
@@ -110,7 +143,11 @@ def main() -> int:
     db = "PostgreSQL" if args.database_url else "SQLite (WAL, synchronous=FULL)"
     print(f"POST /v1/evaluate, {args.household.name}, {db}, {args.workers} worker(s) + writer process, "
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, {os.cpu_count()} CPUs")  # fmt: skip
-    print(f"  other processes using CPU at the start: {others}")
+    cores = r["cpu_all"] / args.duration
+    print(f"  CPU during the run (core-seconds of {r['cpu_all']:.1f}): service {r['cpu_service']:.1f}, wrk {r['cpu_wrk']:.1f}, "
+          f"other processes {r['cpu_others']:.1f} ({r['cpu_others'] / args.duration / cores * 100:.0f}% of the machine)")  # fmt: skip
+    if r["cpu_service"] and r["requests"]:
+        print(f"  service CPU per request {r['cpu_service'] / r['requests'] * 1e3:.2f} ms")
     print(f"  throughput  {r['rps']:.0f} requests/s  ({int(r['requests'])} requests, {int(r['errors_status'])} non-2xx, "
           f"{int(r['errors_connect'] + r['errors_timeout'])} connect/timeout errors)")  # fmt: skip
     print(f"  latency     p50 {r['p50_ms']:.1f} ms   p90 {r['p90_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from ..auth import Permission, caller_with
+from ..auth import Caller, Permission, caller_with, require
 from ..body import read_body
+from ..errors import ApiError, error_response
 from ..openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
 from ..schemas import BatchResponse, Determination
 from ..service import check_idempotency_key
 
+log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["评估 evaluate"])
 
-_Evaluator = caller_with(Permission.EVALUATE)
+_require_evaluate = require(Permission.EVALUATE)
+_Evaluator = Annotated[Caller, Depends(_require_evaluate)]
 _BatchEvaluator = caller_with(Permission.EVALUATE_BATCH)
 # Read from the headers in the handler (one parameter fewer for FastAPI to resolve per request).
 _IDEM_PARAM = {
@@ -41,10 +47,28 @@ async def evaluate(
     request: Request,
     caller: _Evaluator,
 ) -> Response:
+    return await _evaluate(request, caller)
+
+
+async def _evaluate(request: Request, caller: Caller) -> Response:
     svc = request.app.state.service
     idem = check_idempotency_key(request.headers.get("idempotency-key"))
     body = await read_body(request, svc.settings.max_body_bytes)
     return await svc.evaluate(body, caller, idem)
+
+
+async def fast_evaluate(scope, receive, send) -> None:
+    """POST /v1/evaluate without FastAPI's routing and dependency machinery (about a sixth of a
+    worker's time per request). Same checks and code as the route above, which documents it."""
+    request = Request(scope, receive)
+    try:
+        response = await _evaluate(request, await _require_evaluate(request))
+    except ApiError as e:
+        response = e.response()
+    except Exception:
+        log.exception("unexpected error on POST /v1/evaluate")
+        response = error_response(500, "(server)", "服务内部错误，已记录日志", "internal server error (logged)", "internal")
+    await response(scope, receive, send)
 
 
 @router.post(

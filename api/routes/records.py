@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from ..auth import Permission, require
 from ..errors import not_found
 from ..openapi_docs import errors
-from ..records import iso, scrub
+from ..records import iso, output_of, scrub
 from ..schemas import DeterminationRecordOut, HistoryOut
 
 router = APIRouter(prefix="/v1", tags=["认定记录 records"], dependencies=[Depends(require(Permission.READ_DETERMINATIONS))])
@@ -46,7 +46,7 @@ async def get_determination(
             "batch_id": m["batch_id"],
         }
     )
-    body = head[:-1] + b',"input":' + m["input_json"].encode() + b',"determination":' + m["output_json"].encode() + b"}"
+    body = head[:-1] + b',"input":' + m["input_json"].encode() + b',"determination":' + output_of(m) + b"}"
     return Response(body, media_type="application/json")
 
 

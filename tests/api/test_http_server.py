@@ -104,3 +104,30 @@ def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restar
     finally:
         assert second.stop() == 0
     assert "JIUZHU_ADMIN_KEY" not in second.output()  # printed on the first start only
+
+
+def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path):
+    server = Server(tmp_path, workers=1)
+    try:
+        key = _admin_key(server)
+        server.wait_ready()
+        h = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code == 200
+        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+        # With one worker, uvicorn serves in the parent: its only spawned child is the writer process.
+        writers = [p for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(writers) == 1
+        os.kill(int(writers[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        codes = []
+        while time.monotonic() < deadline:
+            r = httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30)
+            codes.append(r.status_code)
+            if r.status_code == 200 and len(codes) > 1:
+                break
+            assert r.status_code in (200, 503), r.text  # never a half-recorded answer
+            time.sleep(0.3)
+        assert codes[-1] == 200, codes
+    finally:
+        assert server.stop() == 0
+

@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(36), nullable=True),
         sa.Column("batch_index", sa.Integer(), nullable=True),
         sa.Column("input_json", sa.Text(), nullable=False),
-        sa.Column("output_json", sa.Text(), nullable=False),
+        sa.Column("output_zlib", sa.LargeBinary(), nullable=False),
         sa.Column("summary_json", sa.Text(), nullable=False),
     )
     op.create_index("ix_determinations_household", "determinations", ["household_id", "id"])
