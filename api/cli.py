@@ -101,24 +101,16 @@ def serve(
     click.echo(f"jiuzhu 服务 http://{host}:{port}  文档 /docs  工作进程 {n}  数据库 {_redact(where)}  规则版本 {book.version}")
     sys.stdout.flush()
 
-    import signal
+    from .server import check_port, run_workers
 
-    import uvicorn
-
-    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handlers
-    # it found: turn that into a normal exit, so the writer process is stopped after the workers.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    with contextlib.suppress(KeyboardInterrupt), _writer_process():
-        uvicorn.run(
-            "api.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=n,
-            access_log=access_log,
-            log_level="info",
-            timeout_graceful_shutdown=30,
-        )
+    try:
+        check_port(host, port)
+    except OSError as e:
+        click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
+        sys.exit(4)
+    with _writer_process():
+        status = run_workers(host, port, n, access_log)
+    sys.exit(status)
 
 
 @contextlib.contextmanager

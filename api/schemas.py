@@ -247,3 +247,4 @@ class Ready(BaseModel):
     status: str
     checks: dict[str, str]
     ruleset_version: str | None = None
+    worker: int | None = Field(default=None, description="应答的工作进程号")

@@ -1,9 +1,15 @@
-"""Group commit: one thread writes every determination, many requests per transaction.
+"""Group commit: many requests' records in one transaction, answered only after it commits.
 
-A request hands its rows to the writer and waits; the writer takes everything
-queued, writes it in one transaction (one fsync), commits, and only then
-releases the waiting requests. Under load the transactions grow, so the
-fsync cost is shared instead of serialising requests one commit at a time.
+``Committer.commit(jobs)`` writes a group of jobs in one transaction (one fsync)
+and settles each job: recorded, a replay of an earlier answer with the same
+Idempotency-Key, or an error. Two drivers use it:
+
+* ``GroupCommitWriter``: a thread in this process (embedded use, tests);
+* the writer process (``api/writer_process.py``), which `jiuzhu serve` runs
+  for all its workers.
+
+While one transaction commits, new jobs queue up; the next transaction takes
+them all, so under load transactions grow and the fsync is shared.
 """
 
 from __future__ import annotations
@@ -36,22 +42,18 @@ class Replay:
 
 
 @dataclass(slots=True)
-class _Job:
+class Job:
     rows: list[dict]
     batch: dict | None
     idem: tuple[str, str, bool] | None  # caller key id, Idempotency-Key, is batch
-    future: Any
-    loop: asyncio.AbstractEventLoop | None
-    result: Any = None
+    reply: Any = None  # how the driver answers (a future, a connection...)
+    result: Replay | None = None
     error: BaseException | None = None
-    same_as: _Job | None = field(default=None, repr=False)
-
-
-_STOP = object()
+    same_as: Job | None = field(default=None, repr=False)
 
 
 class _FileLock:
-    """An exclusive lock shared by the worker processes writing one SQLite file.
+    """An exclusive lock shared by processes writing one SQLite file without a writer process.
 
     SQLite's own busy handler polls with sleeps of up to 100 ms, which turns two
     writers into long tail latencies; a blocking flock() wakes the next writer
@@ -68,58 +70,26 @@ class _FileLock:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
 
-class GroupCommitWriter:
-    def __init__(self, repo: Repository, max_jobs: int = 512, lock_path: str | None = None):
+class Committer:
+    def __init__(self, repo: Repository, lock_path: str | None = None):
         self.repo = repo
         self._lock = _FileLock(lock_path) if lock_path else contextlib.nullcontext()
-        self.max_jobs = max_jobs
-        self._q: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="jiuzhu-writer", daemon=True)
         self.commits = 0  # transactions committed (for tests and the benchmark)
-        self._thread.start()
+        self.jobs = 0
+        self._conn = None  # kept open: a pool check-out and its reset per transaction cost more than the insert
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
+    def _connection(self):
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = writing(self.repo.engine)
+        return self._conn
 
-    # -- submitting ------------------------------------------------------------
-    async def write(self, rows: list[dict], batch: dict | None = None, idem: tuple[str, str, bool] | None = None):
-        """Commit ``rows`` (and ``batch``); returns None, or a Replay when the Idempotency-Key was used before."""
-        loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-        self._q.put(_Job(rows, batch, idem, fut, loop))
-        return await fut
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
-    def write_sync(self, rows: list[dict], batch: dict | None = None, idem: tuple[str, str, bool] | None = None):
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._q.put(_Job(rows, batch, idem, fut, None))
-        return fut.result()
-
-    def close(self, timeout: float = 30.0) -> None:
-        """Write what is queued, then stop."""
-        self._q.put(_STOP)
-        self._thread.join(timeout)
-
-    # -- the writer thread -------------------------------------------------------
-    def _run(self) -> None:
-        stop = False
-        while not stop:
-            first = self._q.get()
-            if first is _STOP:
-                return
-            jobs = [first]
-            while len(jobs) < self.max_jobs:
-                try:
-                    j = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if j is _STOP:
-                    stop = True
-                    break
-                jobs.append(j)
-            self._commit(jobs)
-
-    def _commit(self, jobs: list[_Job]) -> None:
+    def commit(self, jobs: list[Job]) -> None:
+        """Write ``jobs`` in one transaction and settle each (``result`` / ``error``)."""
         try:
             self._transaction(jobs)
         except IntegrityError:
@@ -133,6 +103,7 @@ class GroupCommitWriter:
                     j.error = e
         except Exception as e:
             log.exception("could not record %d job(s)", len(jobs))
+            self.close()  # start afresh next time (the database may have restarted)
             for j in jobs:
                 j.error = e
         for j in jobs:
@@ -140,12 +111,13 @@ class GroupCommitWriter:
                 first = j.same_as
                 j.result = first.result or Replay(first.batch if first.batch is not None else first.rows[0], first.batch is not None)
                 j.error = first.error
-            self._resolve(j)
 
-    def _transaction(self, jobs: list[_Job]) -> None:
+    def _transaction(self, jobs: list[Job]) -> None:
         repo = self.repo
-        seen: dict[tuple[str, str, bool], _Job] = {}
-        with self._lock, writing(repo.engine) as conn, conn.begin():
+        seen: dict[tuple[str, str, bool], Job] = {}
+        rows: list[dict] = []
+        conn = self._connection()
+        with self._lock, conn.begin():
             for j in jobs:
                 if j.idem is not None:
                     first = seen.get(j.idem)
@@ -157,25 +129,86 @@ class GroupCommitWriter:
                         j.result = Replay(dict(row._mapping), j.idem[2])
                         continue
                     seen[j.idem] = j
-                repo.insert(conn, j.rows, j.batch)
+                if j.batch is not None:
+                    repo.insert(conn, [], j.batch)
+                rows.extend(j.rows)
+            repo.insert(conn, rows)
         self.commits += 1
+        self.jobs += len(jobs)
 
-    @staticmethod
-    def _resolve(j: _Job) -> None:
-        if j.loop is None:
-            if j.error is not None:
-                j.future.set_exception(j.error)
-            else:
-                j.future.set_result(j.result)
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """A writer thread in this process, for embedded use (``jiuzhu serve`` uses the writer process)."""
+
+    def __init__(self, repo: Repository, max_jobs: int = 512, lock_path: str | None = None):
+        self.committer = Committer(repo, lock_path)
+        self.max_jobs = max_jobs
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="jiuzhu-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    async def write(self, rows: list[dict], batch: dict | None = None, idem: tuple[str, str, bool] | None = None):
+        """Commit ``rows`` (and ``batch``); returns None, or a Replay when the Idempotency-Key was used before."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._q.put(Job(rows, batch, idem, (fut, loop)))
+        return await fut
+
+    def write_sync(self, rows: list[dict], batch: dict | None = None, idem: tuple[str, str, bool] | None = None):
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._q.put(Job(rows, batch, idem, (fut, None)))
+        return fut.result()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop."""
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._q.get()
+            if first is _STOP:
+                break
+            jobs = [first]
+            while len(jobs) < self.max_jobs:
+                try:
+                    j = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if j is _STOP:
+                    stop = True
+                    break
+                jobs.append(j)
+            self.committer.commit(jobs)
+            for j in jobs:
+                _resolve(j)
+        self.committer.close()
+
+
+def _resolve(j: Job) -> None:
+    fut, loop = j.reply
+    if loop is None:
+        if j.error is not None:
+            fut.set_exception(j.error)
+        else:
+            fut.set_result(j.result)
+        return
+
+    def done(fut=fut, result=j.result, error=j.error) -> None:
+        if fut.cancelled():
             return
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(result)
 
-        def done(fut=j.future, result=j.result, error=j.error) -> None:
-            if fut.cancelled():
-                return
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(result)
-
-        with contextlib.suppress(RuntimeError):  # the loop closed during shutdown; the record is committed
-            j.loop.call_soon_threadsafe(done)
+    with contextlib.suppress(RuntimeError):  # the loop closed during shutdown; the record is committed
+        loop.call_soon_threadsafe(done)

@@ -20,7 +20,7 @@ import pickle
 import signal
 import struct
 
-from .writer import GroupCommitWriter, Replay
+from .writer import Committer, Job
 
 log = logging.getLogger("jiuzhu.api.writer")
 _LEN = struct.Struct(">I")
@@ -105,36 +105,73 @@ class RemoteWriter:
             self._writer.close()
 
 
-async def _serve(writer: GroupCommitWriter, path: str, parent: int, ready) -> None:
+class _Server:
+    """Reads jobs from every worker; commits whatever has arrived, in one transaction, on the loop.
+
+    This process has nothing else to do while a transaction commits, so the commit runs on
+    the event loop itself: meanwhile the workers' frames wait in the socket buffers, and the
+    next loop iteration reads them all into the next transaction. No threads, no hand-offs.
+    """
+
+    def __init__(self, committer: Committer):
+        self.committer = committer
+        self.pending: list[Job] = []
+        self.scheduled = False
+        self.loop = asyncio.get_running_loop()
+
+    def connection(self) -> asyncio.Protocol:
+        server = self
+
+        class Conn(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                self.transport = transport
+                self.buf = bytearray()
+
+            def data_received(self, data: bytes) -> None:
+                buf = self.buf
+                buf += data
+                while len(buf) >= _LEN.size:
+                    (n,) = _LEN.unpack_from(buf)
+                    if len(buf) < _LEN.size + n:
+                        break
+                    seq, rows, batch, idem = pickle.loads(bytes(buf[_LEN.size : _LEN.size + n]))
+                    del buf[: _LEN.size + n]
+                    server.add(Job(rows, batch, idem, (self.transport, seq)))
+
+        return Conn()
+
+    def add(self, job: Job) -> None:
+        self.pending.append(job)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)  # after this iteration's reads: everything that has arrived
+
+    def flush(self) -> None:
+        self.scheduled = False
+        jobs, self.pending = self.pending, []
+        if not jobs:
+            return
+        self.committer.commit(jobs)
+        for j in jobs:
+            transport, seq = j.reply
+            if transport.is_closing():
+                continue
+            if j.error is not None:
+                msg = (seq, False, f"{type(j.error).__name__}: {j.error}")
+            else:
+                msg = (seq, True, j.result)
+            transport.write(_frame(msg))
+
+
+async def _serve(committer: Committer, path: str, parent: int, ready) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # Ctrl-C reaches the whole process group: the workers still finish their requests, so the
     # writer waits for the parent's SIGTERM, sent once they are done.
     loop.add_signal_handler(signal.SIGINT, lambda: None)
-
-    async def answer(n, rows, batch, idem, out: asyncio.StreamWriter) -> None:
-        try:
-            replay = await writer.write(rows, batch, idem)
-            msg = (n, True, replay if replay is None else Replay(replay.row, replay.batch))
-        except Exception as e:  # reported to the worker, which answers 503 and records nothing
-            msg = (n, False, f"{type(e).__name__}: {e}")
-        if not out.is_closing():
-            out.write(_frame(msg))
-
-    tasks: set[asyncio.Task] = set()
-
-    async def handle(reader: asyncio.StreamReader, out: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                n, rows, batch, idem = await _read_frame(reader)
-                t = asyncio.create_task(answer(n, rows, batch, idem, out))
-                tasks.add(t)
-                t.add_done_callback(tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-
-    server = await asyncio.start_unix_server(handle, path=path)
+    server = _Server(committer)
+    listener = await loop.create_unix_server(server.connection, path=path)
     os.chmod(path, 0o600)
     ready.set()
     while not stop.is_set():
@@ -142,9 +179,9 @@ async def _serve(writer: GroupCommitWriter, path: str, parent: int, ready) -> No
             await asyncio.wait_for(stop.wait(), 1.0)
         if os.getppid() != parent:  # the server that started us is gone
             break
-    server.close()
-    if tasks:
-        await asyncio.wait(tasks, timeout=30)
+    listener.close()
+    await asyncio.sleep(0.2)  # let the last frames arrive
+    server.flush()
 
 
 def run_writer(path: str, parent: int, ready) -> None:
@@ -157,10 +194,10 @@ def run_writer(path: str, parent: int, ready) -> None:
     _configure_logging()
     settings = Settings.from_env()
     db = make_engine(settings)
-    writer = GroupCommitWriter(Repository(db))
+    committer = Committer(Repository(db))
     try:
-        asyncio.run(_serve(writer, path, parent, ready))
+        asyncio.run(_serve(committer, path, parent, ready))
     finally:
-        writer.close()
+        committer.close()
         db.dispose()
-        log.info("writer process stopped after %d commits", writer.commits)
+        log.info("writer process stopped: %d jobs in %d transactions", committer.jobs, committer.commits)

@@ -122,16 +122,19 @@ def main() -> int:
         env=env,
     )
     try:
+        # Wait until every worker answers: connections opened while only one worker listens all stay on it.
         deadline = time.monotonic() + 60
-        while True:
+        seen: set[int] = set()
+        while len(seen) < args.workers:
             try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
+                r = httpx.get(url + "/readyz", timeout=1)
+                if r.status_code == 200:
+                    seen.add(r.json()["worker"])
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise SystemExit("service did not become ready")
-            time.sleep(0.2)
+            time.sleep(0.05)
         warm = _wrk(url, key, args.household, args.connections, 3, args.threads)
         r = _wrk(url, key, args.household, args.connections, args.duration, args.threads, server.pid)
     finally:

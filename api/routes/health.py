@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -35,5 +37,10 @@ async def readyz(request: Request):
     writer = getattr(state, "writer", None)
     checks["writer"] = "ok" if writer is not None and writer.alive else "stopped"
     ready = all(v == "ok" for v in checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks, "ruleset_version": engine.version if engine else None}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "ruleset_version": engine.version if engine else None,
+        "worker": os.getpid(),  # which worker process answered (one per CPU by default)
+    }
     return json_response(body, 200 if ready else 503)

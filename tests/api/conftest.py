@@ -11,7 +11,6 @@ import os
 import uuid
 
 import pytest
-from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import Role
@@ -59,7 +58,14 @@ def sqlite_settings(tmp_path, monkeypatch):
     return Settings(data_dir=tmp_path)
 
 
+def pytest_configure(config):
+    # Starlette suggests a renamed httpx fork for its TestClient; httpx itself works and is what we test with.
+    config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
+
+
 def _client(settings, engine):
+    from fastapi.testclient import TestClient
+
     app = create_app(settings, rules=engine)
     return TestClient(app)
 

@@ -114,10 +114,9 @@ def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path)
         h = {"Authorization": f"Bearer {key}"}
         assert httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code == 200
         children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
-        # With one worker, uvicorn serves in the parent: its only spawned child is the writer process.
-        writers = [p for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
-        assert len(writers) == 1
-        os.kill(int(writers[0]), signal.SIGKILL)
+        spawned = sorted(int(p) for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text())
+        assert len(spawned) == 2  # the writer process, started first, and one worker
+        os.kill(spawned[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         codes = []
         while time.monotonic() < deadline:
