@@ -163,7 +163,8 @@ def main() -> int:
           f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s on loopback, {os.cpu_count()} CPUs")  # fmt: skip
     cores = r["cpu_all"] / args.duration
     print(f"  CPU during the run (core-seconds of {r['cpu_all']:.1f}): service {r['cpu_service']:.1f}, wrk {r['cpu_wrk']:.1f}, "
-          f"other processes {r['cpu_others']:.1f} ({r['cpu_others'] / args.duration / cores * 100:.0f}% of the machine)")  # fmt: skip
+          f"other processes {r['cpu_others']:.1f} ({r['cpu_others'] / args.duration / cores * 100:.0f}% of the machine"
+          f"{', the database server included' if args.database_url else ''})")  # fmt: skip
     if r["cpu_service"] and r["requests"]:
         print(f"  service CPU per request {r['cpu_service'] / r['requests'] * 1e3:.2f} ms")
     print(f"  throughput  {r['rps']:.0f} requests/s  ({int(r['requests'])} requests, {int(r['errors_status'])} non-2xx, "
