@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from fastapi import APIRouter, Request
@@ -35,6 +36,10 @@ async def readyz(request: Request):
     except Exception as e:  # any failure means not ready; the reason is for the operator
         checks["database"] = f"error: {type(e).__name__}"
     writer = getattr(state, "writer", None)
+    if writer is not None and not writer.alive and hasattr(writer, "connect"):
+        # The writer process may have been restarted: reconnect now rather than on the next request.
+        with contextlib.suppress(OSError):
+            await writer.connect()
     checks["writer"] = "ok" if writer is not None and writer.alive else "stopped"
     ready = all(v == "ok" for v in checks.values())
     body = {

@@ -6,6 +6,7 @@ may do everything (admin), so that requests reach the handlers instead of stoppi
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -31,6 +32,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 def admin_key():
     with TestClient(app):  # runs the lifespan: rules, database, writer
         yield app.state.repo.create_key("fuzz", Role.ADMIN)[1]
+    shutil.rmtree(_data, ignore_errors=True)
 
 
 @schema.parametrize()
