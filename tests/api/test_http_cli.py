@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 from http_helpers import auth
 
 from api import examples
@@ -13,6 +12,8 @@ from engine.cli import main
 
 
 def test_create_list_revoke(tmp_path, engine, monkeypatch):
+    from fastapi.testclient import TestClient
+
     monkeypatch.delenv("DATABASE_URL", raising=False)
     runner = CliRunner()
     where = ["--data-dir", str(tmp_path)]

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
@@ -30,6 +29,8 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 @pytest.fixture(scope="module")
 def admin_key():
+    from fastapi.testclient import TestClient
+
     with TestClient(app):  # runs the lifespan: rules, database, writer
         yield app.state.repo.create_key("fuzz", Role.ADMIN)[1]
     shutil.rmtree(_data, ignore_errors=True)
