@@ -92,7 +92,8 @@ def main() -> int:
                 who = f"[{p['members'][0]}]" if p["scope"] == "member" else ""
                 amount = f"每月 {p['monthly_amount']} 元" if p["monthly_amount"] else ""
                 print(f"  {p['name']}{who}: {STATUS[p['status']]} {amount}")
-                print(f"      {p['reasons'][-1]['text']}")
+                decision = next((r for r in reversed(p["reasons"]) if r.get("kind") == "decision"), p["reasons"][-1])
+                print(f"      {decision['text']}")
 
             _say("认定记录 / the record: GET /v1/determinations/{id}（身份证号脱敏保存 / ID number stored masked）")
             rec = c.get(f"/v1/determinations/{det['determination_id']}", headers={"Authorization": f"Bearer {admin}"}).json()
