@@ -1,11 +1,18 @@
 # jiuzhu service image. Build: docker build -t jiuzhu .
+# Run:   docker run -p 8000:8000 -v jiuzhu-data:/data jiuzhu
+#        (first start prints an admin key once: docker logs <container>)
+# With PostgreSQL: -e DATABASE_URL=postgresql://user:pass@host:5432/jiuzhu
 # The image carries the rule and policy files it evaluates with (JIUZHU_HOME=/app); to run
 # with a bureau's own files, mount them over /app/rules and /app/policies.
+# Environment variables: see README.md, "Service configuration".
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    JIUZHU_HOME=/app
+    JIUZHU_HOME=/app \
+    JIUZHU_DATA_DIR=/data \
+    JIUZHU_HOST=0.0.0.0 \
+    JIUZHU_PORT=8000
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -16,7 +23,11 @@ COPY rules ./rules
 COPY policies ./policies
 COPY examples ./examples
 
-RUN useradd --system --uid 10001 jiuzhu && jiuzhu rules check
+RUN useradd --system --uid 10001 jiuzhu && mkdir -p /data && chown jiuzhu /data && jiuzhu rules check
 USER jiuzhu
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s \
+  CMD python -c "import urllib.request,os; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"JIUZHU_PORT\"]}/readyz', timeout=4)"
 ENTRYPOINT ["jiuzhu"]
-CMD ["--help"]
+CMD ["serve"]

@@ -1,11 +1,12 @@
 # jiuzhu: the two commands of the README.
-#   make demo   set up a virtualenv (first run only) and explain an example household
+#   make demo   set up a virtualenv (first run only), explain an example household, then run the
+#               HTTP service briefly and evaluate the same household through it
 #   make test   set up the same virtualenv and run every check CI runs
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench bench-http clean
 
 $(BIN)/jiuzhu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,7 @@ $(BIN)/jiuzhu: pyproject.toml
 
 demo: $(BIN)/jiuzhu
 	$(BIN)/jiuzhu explain examples/liaoning_shenyang_family.json
+	$(BIN)/python -m api.demo
 
 test: $(BIN)/jiuzhu
 	$(BIN)/ruff check .
@@ -25,6 +27,10 @@ test: $(BIN)/jiuzhu
 bench: $(BIN)/jiuzhu
 	$(BIN)/python benchmarks/bench_evaluate.py
 	$(BIN)/python benchmarks/bench_batch.py
+
+# Load test of POST /v1/evaluate with wrk (Debian package 'wrk'), persistence on.
+bench-http: $(BIN)/jiuzhu
+	$(BIN)/python benchmarks/bench_http.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

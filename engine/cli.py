@@ -176,6 +176,13 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 from .batch.cli import register as _register_batch  # noqa: E402
 
 _register_batch(main)
+# The HTTP service's commands live with the service (api/cli.py).
+from api.cli import keys as _keys_group  # noqa: E402
+from api.cli import serve as _serve_command  # noqa: E402
+
+main.add_command(_serve_command, "serve")
+main.add_command(_keys_group, "keys")
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,167 @@
+"""The FastAPI application: ``create_app()`` builds it from settings (uvicorn calls it in each worker)."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from engine import Engine, load_rulebook
+from engine.model import Household
+
+from . import errors
+from .auth import SECURITY_SCHEMES, KeyCache
+from .db import make_engine, migrate
+from .repository import Repository
+from .routes import evaluate, health, keys, records, reference
+from .service import Service
+from .settings import Settings
+from .writer import GroupCommitWriter
+from .writer_process import RemoteWriter
+
+log = logging.getLogger("jiuzhu.api")
+
+DESCRIPTION = """
+jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员通过本接口评估家庭的社会救助资格。
+
+* 每次评估都会记录（家庭记录中的身份证号脱敏保存）、并在写入数据库后才返回结果。
+* 调用需带 API 密钥：`Authorization: Bearer jzk_…`（或 `X-API-Key`）。角色：
+  `window` 窗口（评估、批量评估）、`caseworker` 经办人员（评估、查阅记录）、
+  `policy` 政策人员（全部查阅）、`admin` 管理员（管理密钥及以上全部）。
+* 输入有误返回 422：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
+* POST 请求可带 `Idempotency-Key`：重试时返回第一次的结果，不重复记录。
+"""
+
+_MONEY_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
+        {"type": "number", "minimum": 0, "multipleOf": 0.01},
+    ],
+    "description": "金额（元），最多两位小数，不能为负",
+    "examples": ["1200.00"],
+}
+_MONEY_FIELDS = {"financial", "monthly", "loss"}
+_LOCALITY_FIELDS = {"locality", "hukou_locality", "residence_permit_locality"}
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("jiuzhu").setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _household_schemas() -> dict:
+    """Household (and the batch wrapper) for the request bodies, with money and codes described."""
+
+    class BatchRequest(BaseModel):
+        households: list[Household]
+
+    schema = BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.pop("$defs")
+    schema["properties"]["households"].update({"minItems": 1, "maxItems": 1000})
+    schema["additionalProperties"] = False
+    defs["BatchRequest"] = schema
+    for model in defs.values():
+        for name, prop in model.get("properties", {}).items():
+            if name in _MONEY_FIELDS:
+                nullable = name == "loss"
+                model["properties"][name] = {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
+            elif name in _LOCALITY_FIELDS and "anyOf" in prop:
+                prop["anyOf"][0].update({"pattern": r"^\d{6}$"})
+            elif name in _LOCALITY_FIELDS:
+                prop.update({"pattern": r"^\d{6}$", "description": "6位行政区划代码"})
+    return defs
+
+
+def _openapi(app: FastAPI):
+    def build() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags)
+        components = spec.setdefault("components", {})
+        components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
+        components["securitySchemes"] = SECURITY_SCHEMES
+        for path, ops in spec["paths"].items():
+            if path.startswith("/v1/"):
+                for op in ops.values():
+                    op["security"] = [{"bearer": []}, {"apiKey": []}]
+        app.openapi_schema = spec
+        return spec
+
+    return build
+
+
+class _App(FastAPI):
+    """FastAPI, with the hot route served before the middleware and router (see evaluate.fast_evaluate)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
+            scope["app"] = self
+            await evaluate.fast_evaluate(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, rules: Engine | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    _configure_logging()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine = rules or Engine(load_rulebook(settings.home))
+        db = make_engine(settings)
+        migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
+        repo = Repository(db)
+        socket_path = os.environ.get("JIUZHU_WRITER_SOCKET")
+        if socket_path:  # `jiuzhu serve`: the writer process commits for every worker
+            writer = RemoteWriter(socket_path)
+            await writer.connect()
+        else:  # embedded (tests, a single process): a writer thread
+            writer = GroupCommitWriter(repo, lock_path=settings.sqlite_path + ".writelock" if settings.sqlite_path else None)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.db = db
+        app.state.repo = repo
+        app.state.writer = writer
+        app.state.keys = KeyCache(repo.caller_for_hash, settings.key_cache_seconds)
+        app.state.service = Service(settings, engine, repo, writer)
+        # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
+        # collector's way, so that collections of the many short-lived objects of each request stay short.
+        gc.collect()
+        gc.freeze()
+        log.info("ready: ruleset %s, database %s", engine.version, db.url.render_as_string(hide_password=True))
+        try:
+            yield
+        finally:
+            if isinstance(writer, RemoteWriter):
+                await writer.aclose()
+            else:
+                writer.close()
+            db.dispose()
+
+    app = _App(
+        title="jiuzhu 救助 认定服务",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "评估 evaluate", "description": "评估家庭并记录认定结果"},
+            {"name": "认定记录 records", "description": "查阅认定记录与一户的历史"},
+            {"name": "规则与参数 reference", "description": "地区、参数、救助项目与规则"},
+            {"name": "密钥 keys", "description": "API 密钥管理（admin）"},
+            {"name": "运行状态 health", "description": "存活与就绪检查"},
+        ],
+    )
+    errors.install(app)
+    for r in (evaluate.router, records.router, reference.router, keys.router, health.router):
+        app.include_router(r)
+    app.openapi = _openapi(app)
+    return app

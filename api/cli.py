@@ -1,0 +1,226 @@
+"""``jiuzhu serve`` and ``jiuzhu keys``: the service's commands (registered in engine/cli.py).
+
+Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
+``jiuzhu evaluate`` starts as fast as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import click
+
+ROLES = ("window", "caseworker", "policy", "admin")
+
+
+def _db_options(f):
+    f = click.option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        default=None,
+        help="数据库地址，如 postgresql://user:pass@host/db（默认：数据目录下的 SQLite 文件）/ database URL",
+    )(f)
+    f = click.option(
+        "--data-dir",
+        envvar="JIUZHU_DATA_DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="数据目录，默认 ./var / data directory (SQLite file)",
+    )(f)
+    return f
+
+
+def _settings(data_dir: Path | None, database_url: str | None):
+    # Workers are separate processes: hand them the same choices through the environment.
+    if data_dir is not None:
+        os.environ["JIUZHU_DATA_DIR"] = str(data_dir)
+    if database_url:
+        os.environ["DATABASE_URL"] = database_url
+    from .settings import Settings
+
+    return Settings.from_env()
+
+
+def _repo(settings):
+    from .db import make_engine, migrate
+    from .repository import Repository
+
+    db = make_engine(settings)
+    try:
+        migrate(db)
+    except Exception as e:
+        click.echo(f"无法连接或初始化数据库 / cannot open or migrate the database: {e}", err=True)
+        sys.exit(4)
+    return Repository(db)
+
+
+@click.command()
+@click.option("--host", envvar="JIUZHU_HOST", default="127.0.0.1", show_default=True, help="监听地址 / listen address")
+@click.option("--port", envvar="JIUZHU_PORT", default=8000, type=int, show_default=True, help="端口 / port")
+@click.option("--workers", envvar="JIUZHU_WORKERS", default=None, type=int, help="工作进程数，默认为 CPU 核数 / worker processes")
+@click.option("--access-log/--no-access-log", envvar="JIUZHU_ACCESS_LOG", default=False, help="逐条请求日志 / per-request log")
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="JIUZHU_HOME",
+    help="包含 rules/ 与 policies/ 的目录 / directory holding rules/ and policies/",
+)
+@_db_options
+def serve(
+    host: str, port: int, workers: int | None, access_log: bool, home: Path | None, data_dir: Path | None, database_url: str | None
+) -> None:
+    """启动 HTTP 服务（默认使用内置 SQLite）/ start the HTTP service."""
+    if home is not None:
+        os.environ["JIUZHU_HOME"] = str(home)
+    settings = _settings(data_dir, database_url)
+
+    from engine import load_rulebook
+
+    book = load_rulebook(settings.home)
+    if book.errors:
+        click.echo("规则或政策文件有错误，服务未启动 / rule or policy files have errors:", err=True)
+        for err in book.errors:
+            click.echo(f"  {err}", err=True)
+        sys.exit(3)
+
+    repo = _repo(settings)
+    from .auth import Role
+
+    if repo.count_active_keys() == 0:
+        row, secret = repo.create_key("初始管理员", Role.ADMIN)
+        click.echo("首次启动：已创建管理员密钥（只显示这一次，请妥善保存）/ first start: admin key created (shown once):")
+        click.echo(f"  JIUZHU_ADMIN_KEY={secret}")
+        click.echo(f"  key_id={row.id}  用它创建窗口密钥 / use it to create keys: jiuzhu keys create --role window --name 城关镇窗口")
+    repo.engine.dispose()
+
+    n = workers or os.cpu_count() or 1
+    where = settings.url if not settings.is_sqlite else settings.url.removeprefix("sqlite:///")
+    click.echo(f"jiuzhu 服务 http://{host}:{port}  文档 /docs  工作进程 {n}  数据库 {_redact(where)}  规则版本 {book.version}")
+    sys.stdout.flush()
+
+    from .server import check_port, run_workers
+
+    try:
+        check_port(host, port)
+    except OSError as e:
+        click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
+        sys.exit(4)
+    with _writer_process():
+        status = run_workers(host, port, n, access_log)
+    sys.exit(status)
+
+
+@contextlib.contextmanager
+def _writer_process():
+    """Run the writer process (see api/writer_process.py) for the workers; restart it if it dies;
+    stop it after them."""
+    import multiprocessing
+    import shutil
+    import tempfile
+    import threading
+
+    from .writer_process import run_writer
+
+    where = tempfile.mkdtemp(prefix="jiuzhu-")  # 0700: only this user reaches the socket
+    path = os.path.join(where, "writer.sock")
+    ctx = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+
+    def start():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        ready = ctx.Event()
+        proc = ctx.Process(target=run_writer, args=(path, os.getpid(), ready), name="jiuzhu-writer")
+        proc.start()
+        return proc, ready.wait(60)
+
+    current, ok = start()
+    if not ok:
+        current.terminate()
+        click.echo("写入进程未能启动 / the writer process did not start", err=True)
+        sys.exit(4)
+
+    def watch() -> None:
+        nonlocal current
+        while not stopping.wait(1.0):
+            if not current.is_alive():
+                # Workers answer 503 (nothing recorded) until it is back; they reconnect by themselves.
+                click.echo(f"写入进程已退出（{current.exitcode}），正在重启 / writer process died, restarting", err=True)
+                current, _ = start()
+
+    watcher = threading.Thread(target=watch, name="jiuzhu-writer-watch", daemon=True)
+    watcher.start()
+    os.environ["JIUZHU_WRITER_SOCKET"] = path
+    try:
+        yield
+    finally:
+        stopping.set()
+        watcher.join(5)
+        current.terminate()  # SIGTERM: it commits what is queued, then exits
+        current.join(40)
+        shutil.rmtree(where, ignore_errors=True)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url
+
+
+@click.group()
+def keys() -> None:
+    """API 密钥：创建、列出、撤销 / API keys."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="window 窗口 / caseworker 经办 / policy 政策 / admin 管理")
+@click.option("--name", required=True, help="使用方名称，如 城关镇窗口 / who uses the key")
+@_db_options
+def keys_create(role: str, name: str, data_dir: Path | None, database_url: str | None) -> None:
+    """创建密钥；密钥全文只显示这一次 / create a key (shown once)."""
+    from .auth import Role
+
+    name = name.strip()
+    if not name or len(name) > 200:
+        click.echo("--name 不能为空且不超过200字 / --name must be 1-200 characters", err=True)
+        sys.exit(2)
+    repo = _repo(_settings(data_dir, database_url))
+    row, secret = repo.create_key(name, Role(role))
+    click.echo(secret)
+    click.echo(f"已创建 {row.id}（{role}，{name}）。密钥只显示这一次 / created; the key is shown only once", err=True)
+
+
+@keys.command("list")
+@_db_options
+def keys_list(data_dir: Path | None, database_url: str | None) -> None:
+    """列出全部密钥（不显示密钥全文）/ list keys."""
+    from .records import iso
+
+    repo = _repo(_settings(data_dir, database_url))
+    rows = repo.list_keys()
+    if not rows:
+        click.echo("（没有密钥）/ no keys")
+        return
+    click.echo(f"{'key_id':<16} {'role':<11} {'prefix':<12} {'created_at':<28} {'revoked_at':<28} name")
+    for k in rows:
+        revoked = iso(k.revoked_at) if k.revoked_at else "-"
+        click.echo(f"{k.id:<16} {k.role:<11} {k.prefix + '…':<12} {iso(k.created_at):<28} {revoked:<28} {k.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@_db_options
+def keys_revoke(key_id: str, data_dir: Path | None, database_url: str | None) -> None:
+    """撤销密钥（运行中的服务数秒内生效）/ revoke a key."""
+    repo = _repo(_settings(data_dir, database_url))
+    row = repo.revoke_key(key_id)
+    if row is None:
+        click.echo(f"未找到密钥 {key_id} / no such key", err=True)
+        sys.exit(1)
+    click.echo(f"已撤销 {row.id}（{row.role}，{row.name}）/ revoked")

@@ -1,0 +1,72 @@
+"""Tables (SQLModel). Schema changes go through ``api/migrations`` (Alembic), never ``create_all``.
+
+JSON documents are stored as written by orjson: the same bytes on SQLite and
+PostgreSQL, and no second serialisation on the hot path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text
+from sqlmodel import Field, SQLModel
+
+
+def _ts(**kw) -> Column:
+    return Column(DateTime(timezone=True), **kw)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    prefix: str = Field(max_length=16)  # shown in listings so people can tell keys apart; not secret
+    secret_hash: str = Field(max_length=64, unique=True)  # sha256 of the whole key
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class DeterminationRecord(SQLModel, table=True):
+    __tablename__ = "determinations"
+    __table_args__ = (
+        Index("ix_determinations_household", "household_id", "id"),
+        Index("uq_determinations_idempotency", "caller_key_id", "idempotency_key", unique=True),
+        Index("ix_determinations_batch", "batch_id", "batch_index"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7: ordered by time
+    household_id: str = Field(max_length=128)
+    locality: str = Field(max_length=6)
+    as_of: dt.date
+    ruleset_version: str = Field(max_length=80)
+    caller_key_id: str = Field(max_length=32)
+    caller_name: str = Field(max_length=200)
+    caller_role: str = Field(max_length=16)
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False, index=True))
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str = Field(max_length=64)
+    batch_id: str | None = Field(default=None, max_length=36)
+    batch_index: int | None = None
+    input_json: str = Field(sa_column=Column(Text, nullable=False))  # ID numbers masked
+    # The determination JSON, zlib-compressed: ~22 kB of explanations shrink to ~4 kB, which is most
+    # of the writer's work per request and of the file's growth. Read it with ``records.output_of``.
+    output_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    summary_json: str = Field(sa_column=Column(Text, nullable=False))  # program, members, status, amount
+
+
+class BatchRecord(SQLModel, table=True):
+    __tablename__ = "batches"
+    __table_args__ = (Index("uq_batches_idempotency", "caller_key_id", "idempotency_key", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    caller_key_id: str = Field(max_length=32)
+    caller_name: str = Field(max_length=200)
+    caller_role: str = Field(max_length=16)
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str = Field(max_length=64)
+    count: int
+    answered: int
+    refused_json: str = Field(sa_column=Column(Text, nullable=False))  # {"index": [errors]} of refused households

@@ -1,0 +1,114 @@
+"""What is stored for a determination: the input with ID numbers masked, the output, a summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import zlib
+from typing import Any
+
+import orjson
+
+from engine.model import id_check_digit, mask_id_number
+
+from .auth import Caller
+from .ids import uuid7
+
+# An 18-character resident ID anywhere in a text (household_id, member ids, event notes...).
+_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dX])(?![0-9A-Za-z])")
+
+
+def _scrub_match(m: re.Match) -> str:
+    v = m.group(1)
+    return mask_id_number(v) if id_check_digit(v[:17]) == v[17] else v
+
+
+def scrub(text: str) -> str:
+    """Mask every valid resident ID number in ``text``."""
+    return _ID_LIKE.sub(_scrub_match, text)
+
+
+def has_id_number(text: str) -> bool:
+    return any(id_check_digit(m.group(1)[:17]) == m.group(1)[17] for m in _ID_LIKE.finditer(text))
+
+
+def masked_input(raw: dict) -> tuple[str, bool]:
+    """The input as stored, and whether ID numbers also appear outside ``members[].id_number``."""
+    members = raw.get("members")
+    if isinstance(members, list) and any(isinstance(m, dict) and m.get("id_number") for m in members):
+        raw = dict(raw)
+        raw["members"] = [
+            {**m, "id_number": mask_id_number(m["id_number"])} if isinstance(m, dict) and m.get("id_number") else m
+            for m in members
+        ]
+    text = orjson.dumps(raw).decode()
+    if has_id_number(text):
+        return scrub(text), True
+    return text, False
+
+
+def request_hash(raw: dict) -> str:
+    """Same household, same hash, whatever the key order or whitespace of the request."""
+    return hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def summary(det: dict) -> list[dict]:
+    return [
+        {"program": p["program"], "members": p["members"], "status": p["status"], "monthly_amount": p["monthly_amount"]}
+        for p in det["programs"]
+    ]
+
+
+def iso(ts: dt.datetime) -> str:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=dt.UTC)
+    return ts.astimezone(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def build_row(
+    det: dict,
+    out: bytes,
+    raw: dict,
+    req_hash: str,
+    caller: Caller,
+    now: dt.datetime,
+    idempotency_key: str | None = None,
+    batch_id: str | None = None,
+    batch_index: int | None = None,
+) -> dict[str, Any]:
+    stored_input, scrub_all = masked_input(raw)
+    household_id = det["household_id"]
+    if scrub_all:
+        out = scrub(out.decode()).encode()
+        household_id = scrub(household_id)
+    return {
+        "id": uuid7(),
+        "household_id": household_id,
+        "locality": det["locality"],
+        "as_of": dt.date.fromisoformat(det["as_of"]),
+        "ruleset_version": det["ruleset_version"],
+        "caller_key_id": caller.key_id,
+        "caller_name": caller.name,
+        "caller_role": str(caller.role),
+        "created_at": now,
+        "idempotency_key": idempotency_key,
+        "request_hash": req_hash,
+        "batch_id": batch_id,
+        "batch_index": batch_index,
+        "input_json": stored_input,
+        "output_zlib": zlib.compress(out, 1),
+        "summary_json": orjson.dumps(summary(det)).decode(),
+    }
+
+
+def output_of(row) -> bytes:
+    """The stored determination JSON of a determinations row."""
+    return zlib.decompress(row["output_zlib"])
+
+
+def with_record_fields(out: bytes | str, determination_id: str, recorded_at: str) -> bytes:
+    """The determination JSON with ``determination_id`` and ``recorded_at`` appended (no re-serialisation)."""
+    if isinstance(out, str):
+        out = out.encode()
+    return out[:-1] + b',"determination_id":"' + determination_id.encode() + b'","recorded_at":"' + recorded_at.encode() + b'"}'

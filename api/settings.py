@@ -1,0 +1,88 @@
+"""Service settings, read from the environment once at start.
+
+Every setting has a default that runs a single-machine service on an embedded
+SQLite file; the image documents them in the README's table.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"环境变量 {name} 应为整数 / {name} must be an integer, got {raw!r}") from None
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"环境变量 {name} 应为数值 / {name} must be a number, got {raw!r}") from None
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs operators write (``postgres://``, ``postgresql://``) and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    home: Path | None = None  # rules/ and policies/; None: engine's default
+    max_body_bytes: int = MIB
+    max_batch_body_bytes: int = 32 * MIB
+    max_batch_households: int = 1000
+    key_cache_seconds: float = 5.0
+    sqlite_synchronous: str = "FULL"
+
+    @property
+    def url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'jiuzhu.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> str | None:
+        """The database file, for an SQLite file database."""
+        if not self.is_sqlite:
+            return None
+        path = self.url.removeprefix("sqlite:///")
+        return path if path and path != ":memory:" else None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        home = os.environ.get("JIUZHU_HOME")
+        sync = os.environ.get("JIUZHU_SQLITE_SYNCHRONOUS", "FULL").upper()
+        if sync not in ("FULL", "NORMAL", "EXTRA"):
+            raise SystemExit("JIUZHU_SQLITE_SYNCHRONOUS 只能为 FULL、NORMAL 或 EXTRA / must be FULL, NORMAL or EXTRA")
+        return cls(
+            data_dir=Path(os.environ.get("JIUZHU_DATA_DIR") or "var"),
+            database_url=os.environ.get("DATABASE_URL", ""),
+            home=Path(home) if home else None,
+            max_body_bytes=_int("JIUZHU_MAX_BODY_BYTES", MIB),
+            max_batch_body_bytes=_int("JIUZHU_MAX_BATCH_BODY_BYTES", 32 * MIB),
+            max_batch_households=_int("JIUZHU_MAX_BATCH_HOUSEHOLDS", 1000),
+            key_cache_seconds=_float("JIUZHU_KEY_CACHE_SECONDS", 5.0),
+            sqlite_synchronous=sync,
+        )

@@ -1,0 +1,132 @@
+"""`jiuzhu serve` as a real process on a loopback port: first start, answers, restart, shutdown."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from api import examples
+
+JIUZHU = str(Path(sys.executable).with_name("jiuzhu"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, workers: int = 2):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JIUZHU_WRITER_SOCKET")}
+        self.proc = subprocess.Popen(
+            [JIUZHU, "serve", "--port", str(self.port), "--workers", str(workers), "--data-dir", str(data_dir)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        self.lines: list[str] = []
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.output()
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server not ready:\n" + self.output())
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(45)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def output(self) -> str:
+        if self.proc.poll() is not None and self.proc.stdout:
+            self.lines.append(self.proc.stdout.read())
+        return "".join(self.lines)
+
+
+def _admin_key(server: Server, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    assert server.proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = server.proc.stdout.readline()
+        server.lines.append(line)
+        m = re.search(r"JIUZHU_ADMIN_KEY=(jzk_\S+)", line)
+        if m:
+            return m.group(1)
+        if "jiuzhu 服务" in line:
+            break
+    raise AssertionError("no admin key printed:\n" + server.output())
+
+
+def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restarts(tmp_path):
+    first = Server(tmp_path)
+    try:
+        key = _admin_key(first)
+        first.wait_ready()
+        h = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=first.url, headers=h, timeout=30) as c:
+            answers = [c.post("/v1/evaluate", json=examples.HOUSEHOLD) for _ in range(20)]
+            assert {r.status_code for r in answers} == {200}
+            assert answers[0].json()["programs"][0]["program"] == "dibao"
+            bad = c.post("/v1/evaluate", content=b'{"household_id": "x"}')
+            assert bad.status_code == 422
+            assert c.get("/v1/households/LN-2021-0001/determinations", params={"limit": 100}).json()["determinations"]
+        assert (tmp_path / "jiuzhu.sqlite3").exists()
+    finally:
+        assert first.stop() == 0, first.output()
+
+    second = Server(tmp_path, workers=1)
+    try:
+        second.wait_ready()
+        with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+            hist = c.get("/v1/households/LN-2021-0001/determinations", params={"limit": 100}).json()["determinations"]
+            assert {d["determination_id"] for d in hist} == {r.json()["determination_id"] for r in answers}
+    finally:
+        assert second.stop() == 0
+    assert "JIUZHU_ADMIN_KEY" not in second.output()  # printed on the first start only
+
+
+def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path):
+    server = Server(tmp_path, workers=1)
+    try:
+        key = _admin_key(server)
+        server.wait_ready()
+        h = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code == 200
+        children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+        spawned = sorted(int(p) for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text())
+        assert len(spawned) == 2  # the writer process, started first, and one worker
+        os.kill(spawned[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        codes = []
+        while time.monotonic() < deadline:
+            r = httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30)
+            codes.append(r.status_code)
+            if r.status_code == 200 and len(codes) > 1:
+                break
+            assert r.status_code in (200, 503), r.text  # never a half-recorded answer
+            time.sleep(0.3)
+        assert codes[-1] == 200, codes
+    finally:
+        assert server.stop() == 0
+
