@@ -31,7 +31,7 @@ import datetime as dt
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ import yaml
 from gmpy2 import mpq
 
 from engine.expr.runtime import Missing
+from engine.localities import LocalityError, division
 from engine.policy import PolicyStore
 from engine.rules import RuleBookError, load_rulebook
 from engine.yamlio import YamlError, load_yaml
@@ -112,12 +113,21 @@ def load_reform(path: Path) -> Reform:
         c = Change(str(item["key"]), _date(start, "from", path), unit=item.get("unit"), locality=item.get("locality"))
         if c.locality is not None:
             c.locality = str(c.locality)
+            try:
+                division(c.locality)
+            except LocalityError as e:
+                raise ReformError(f"{where}: locality {e.zh} / {e.en}") from None
         if "scale" in item:
-            c.scale = Decimal(str(item["scale"]))
-            if c.scale < 0:
+            try:
+                if isinstance(item["scale"], bool):
+                    raise InvalidOperation
+                c.scale = Decimal(str(item["scale"]))
+            except InvalidOperation:
+                raise ReformError(f"{where}: scale 应为数值 / scale must be a number") from None
+            if not c.scale.is_finite() or c.scale < 0:
                 raise ReformError(f"{where}: scale 不能为负 / scale must not be negative")
         else:
-            c.value = item["value"]
+            c.value = _plain(item["value"])  # a set-valued parameter's list must dump as a plain list
         reform.changes.append(c)
     for name, target in (raw.get("rules") or {}).items():
         src = (path.parent / str(target)).resolve()
