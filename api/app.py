@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import logging
@@ -19,9 +20,11 @@ from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .repository import Repository
-from .routes import evaluate, health, keys, records, reference
+from .routes import evaluate, health, keys, records, reference, simulations
 from .service import Service
 from .settings import Settings
+from .simulation_runner import SimulationRunner
+from .simulation_store import SimulationStore
 from .writer import GroupCommitWriter
 from .writer_process import RemoteWriter
 
@@ -33,7 +36,7 @@ jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员
 * 每次评估都会记录（家庭记录中的身份证号脱敏保存）、并在写入数据库后才返回结果。
 * 调用需带 API 密钥：`Authorization: Bearer jzk_…`（或 `X-API-Key`）。角色：
   `window` 窗口（评估、批量评估）、`caseworker` 经办人员（评估、查阅记录）、
-  `policy` 政策人员（全部查阅）、`admin` 管理员（管理密钥及以上全部）。
+  `policy` 政策人员（全部查阅、改革试算）、`admin` 管理员（管理密钥及以上全部）。
 * 输入有误返回 422：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
 * POST 请求可带 `Idempotency-Key`：重试时返回第一次的结果，不重复记录。
 """
@@ -133,6 +136,11 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.writer = writer
         app.state.keys = KeyCache(repo.caller_for_hash, settings.key_cache_seconds)
         app.state.service = Service(settings, engine, repo, writer)
+        app.state.simulations = SimulationStore(db)
+        app.state.simulation_home = engine.book.dir.parent
+        app.state.reform_checks = asyncio.Semaphore(1)
+        app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
+        app.state.simulation_runner.start()
         # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
         # collector's way, so that collections of the many short-lived objects of each request stay short.
         gc.collect()
@@ -141,6 +149,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         try:
             yield
         finally:
+            await asyncio.to_thread(app.state.simulation_runner.close)  # ends a running simulation's process, re-queues its job
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:
@@ -156,12 +165,13 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
             {"name": "评估 evaluate", "description": "评估家庭并记录认定结果"},
             {"name": "认定记录 records", "description": "查阅认定记录与一户的历史"},
             {"name": "规则与参数 reference", "description": "地区、参数、救助项目与规则"},
+            {"name": "改革试算 simulations", "description": "政策人员：在人口数据上比较现行规则与改革方案（后台任务）"},
             {"name": "密钥 keys", "description": "API 密钥管理（admin）"},
             {"name": "运行状态 health", "description": "存活与就绪检查"},
         ],
     )
     errors.install(app)
-    for r in (evaluate.router, records.router, reference.router, keys.router, health.router):
+    for r in (evaluate.router, records.router, reference.router, simulations.router, keys.router, health.router):
         app.include_router(r)
     app.openapi = _openapi(app)
     return app

@@ -70,3 +70,39 @@ class BatchRecord(SQLModel, table=True):
     count: int
     answered: int
     refused_json: str = Field(sa_column=Column(Text, nullable=False))  # {"index": [errors]} of refused households
+
+
+
+class SimulationJob(SQLModel, table=True):
+    """A reform simulation (POST /v1/simulations): queued, run by one worker process, its result kept."""
+
+    __tablename__ = "simulations"
+    __table_args__ = (
+        Index("ix_simulations_status", "status", "id"),
+        Index("uq_simulations_idempotency", "caller_key_id", "idempotency_key", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7: ordered by submission time
+    status: str = Field(max_length=16)  # queued | running | done | failed
+    population: str = Field(max_length=64)  # a name under the configured populations directory
+    as_of: dt.date | None = None
+    reform_name: str = Field(max_length=200)
+    reform_yaml: str = Field(sa_column=Column(Text, nullable=False))  # the reform file that runs
+    rules_json: str = Field(sa_column=Column(Text, nullable=False))  # {"dibao_edge.yaml": "<rule file text>"}
+    reform_info_json: str = Field(sa_column=Column(Text, nullable=False))  # name, description, changes, rules
+    caller_key_id: str = Field(max_length=32)
+    caller_name: str = Field(max_length=200)
+    caller_role: str = Field(max_length=16)
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    request_hash: str = Field(max_length=64)
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    started_at: dt.datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    finished_at: dt.datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    heartbeat_at: dt.datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    attempts: int = 0
+    runner: str | None = Field(default=None, max_length=128)  # host:pid of the worker running it
+    households_total: int | None = None  # when cheap to know before the run (Parquet metadata)
+    households_done: int | None = None
+    result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    files_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # {"report.html": bytes}
+    errors_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

@@ -33,6 +33,11 @@ def _float(name: str, default: float) -> float:
         raise SystemExit(f"环境变量 {name} 应为数值 / {name} must be a number, got {raw!r}") from None
 
 
+def _path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return Path(raw) if raw else None
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs operators write (``postgres://``, ``postgresql://``) and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -51,6 +56,22 @@ class Settings:
     max_batch_households: int = 1000
     key_cache_seconds: float = 5.0
     sqlite_synchronous: str = "FULL"
+    # Reform simulations: populations a caller may name, where jobs write their outputs, how many run at once
+    # (across every worker process), and how long a running job may go without a heartbeat before it counts
+    # as interrupted.
+    populations_dir: Path | None = None  # None: data_dir / "populations"
+    simulations_dir: Path | None = None  # None: data_dir / "simulations"
+    simulation_concurrency: int = 1
+    simulation_poll_seconds: float = 2.0
+    simulation_stale_seconds: float = 30.0
+
+    @property
+    def populations_path(self) -> Path:
+        return (self.populations_dir or self.data_dir / "populations").resolve()
+
+    @property
+    def simulations_path(self) -> Path:
+        return (self.simulations_dir or self.data_dir / "simulations").resolve()
 
     @property
     def url(self) -> str:
@@ -85,4 +106,7 @@ class Settings:
             max_batch_households=_int("JIUZHU_MAX_BATCH_HOUSEHOLDS", 1000),
             key_cache_seconds=_float("JIUZHU_KEY_CACHE_SECONDS", 5.0),
             sqlite_synchronous=sync,
+            populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
+            simulations_dir=_path("JIUZHU_SIMULATIONS_DIR"),
+            simulation_concurrency=max(1, _int("JIUZHU_SIMULATION_CONCURRENCY", 1)),
         )
