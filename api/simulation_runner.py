@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import select
 import socket
 import subprocess
@@ -41,7 +42,8 @@ class SimulationRunner:
         self.settings = settings
         self.store = store
         self.home = home
-        self.runner_id = f"{socket.gethostname()}:{os.getpid()}"[:128]
+        # host:pid, and a token: two apps in one process (tests, an embedding) are still two runners
+        self.runner_id = f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.heartbeat_seconds = max(0.5, min(5.0, settings.simulation_stale_seconds / 4))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -74,7 +76,11 @@ class SimulationRunner:
                 log.exception("claiming a simulation failed; retrying")
                 job = None
             if job is not None:
-                self._run(job._mapping)
+                try:
+                    self._run(job._mapping)
+                except Exception:  # this thread must keep serving the queue
+                    log.exception("simulation %s: the runner failed", job._mapping["id"])
+                    self._finish(job._mapping["id"], errors=[_error("(job)", "试算运行出错，已记录日志", "the simulation runner failed (logged)")])
                 continue
             self._wake.wait(self.settings.simulation_poll_seconds)
             self._wake.clear()
@@ -143,7 +149,7 @@ class SimulationRunner:
 
     def _watch(self, job_id: str, proc: subprocess.Popen, fd: int):
         """Relay the child's messages until it ends; heartbeat meanwhile. None when stopped or taken away."""
-        done = None
+        done = recorded = None
         final = None
         buf = b""
         last_beat = time.monotonic()
@@ -168,8 +174,10 @@ class SimulationRunner:
                 self.store.requeue(job_id, self.runner_id)
                 log.info("simulation %s re-queued: the service is stopping", job_id)
                 return None
-            if time.monotonic() - last_beat >= self.heartbeat_seconds:
+            since = time.monotonic() - last_beat
+            if since >= self.heartbeat_seconds or (done != recorded and since >= 1.0):  # progress shows within a second
                 last_beat = time.monotonic()
+                recorded = done
                 try:
                     ours = self.store.heartbeat(job_id, self.runner_id, done)
                 except Exception:

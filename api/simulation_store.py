@@ -100,10 +100,13 @@ class SimulationStore:
         """Recover jobs whose runner stopped beating, then take the oldest queued job if fewer than
         ``limit`` are running anywhere. Returns the claimed row or None."""
         now = utcnow()
+        stale_before = now - dt.timedelta(seconds=stale_seconds)
+        if not self._anything_to_do(stale_before):  # the usual case: no write lock taken every poll
+            return None
         with writing(self.engine) as conn, conn.begin():
             if conn.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
-            self._recover(conn, now - dt.timedelta(seconds=stale_seconds))
+            self._recover(conn, stale_before)
             running = conn.execute(select(func.count()).select_from(_SIM).where(_SIM.c.status == RUNNING)).scalar_one()
             if running >= limit:
                 return None
@@ -125,6 +128,22 @@ class SimulationStore:
                 )
             )
             return conn.execute(select(_SIM).where(_SIM.c.id == job_id)).first()
+
+    def _anything_to_do(self, stale_before: dt.datetime) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(_SIM.c.id)
+                    .where(
+                        or_(
+                            _SIM.c.status == QUEUED,
+                            (_SIM.c.status == RUNNING) & or_(_SIM.c.heartbeat_at.is_(None), _SIM.c.heartbeat_at < stale_before),
+                        )
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def _recover(self, conn, stale_before: dt.datetime) -> None:
         stale = conn.execute(
