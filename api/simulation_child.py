@@ -50,10 +50,11 @@ class _Channel:
     """JSON lines to the worker on an inherited file descriptor."""
 
     def __init__(self, fd: int):
-        self._f = os.fdopen(fd, "wb", buffering=0)
+        self._f = os.fdopen(fd, "wb")  # buffered: a result larger than the pipe is written whole
 
     def send(self, msg: tuple) -> None:
         self._f.write(orjson.dumps(msg) + b"\n")
+        self._f.flush()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -128,26 +129,28 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
     tmp.mkdir(parents=True)
     # The reformed copy of rules/ and policies/ (engine.batch.reform) goes into the job's own directory.
     tempfile.tempdir = str(tmp)
-    home = Path(spec["home"]) if spec.get("home") else default_root()
-    engine = Engine(load_rulebook(home))
-    reform = load_reform(job_dir / "input" / "reform.yaml")
-    _count_parts(simulate, conn)
-    as_of = spec.get("as_of")
-    result = simulate.run_simulation(
-        Path(spec["population"]),
-        reform,
-        as_of=dt.date.fromisoformat(as_of) if as_of else None,
-        out_dir=out,
-        engine=engine,
-        home=home,
-        part_size=PART_SIZE,
-    )
-    d = result.to_dict()
-    d["files"] = {k: Path(v).name for k, v in d["files"].items()}
-    d["reform"]["file"] = "reform.yaml"
-    (out / "summary.json").write_bytes(orjson.dumps(d, option=orjson.OPT_INDENT_2))
-    shutil.copyfile(job_dir / "input" / "reform.yaml", out / "reform.yaml")
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        home = Path(spec["home"]) if spec.get("home") else default_root()
+        engine = Engine(load_rulebook(home))
+        reform = load_reform(job_dir / "input" / "reform.yaml")
+        _count_parts(simulate, conn)
+        as_of = spec.get("as_of")
+        result = simulate.run_simulation(
+            Path(spec["population"]),
+            reform,
+            as_of=dt.date.fromisoformat(as_of) if as_of else None,
+            out_dir=out,
+            engine=engine,
+            home=home,
+            part_size=PART_SIZE,
+        )
+        d = result.to_dict()
+        d["files"] = {k: Path(v).name for k, v in d["files"].items()}
+        d["reform"]["file"] = "reform.yaml"
+        (out / "summary.json").write_bytes(orjson.dumps(d, option=orjson.OPT_INDENT_2))
+        shutil.copyfile(job_dir / "input" / "reform.yaml", out / "reform.yaml")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     files = {name: (out / name).stat().st_size for name in OUTPUT_FILES if (out / name).is_file()}
     return d, files
 

@@ -169,7 +169,7 @@ class SimulationRunner:
                         final = ("done", (msg[1], msg[2], msg[1].get("households", done)))
                     elif msg[0] == "failed":
                         final = ("failed", msg[1])
-            if self._stop.is_set():
+            if self._stop.is_set() and final is None:
                 self._end(proc)
                 self.store.requeue(job_id, self.runner_id)
                 log.info("simulation %s re-queued: the service is stopping", job_id)
