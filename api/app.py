@@ -73,7 +73,9 @@ def _household_schemas() -> dict:
         for name, prop in model.get("properties", {}).items():
             if name in _MONEY_FIELDS:
                 nullable = name == "loss"
-                model["properties"][name] = {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
+                model["properties"][name] = (
+                    {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
+                )
             elif name in _LOCALITY_FIELDS and "anyOf" in prop:
                 prop["anyOf"][0].update({"pattern": r"^\d{6}$"})
             elif name in _LOCALITY_FIELDS:
@@ -85,7 +87,9 @@ def _openapi(app: FastAPI):
     def build() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
-        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags)
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
+        )
         components = spec.setdefault("components", {})
         components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
         components["securitySchemes"] = SECURITY_SCHEMES

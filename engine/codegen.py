@@ -611,6 +611,10 @@ class _Gen:
         self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace, self.trace_keys.get(s.name, frozenset()))
         self.emit(f"SH[{key}] = r")
         self.depth -= 1
+        self.list_outcome(s)
+
+    def list_outcome(self, s: Step) -> None:
+        """Append the reason; a failed rule is named in the decision, and a failed gate stops the rest."""
         self.emit("reasons.append(r)")
         self.emit("if v is False:")
         self.depth += 1
@@ -642,13 +646,7 @@ class _Gen:
             maybe = True
         self.store(s.name, sc, "v", maybe or (s.guard_node is not None and gmaybe), None, False)
         self.emit_reason(s, sc, step, "T" if keys else "()", keys)
-        self.emit("reasons.append(r)")
-        self.emit("if v is False:")
-        self.depth += 1
-        self.emit(f"failed.append({s.title!r})")
-        if s.gate:
-            self.emit("stopped = True")
-        self.depth -= 1
+        self.list_outcome(s)
         if s.guard_node is not None:
             self.depth -= 1
 

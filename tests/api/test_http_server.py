@@ -129,4 +129,3 @@ def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path)
         assert codes[-1] == 200, codes
     finally:
         assert server.stop() == 0
-
