@@ -20,6 +20,7 @@ replays), committing an event and its alerts together.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ class Monitor:
         self._member_programs = {p.code for p in self.engine.book.programs if p.scope == "member"}
         self._names = {p.code: p.name for p in self.engine.book.programs}
         self.version = self.engine.version
+        self._ages = tuple(self.book.milestones)
 
     # -- one event -----------------------------------------------------------------
     def process(
@@ -264,9 +266,10 @@ class Monitor:
             for i, ch in enumerate(changes):
                 pool.assert_fact(s, {"id": f"ch:{key}:{i}", "kind": "change", **ch}, persistent=False)
 
-        self._milestones(s, new, record)
+        earliest = self._milestones(s, new, record)
+        # The clock is what milestone rules compare due dates with; it moves when something falls due.
         clock = s.facts.get("clock")
-        if clock is None or clock["day"] < day:
+        if clock is None or (clock["day"] < day and earliest is not None and earliest <= day):
             if clock is not None:
                 pool.retract(s, "clock")
             pool.assert_fact(s, {"id": "clock", "kind": "clock", "day": day, "date": ev.date.isoformat()})
@@ -314,65 +317,65 @@ class Monitor:
         return out
 
     # -- milestones ----------------------------------------------------------------
-    def _milestones(self, s: Session, state: HouseholdState, record: dict) -> None:
+    def _milestones(self, s: Session, state: HouseholdState, record: dict) -> int | None:
+        """Bring the session's milestone facts in line with the household; returns the earliest due day."""
         wanted: dict[str, dict] = {}
-        registered = dt.date.fromisoformat(state.registered)
+        registered = state.registered
         tekun = {p["members"][0] for p in state.summary if p["program"] == "tekun" and p["status"] == "eligible"}
-        household_benefits = set(record.get("current_benefits", []))
-        as_of = dt.date.fromisoformat(record["as_of"])
+        household_benefits = record.get("current_benefits") or ()
+        as_of = record["as_of"]
         for m in record["members"]:
-            if "deceased" in (m.get("status") or []):
+            if m.get("status") and "deceased" in m["status"]:
                 continue
-            birth = dt.date.fromisoformat(m["birth_date"])
-            benefits = set(m["current_benefits"]) if m.get("current_benefits") is not None else household_benefits
-            for ms in self.book.milestones:
-                due = add_years(birth, ms.age)
-                if due <= registered:
+            benefits = m["current_benefits"] if m.get("current_benefits") is not None else household_benefits
+            schooling = m.get("schooling", "none")
+            for ms, due_iso, due in _birthdays(m["birth_date"], self._ages):
+                if due_iso <= registered:
                     continue
-                if ms.members == "tekun_minor" and not (
-                    (m["id"] in tekun or "tekun" in benefits) and as_of < due
-                ):
+                if ms.members == "tekun_minor" and not ((m["id"] in tekun or "tekun" in benefits) and as_of < due_iso):
                     continue
-                fid = f"ms:{ms.name}:{m['id']}:{due.isoformat()}"
-                wanted[fid] = {
-                    "id": fid,
-                    "kind": "milestone",
-                    "name": ms.name,
-                    "member": m["id"],
-                    "due": due.toordinal(),
-                    "date": due.isoformat(),
-                    "age": ms.age,
-                    "schooling": m.get("schooling", "none"),
-                    "months": 0,
-                }
+                fid = f"ms:{ms.name}:{m['id']}:{due_iso}"
+                wanted[fid] = {"id": fid, "kind": "milestone", "name": ms.name, "member": m["id"], "due": due,
+                               "date": due_iso, "age": ms.age, "schooling": schooling, "months": 0}
         ps = None
+        as_of_d = None
         if state.gradual_exit_start is not None:
-            ps = self.engine.policies.resolve(record["locality"], as_of)
+            as_of_d = dt.date.fromisoformat(as_of)
+            ps = self.engine.policies.resolve(record["locality"], as_of_d)
             months = int(ps.values["dibao.gradual_exit.months"])
-            due = add_months(dt.date.fromisoformat(state.gradual_exit_start), months)
-            fid = f"ms:gradual_exit_end::{due.isoformat()}"
-            wanted[fid] = {"id": fid, "kind": "milestone", "name": "gradual_exit_end", "member": "", "due": due.toordinal(),
-                           "date": due.isoformat(), "age": 0, "schooling": "none", "months": months}
-        months = self._review_months(record, as_of, ps)
+            due_d = add_months(dt.date.fromisoformat(state.gradual_exit_start), months)
+            fid = f"ms:gradual_exit_end::{due_d.isoformat()}"
+            wanted[fid] = {"id": fid, "kind": "milestone", "name": "gradual_exit_end", "member": "", "due": due_d.toordinal(),
+                           "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
+        months = self._review_months(record, as_of, as_of_d, ps)
         if months:
-            due = add_months(dt.date.fromisoformat(state.last_review), months)
-            fid = f"ms:review_due::{due.isoformat()}"
-            wanted[fid] = {"id": fid, "kind": "milestone", "name": "review_due", "member": "", "due": due.toordinal(),
-                           "date": due.isoformat(), "age": 0, "schooling": "none", "months": months}
+            due_d = add_months(dt.date.fromisoformat(state.last_review), months)
+            fid = f"ms:review_due::{due_d.isoformat()}"
+            wanted[fid] = {"id": fid, "kind": "milestone", "name": "review_due", "member": "", "due": due_d.toordinal(),
+                           "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
         pool = self.pool
-        for fid, f in list(s.facts.items()):
-            if f["kind"] == "milestone" and (fid not in wanted or _differs(f, wanted[fid])):
-                pool.retract(s, fid)
+        facts = s.facts
+        for fid in [f for f in s.milestones if f not in wanted or facts[f]["schooling"] != wanted[f]["schooling"]]:
+            pool.retract(s, fid)
+            s.milestones.discard(fid)
+        earliest = None
         for fid, f in wanted.items():
-            if fid not in s.facts and fid not in s.fired:
+            if fid in s.fired:
+                continue
+            if fid not in facts:
                 pool.assert_fact(s, f)
+                s.milestones.add(fid)
+            if earliest is None or f["due"] < earliest:
+                earliest = f["due"]
+        return earliest
 
-    def _review_months(self, record: dict, as_of: dt.date, ps) -> int:
-        h = set(record.get("current_benefits", []))
-        members = [m for m in record["members"] if "deceased" not in (m.get("status") or [])]
+    def _review_months(self, record: dict, as_of_iso: str, as_of: dt.date | None, ps) -> int:
+        h = record.get("current_benefits") or ()
+        members = [m for m in record["members"] if "deceased" not in (m.get("status") or ())]
         tekun = any("tekun" in (m["current_benefits"] if m.get("current_benefits") is not None else h) for m in members)
         if not tekun and "dibao" not in h:
             return 0
+        as_of = as_of or dt.date.fromisoformat(as_of_iso)
         ps = ps or self.engine.policies.resolve(record["locality"], as_of)
         if tekun:
             return int(ps.values["monitor.review.tekun_months"])
@@ -398,6 +401,7 @@ class Monitor:
                 if f.get("kind") == "milestone" and f["id"] not in s.fired:
                     self.pool.mark_fired(s, f["id"])
                     self.pool.retract(s, f["id"])
+                    s.milestones.discard(f["id"])
             anchor = "|".join(facts[a]["id"] for a in rule.key)
             natural = f"{state.household_id}|{rule.id}|{anchor}"
             akey = hashlib.sha256(natural.encode()).hexdigest()
@@ -436,8 +440,15 @@ class Monitor:
 LEVELS_ORDER = {"red": 0, "orange": 1, "yellow": 2}
 
 
-def _differs(a: dict, b: dict) -> bool:
-    return any(a.get(k) != v for k, v in b.items())
+@functools.lru_cache(maxsize=65536)
+def _birthdays(birth_iso: str, milestones: tuple) -> tuple:
+    """(milestone, due ISO date, due day number) of each age milestone of someone born on ``birth_iso``."""
+    birth = dt.date.fromisoformat(birth_iso)
+    out = []
+    for ms in milestones:
+        due = add_years(birth, ms.age)
+        out.append((ms, due.isoformat(), due.toordinal()))
+    return tuple(out)
 
 
 def _age(birth: str, on: dt.date) -> int:

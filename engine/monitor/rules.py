@@ -42,7 +42,7 @@ class MonitorRuleError(YamlError):
     """A problem in a monitoring rule file, with file and line."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Milestone:
     name: str
     age: int
@@ -94,12 +94,9 @@ class MonitorBook:
     def rule(self, rule_id: str) -> MonitorRule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
-    def definition(self, action) -> dict:
-        """The durable-rules ruleset definition; ``action(rule)`` makes each rule's callback."""
-        out = {}
-        for r in self.rules:
-            out[r.id] = {"all": [{p.alias: p.condition} for p in r.patterns], "run": action(r)}
-        return out
+    def definition(self) -> dict:
+        """The durable-rules ruleset definition (JSON-ready): each rule's patterns, by rule id."""
+        return {r.id: {"all": [{p.alias: p.condition} for p in r.patterns]} for r in self.rules}
 
     def raise_if_errors(self) -> None:
         if self.errors:

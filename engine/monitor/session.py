@@ -5,7 +5,10 @@ is a durable-rules session (its ``sid``) holding that household's facts.
 durable-rules 2.0 keeps at most 1,024 sessions in one ruleset and reserves
 about 100-150 kB for each, so the pool registers the same definition several
 times (shards of ``SHARD_SIZE`` sessions) and keeps at most ``capacity``
-households live, least recently used first out. A household whose session was
+households live, least recently used first out. Its ``delete_state`` can crash
+the process (seen with sessions that had facts retracted), so a dropped
+household's session is emptied (every fact retracted) and its durable-rules
+session id (a slot) is given to the next household instead. A household whose session was
 dropped (or that was never live in this process, e.g. after a restart) is
 rebuilt from its stored events: every event row keeps the operations it made
 on the session (facts asserted and retracted, milestones that fired), and
@@ -18,34 +21,69 @@ and replays of past events drive time themselves and never sleep.
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from durable import engine as durable
+import durable_rules_engine as _dre
+import orjson
 
 from .rules import MonitorBook, MonitorRule
 
 SHARD_SIZE = 1000
 
 
-class _Host(durable.Host):
-    """A durable-rules host without its background dispatch threads: every action runs
-    synchronously inside the assert that triggered it (nothing is left for a timer thread)."""
+class _Ruleset:
+    """One registration of the monitoring ruleset in durable-rules' engine.
 
-    def _run(self) -> None:  # the wall-clock dispatchers are not used
-        pass
+    durable-rules' Python host (``durable.engine.Host``) wraps each call in JSON
+    encoding with the standard library, closures, and background dispatcher threads
+    that look for ready actions on the wall clock; at a few facts per event the wrapping
+    cost more than the matching. This drives the same engine module the host drives,
+    in the same way: assert or retract a fact, then run the actions it made ready
+    (``start_action_for_state`` / ``complete_and_start_action``), synchronously, here.
+    """
+
+    def __init__(self, name: str, book: MonitorBook, fire):
+        self.handle = _dre.create_ruleset(name, orjson.dumps(book.definition()).decode())
+        self.rules = {r.id: r for r in book.rules}
+        self.fire = fire
+
+    def _done(self, result) -> None:
+        # (code, state handle); code 1: no rule reads the fact, 2: known already, 3: nothing to do
+        if result[0] == 0:
+            self._actions(result[1])
+
+    def _actions(self, state_handle: int) -> None:
+        started = _dre.start_action_for_state(self.handle, state_handle)
+        if not started:
+            return
+        state_json, message = started[0], started[1]
+        while True:
+            for rule_id, facts in orjson.loads(message).items():
+                self.fire(self.rules[rule_id], facts)
+            _dre.update_state(self.handle, state_json)
+            message = _dre.complete_and_start_action(self.handle, state_handle)
+            if not message:
+                return
+
+    def assert_fact(self, fact: dict) -> None:
+        self._done(_dre.assert_fact(self.handle, orjson.dumps(fact).decode()))
+
+    def retract_fact(self, fact: dict) -> None:
+        self._done(_dre.retract_fact(self.handle, orjson.dumps(fact).decode()))
 
 
 @dataclass
 class Session:
     """What this process knows of one household's session besides durable-rules' own state."""
 
-    sid: str
-    shard: str
+    sid: str  # the household
+    shard: _Ruleset  # the ruleset registration holding it
+    slot: str  # its durable-rules session id (reused once the household is dropped)
     facts: dict[str, dict] = field(default_factory=dict)  # fid -> fact asserted (persistent kinds)
     fired: set[str] = field(default_factory=set)  # milestones already alerted
+    milestones: set[str] = field(default_factory=set)  # fids of the milestone facts asserted
     ops: list = field(default_factory=list)  # operations of the event being processed
 
 
@@ -55,32 +93,21 @@ class SessionPool:
         self.capacity = max(1, capacity)
         self.pending: list[tuple[MonitorRule, dict[str, dict]]] = []
         self.suppress = False
-        self.host = _Host()
-        self._shards: list[str] = []
-        self._load: dict[str, int] = {}
+        self._shards: list[_Ruleset] = []
+        self._free: list[tuple[_Ruleset, str]] = []  # emptied (shard, slot) pairs
         self._live: OrderedDict[str, Session] = OrderedDict()
         self.rebuilds = 0
 
-    def _action(self, rule: MonitorRule) -> Callable:
-        aliases = [p.alias for p in rule.patterns]
-        pending = self.pending
+    def _fire(self, rule: MonitorRule, facts: dict[str, dict]) -> None:
+        if not self.suppress:
+            self.pending.append((rule, facts))
 
-        def run(c) -> None:
-            if not self.suppress:
-                pending.append((rule, {a: dict(getattr(c, a)._d) for a in aliases}))
-
-        return run
-
-    def _shard(self) -> str:
-        for name in self._shards:
-            if self._load[name] < SHARD_SIZE:
-                return name
-        name = f"jiuzhu_monitor_{len(self._shards)}"
-        self.host.register_rulesets({name: self.book.definition(self._action)})
-        self._shards.append(name)
-        self._load[name] = 0
-        return name
-
+    def _slot(self) -> tuple[_Ruleset, str]:
+        if not self._free:
+            shard = _Ruleset(f"jiuzhu_monitor_{len(self._shards)}", self.book, self._fire)
+            self._shards.append(shard)
+            self._free = [(shard, f"s{i}") for i in range(SHARD_SIZE - 1, -1, -1)]
+        return self._free.pop()
     def __len__(self) -> int:
         return len(self._live)
 
@@ -97,9 +124,8 @@ class SessionPool:
             return s
         while len(self._live) >= self.capacity:
             self.drop(next(iter(self._live)))
-        shard = self._shard()
-        self._load[shard] += 1
-        s = Session(sid, shard)
+        shard, slot = self._slot()
+        s = Session(sid, shard, slot)
         self._live[sid] = s
         replayed = False
         self.suppress = True
@@ -118,8 +144,9 @@ class SessionPool:
         s = self._live.pop(sid, None)
         if s is None:
             return
-        self.host.delete_state(s.shard, sid)
-        self._load[s.shard] -= 1
+        for fid in list(s.facts):
+            self.retract(s, fid, persistent=False)  # not recorded: the household's stored ops stay as they are
+        self._free.append((s.shard, s.slot))
 
     def clear(self) -> None:
         for sid in list(self._live):
@@ -127,16 +154,13 @@ class SessionPool:
 
     # -- operations (each recorded, so that the session can be rebuilt) -------------
     def assert_fact(self, s: Session, fact: dict, persistent: bool = True) -> None:
-        fact["sid"] = s.sid
-        with contextlib.suppress(durable.MessageNotHandledException, durable.MessageObservedException):
-            self.host.assert_fact(s.shard, fact)  # not handled: no rule reads this fact
+        s.shard.assert_fact({**fact, "sid": s.slot})
         if persistent:
             s.facts[fact["id"]] = fact
             s.ops.append(["a", fact])
 
     def retract(self, s: Session, fid: str, persistent: bool = True) -> None:
-        with contextlib.suppress(durable.MessageNotHandledException, durable.MessageObservedException):
-            self.host.retract_fact(s.shard, {"sid": s.sid, "id": fid})
+        s.shard.retract_fact({"sid": s.slot, "id": fid})
         if persistent:
             s.facts.pop(fid, None)
             s.ops.append(["r", fid])
@@ -148,9 +172,12 @@ class SessionPool:
     def replay(self, s: Session, ops: list) -> None:
         for op in ops:
             if op[0] == "a":
-                self.assert_fact(s, dict(op[1]))
+                self.assert_fact(s, op[1])
+                if op[1]["kind"] == "milestone":
+                    s.milestones.add(op[1]["id"])
             elif op[0] == "r":
                 self.retract(s, op[1])
+                s.milestones.discard(op[1])
             elif op[0] == "f":
                 s.fired.add(op[1])
         s.ops = []
