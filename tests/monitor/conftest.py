@@ -16,3 +16,7 @@ def monitor(monitor_engine):
     m = Monitor(engine=monitor_engine)
     yield m
     m.pool.clear()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", "ignore:Using `httpx` with `starlette.testclient`")
