@@ -149,7 +149,7 @@ def parse_event(data: Any, prefix: str = "", latest: dt.date | None = None) -> E
     event_id = d.get("event_id")
     if event_id is not None:
         event_id = v.str_(event_id, p + "event_id", 1, 128)
-        if event_id is not None and not all(0x21 <= ord(c) <= 0x7E for c in event_id):
+        if event_id is not None and not (event_id.isascii() and event_id.isprintable() and " " not in event_id):
             v.e.add(p + "event_id", "事件编号应为可见 ASCII 字符", "event_id must be visible ASCII characters", "string_pattern_mismatch")
     note = d.get("note")
     if note is not None:

@@ -324,6 +324,9 @@ class Monitor:
         tekun = {p["members"][0] for p in state.summary if p["program"] == "tekun" and p["status"] == "eligible"}
         household_benefits = record.get("current_benefits") or ()
         as_of = record["as_of"]
+        facts = s.facts
+        keep: set[str] = set()
+        earliest = None
         for m in record["members"]:
             if m.get("status") and "deceased" in m["status"]:
                 continue
@@ -335,6 +338,14 @@ class Monitor:
                 if ms.members == "tekun_minor" and not ((m["id"] in tekun or "tekun" in benefits) and as_of < due_iso):
                     continue
                 fid = f"ms:{ms.name}:{m['id']}:{due_iso}"
+                if fid in s.fired:
+                    continue
+                if earliest is None or due < earliest:
+                    earliest = due
+                have = facts.get(fid)
+                if have is not None and have["schooling"] == schooling:
+                    keep.add(fid)  # already there, unchanged
+                    continue
                 wanted[fid] = {"id": fid, "kind": "milestone", "name": ms.name, "member": m["id"], "due": due,
                                "date": due_iso, "age": ms.age, "schooling": schooling, "months": 0}
         ps = None
@@ -345,26 +356,31 @@ class Monitor:
             months = int(ps.values["dibao.gradual_exit.months"])
             due_d = add_months(dt.date.fromisoformat(state.gradual_exit_start), months)
             fid = f"ms:gradual_exit_end::{due_d.isoformat()}"
-            wanted[fid] = {"id": fid, "kind": "milestone", "name": "gradual_exit_end", "member": "", "due": due_d.toordinal(),
-                           "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
+            if facts.get(fid) is not None:
+                keep.add(fid)
+                earliest = min(earliest or facts[fid]["due"], facts[fid]["due"])
+            else:
+                wanted[fid] = {"id": fid, "kind": "milestone", "name": "gradual_exit_end", "member": "", "due": due_d.toordinal(),
+                               "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
         months = self._review_months(record, as_of, as_of_d, ps)
         if months:
             due_d = add_months(dt.date.fromisoformat(state.last_review), months)
             fid = f"ms:review_due::{due_d.isoformat()}"
-            wanted[fid] = {"id": fid, "kind": "milestone", "name": "review_due", "member": "", "due": due_d.toordinal(),
-                           "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
+            if facts.get(fid) is not None and facts[fid]["months"] == months:
+                keep.add(fid)
+                earliest = min(earliest or facts[fid]["due"], facts[fid]["due"])
+            else:
+                wanted[fid] = {"id": fid, "kind": "milestone", "name": "review_due", "member": "", "due": due_d.toordinal(),
+                               "date": due_d.isoformat(), "age": 0, "schooling": "none", "months": months}
         pool = self.pool
-        facts = s.facts
-        for fid in [f for f in s.milestones if f not in wanted or facts[f]["schooling"] != wanted[f]["schooling"]]:
-            pool.retract(s, fid)
+        for fid in [f for f in s.milestones if (f not in keep and f not in wanted) or f in wanted]:
+            pool.retract(s, fid)  # gone, or changed (asserted again below)
             s.milestones.discard(fid)
-        earliest = None
         for fid, f in wanted.items():
             if fid in s.fired:
                 continue
-            if fid not in facts:
-                pool.assert_fact(s, f)
-                s.milestones.add(fid)
+            pool.assert_fact(s, f)
+            s.milestones.add(fid)
             if earliest is None or f["due"] < earliest:
                 earliest = f["due"]
         return earliest
@@ -385,8 +401,10 @@ class Monitor:
 
     def _prune(self, s: Session, day: int) -> None:
         cutoff = day - self.book.retain_days
-        for fid, f in list(s.facts.items()):
-            if f["kind"] in ("event", "income") and f["day"] < cutoff:
+        queue = s.dated
+        while queue and queue[0][0] < cutoff:
+            _day, fid = queue.popleft()
+            if fid in s.facts:
                 self.pool.retract(s, fid)
 
     # -- alerts ----------------------------------------------------------------------

@@ -21,7 +21,7 @@ and replays of past events drive time themselves and never sleep.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -84,6 +84,7 @@ class Session:
     facts: dict[str, dict] = field(default_factory=dict)  # fid -> fact asserted (persistent kinds)
     fired: set[str] = field(default_factory=set)  # milestones already alerted
     milestones: set[str] = field(default_factory=set)  # fids of the milestone facts asserted
+    dated: deque = field(default_factory=deque)  # (day, fid) of event and income facts, to let them go after retain_days
     ops: list = field(default_factory=list)  # operations of the event being processed
 
 
@@ -158,6 +159,8 @@ class SessionPool:
         if persistent:
             s.facts[fact["id"]] = fact
             s.ops.append(["a", fact])
+            if fact["kind"] in ("event", "income"):
+                s.dated.append((fact["day"], fact["id"]))
 
     def retract(self, s: Session, fid: str, persistent: bool = True) -> None:
         s.shard.retract_fact({"sid": s.slot, "id": fid})

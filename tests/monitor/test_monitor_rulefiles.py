@@ -48,7 +48,7 @@ def test_the_shipped_rules_load_and_every_rule_is_complete():
 def test_a_condition_compiles_to_durable_rules_json_with_money_in_fen(tmp_path):
     book = _book(tmp_path, GOOD)
     assert book.errors == []
-    (rule,) = book.rules
+    assert len(book.rules) == 1
     assert book.definition()["monitor.big_loss"] == {
         "all": [{"e": {"$and": [{"kind": "event"}, {"type": "disaster"}, {"$gte": {"loss": 1000050}}]}}]
     }
