@@ -157,6 +157,7 @@ class MonitorService:
         accepted: list[Accepted] = []
         touched: dict[str, HouseholdState] = {}
         seen_keys: dict[tuple[str, str], dict] = {}
+        uncommitted: dict[str, list[list]] = {}
         for req in requests:
             for i, ev in enumerate(req.events):
                 hid = ev.household_id
@@ -170,12 +171,15 @@ class MonitorService:
                         req.results.append({**prior, "index": i, "status": "duplicate"})
                         continue
                 st = touched.get(hid) or self._state(hid)
+                # a session dropped meanwhile is rebuilt from the stored events and those of this transaction
+                history = lambda hid=hid: [*self.repo.event_ops(hid), *uncommitted.get(hid, ())]  # noqa: E731
                 try:
-                    out = mon.process(ev, st, lambda hid=hid: self.repo.event_ops(hid), f"events[{i}]" if len(req.events) > 1 else "")
+                    out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
                 except InputError as e:
                     req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
                     continue
                 touched[hid] = out.state
+                uncommitted.setdefault(hid, []).append(out.ops)
                 accepted.append(
                     Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name)
                 )

@@ -76,3 +76,32 @@ def test_events_households_and_alerts_round_trip(settings, monitor_engine):
         assert {a.locality for a in repo.alerts(locality="210000", limit=100)} == {"210102"}
     finally:
         db.dispose()
+
+
+def test_a_small_session_pool_gives_the_same_alerts(tmp_path, monitor_engine):
+    """Households interleaved in one transaction, with room for only 2 live sessions: the others are
+    rebuilt from stored (and not yet committed) events, and raise exactly the alerts of a large pool."""
+    import orjson
+
+    from api.db import make_engine, migrate
+    from api.monitor_repo import MonitorRepository
+    from api.monitoring import MonitorService, Request
+    from api.settings import Settings
+    from engine.monitor.events import parse_event
+    from engine.monitor.monitor import Monitor
+    from engine.monitor.synth import generate
+
+    lines = [orjson.loads(x) for x in generate(6, 120, seed=3)]
+    results = []
+    for capacity, where in ((2, "small"), (100, "large")):
+        db = make_engine(Settings(data_dir=tmp_path / where))
+        migrate(db)
+        svc = MonitorService(Monitor(engine=monitor_engine, capacity=capacity), MonitorRepository(db))
+        req = Request([parse_event(e) for e in lines], "k", "测试")
+        svc.handle([req])
+        assert req.error is None
+        results.append([(r["status"], [a["key"] for a in r.get("alerts", [])]) for r in req.results])
+        if capacity == 2:
+            assert svc.monitor.pool.rebuilds > 0
+        db.dispose()
+    assert results[0] == results[1]
