@@ -65,7 +65,8 @@ def _find(rec: dict, member: str, path: str, hid: str) -> int:
 
 
 def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed | None]:
-    """The record after ``ev``, and its validated form when the programs must be re-evaluated (else None)."""
+    """The record after ``ev``, and its validated form when the programs must be re-evaluated: None when
+    the event changes nothing they read (then the record, ``as_of`` included, stays as it was)."""
     p = (prefix + ".") if prefix else ""
     if ev.type in NO_FACT_CHANGE:
         if ev.member is not None:
@@ -130,6 +131,8 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
         _start(rec, m, d)
     elif t == "benefit_stopped":
         _stop(rec, m, d["program"])
+    if {**rec, "as_of": record["as_of"]} == record:
+        return record, None  # nothing the programs read has changed (a job lost by someone without one...)
     parsed = _parse(rec, p + "household" if p else "household", None)
     return rec, parsed
 

@@ -19,6 +19,7 @@ replays), committing an event and its alerts together.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import hashlib
@@ -29,6 +30,7 @@ from typing import Any
 
 from ..evaluate import Engine
 from ..model import InputError
+from ..money import to_cents
 from ..rules import load_rulebook
 from .apply import apply_event, register
 from .events import CAUSE_LABELS, Event, refuse
@@ -205,7 +207,7 @@ class Monitor:
         if state is None:
             new = HouseholdState(hid, record["locality"], record, [], before_figures, ev.date.isoformat(), ev.date.isoformat())
         else:
-            new = HouseholdState(**{**state.__dict__})
+            new = copy.copy(state)
             new.record = record
         new.seq = seq
         if ev.type in ("review_completed", "benefit_started") or (ev.type == "register" and state is None):
@@ -409,12 +411,15 @@ class Monitor:
 
     # -- alerts ----------------------------------------------------------------------
     def _alerts(self, s: Session, state: HouseholdState, ev: Event, key: str, before: list, before_figures: dict) -> list[dict]:
+        fired = self.pool.take()
+        if not fired:
+            return []
         out: dict[str, dict] = {}
         determinations = {
             "before": {"as_of": before_figures.get("as_of"), "programs": before} if before else None,
             "after": {"as_of": state.figures.get("as_of"), "programs": state.summary},
         }
-        for rule, facts in self.pool.take():
+        for rule, facts in fired:
             for f in facts.values():
                 if f.get("kind") == "milestone" and f["id"] not in s.fired:
                     self.pool.mark_fired(s, f["id"])
@@ -475,11 +480,7 @@ def _age(birth: str, on: dt.date) -> int:
 
 
 def _fen_q(q: Any) -> int:
-    if q is None:
-        return 0
-    from ..money import to_cents
-
-    return to_cents(q)
+    return 0 if q is None else to_cents(q)
 
 
 def render(rule: MonitorRule, facts: dict[str, dict]) -> str:

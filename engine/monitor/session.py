@@ -186,6 +186,8 @@ class SessionPool:
         s.ops = []
 
     def take(self) -> list[tuple[MonitorRule, dict[str, dict]]]:
+        if not self.pending:
+            return []
         out = list(self.pending)
         self.pending.clear()
         return out

@@ -144,3 +144,15 @@ def test_events_that_change_no_fact_are_not_re_evaluated(monitor):
     before = d.state.summary
     ev_alerts = d.send("hospitalisation", "2021-09-01", member="p1", cost="10")
     assert ev_alerts == [] and d.state.summary is before and d.state.record["as_of"] == "2021-08-01"
+
+
+def test_an_event_that_changes_nothing_the_programs_read_is_not_re_evaluated(monitor):
+    d = Driver(monitor)
+    d.register("2021-08-01", household(WORKER))
+    ev = d.monitor.process  # the child p2 has no job and no wage: losing one changes nothing
+    from engine.monitor.events import parse_event
+
+    out = ev(parse_event({"household_id": "T-1", "type": "job_lost", "date": "2021-09-01", "member": "p2"}), d.state)
+    assert out.evaluated is False and out.state.record["as_of"] == "2021-08-01"
+    out = ev(parse_event({"household_id": "T-1", "type": "job_lost", "date": "2021-09-01", "member": "p1"}), d.state)
+    assert out.evaluated is True and out.state.record["as_of"] == "2021-09-01"
