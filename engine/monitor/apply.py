@@ -84,14 +84,14 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
         incomes = [x for x in m.get("incomes", []) if x.get("type") != d["income_type"]]
         if d["monthly"] > 0:
             incomes.append({"type": d["income_type"], "monthly": fmt_money(d["monthly"])})
-        m["incomes"] = incomes
+        _set(m, "incomes", incomes, [])
     elif t == "job_found":
         m["employed"] = True
         if "monthly" in d:
             m["incomes"] = [*[x for x in m.get("incomes", []) if x.get("type") != "wage"], {"type": "wage", "monthly": fmt_money(d["monthly"])}]
     elif t == "job_lost":
-        m["employed"] = False
-        m["incomes"] = [x for x in m.get("incomes", []) if x.get("type") != "wage"]
+        _set(m, "employed", False, False)
+        _set(m, "incomes", [x for x in m.get("incomes", []) if x.get("type") != "wage"], [])
     elif t == "illness_diagnosed":
         m["serious_illness"] = True
         if "cost" in d:
@@ -114,7 +114,7 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
     elif t == "school_enrolled":
         m["schooling"] = d["schooling"]
     elif t == "school_left":
-        m["schooling"] = "none"
+        _set(m, "schooling", "none", "none")
     elif t == "member_moved_in":
         if any(x.get("id") == ev.member for x in members):
             raise refuse(p + "member_record.id", f"成员编号 {ev.member} 已存在", f"member id {ev.member!r} already exists", "duplicate_member")
@@ -135,6 +135,12 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
         return record, None  # nothing the programs read has changed (a job lost by someone without one...)
     parsed = _parse(rec, p + "household" if p else "household", None)
     return rec, parsed
+
+
+def _set(m: dict, key: str, value: Any, default: Any) -> None:
+    """Set a field only when its value changes (so that an event that changes nothing leaves the record equal)."""
+    if m.get(key, default) != value:
+        m[key] = value
 
 
 def _add_event(rec: dict, item: dict) -> None:
