@@ -19,7 +19,7 @@ from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .repository import Repository
-from .routes import evaluate, health, keys, records, reference
+from .routes import evaluate, health, keys, monitoring, records, reference
 from .service import Service
 from .settings import Settings
 from .writer import GroupCommitWriter
@@ -114,6 +114,19 @@ class _App(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+def _monitor(settings: Settings, db):
+    """The monitor process of `jiuzhu serve` when there is one, else a monitor in this process."""
+    path = os.environ.get("JIUZHU_MONITOR_SOCKET")
+    if path:
+        from .monitor_process import RemoteMonitor
+
+        return RemoteMonitor(path)
+    from .monitor_process import make_service
+    from .monitoring import LocalMonitor
+
+    return LocalMonitor(lambda: make_service(settings, db))
+
+
 def create_app(settings: Settings | None = None, rules: Engine | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     _configure_logging()
@@ -137,6 +150,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.writer = writer
         app.state.keys = KeyCache(repo.caller_for_hash, settings.key_cache_seconds)
         app.state.service = Service(settings, engine, repo, writer)
+        app.state.monitor = _monitor(settings, db)
         # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
         # collector's way, so that collections of the many short-lived objects of each request stay short.
         gc.collect()
@@ -145,6 +159,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         try:
             yield
         finally:
+            await app.state.monitor.aclose()
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:
@@ -160,12 +175,13 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
             {"name": "评估 evaluate", "description": "评估家庭并记录认定结果"},
             {"name": "认定记录 records", "description": "查阅认定记录与一户的历史"},
             {"name": "规则与参数 reference", "description": "地区、参数、救助项目与规则"},
+            {"name": "动态监测 monitoring", "description": "报送家庭变化事件，重新认定并预警；查看、确认、关闭预警"},
             {"name": "密钥 keys", "description": "API 密钥管理（admin）"},
             {"name": "运行状态 health", "description": "存活与就绪检查"},
         ],
     )
     errors.install(app)
-    for r in (evaluate.router, records.router, reference.router, keys.router, health.router):
+    for r in (evaluate.router, records.router, reference.router, monitoring.router, keys.router, health.router):
         app.include_router(r)
     app.openapi = _openapi(app)
     return app

@@ -116,7 +116,9 @@ def serve(
     except OSError as e:
         click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
         sys.exit(4)
-    with _writer_process():
+    from .monitor_process import running as _monitor_process
+
+    with _writer_process(), _monitor_process():
         status = run_workers(host, port, n, access_log)
     sys.exit(status)
 
