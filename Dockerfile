@@ -19,7 +19,10 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY api ./api
-RUN pip install --no-cache-dir .
+# durable-rules (dynamic monitoring) is published as source only: its C engine is compiled here.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && pip install --no-cache-dir . \
+ && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 COPY rules ./rules
 COPY policies ./policies
 COPY examples ./examples

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-http clean
+.PHONY: demo test bench bench-http bench-monitor clean
 
 $(BIN)/jiuzhu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ bench: $(BIN)/jiuzhu
 # Load test of POST /v1/evaluate with wrk (Debian package 'wrk'), persistence on.
 bench-http: $(BIN)/jiuzhu
 	$(BIN)/python benchmarks/bench_http.py
+
+# Dynamic monitoring: 1,000,000 synthetic events through rules and re-evaluation, replayed on every core.
+bench-monitor: $(BIN)/jiuzhu
+	$(BIN)/python benchmarks/bench_monitor.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

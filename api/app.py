@@ -20,7 +20,7 @@ from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .repository import Repository
-from .routes import evaluate, health, keys, records, reference, simulations
+from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .service import Service
 from .settings import Settings
 from .simulation_runner import SimulationRunner
@@ -76,7 +76,9 @@ def _household_schemas() -> dict:
         for name, prop in model.get("properties", {}).items():
             if name in _MONEY_FIELDS:
                 nullable = name == "loss"
-                model["properties"][name] = {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
+                model["properties"][name] = (
+                    {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
+                )
             elif name in _LOCALITY_FIELDS and "anyOf" in prop:
                 prop["anyOf"][0].update({"pattern": r"^\d{6}$"})
             elif name in _LOCALITY_FIELDS:
@@ -88,7 +90,9 @@ def _openapi(app: FastAPI):
     def build() -> dict:
         if app.openapi_schema:
             return app.openapi_schema
-        spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags)
+        spec = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
+        )
         components = spec.setdefault("components", {})
         components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
         components["securitySchemes"] = SECURITY_SCHEMES
@@ -111,6 +115,19 @@ class _App(FastAPI):
             await evaluate.fast_evaluate(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+
+def _monitor(settings: Settings, db):
+    """The monitor process of `jiuzhu serve` when there is one, else a monitor in this process."""
+    path = os.environ.get("JIUZHU_MONITOR_SOCKET")
+    if path:
+        from .monitor_process import RemoteMonitor
+
+        return RemoteMonitor(path)
+    from .monitor_process import make_service
+    from .monitoring import LocalMonitor
+
+    return LocalMonitor(lambda: make_service(settings, db))
 
 
 def create_app(settings: Settings | None = None, rules: Engine | None = None) -> FastAPI:
@@ -141,6 +158,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.reform_checks = asyncio.Semaphore(1)
         app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
         app.state.simulation_runner.start()
+        app.state.monitor = _monitor(settings, db)
         # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
         # collector's way, so that collections of the many short-lived objects of each request stay short.
         gc.collect()
@@ -150,6 +168,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
             yield
         finally:
             await asyncio.to_thread(app.state.simulation_runner.close)  # ends a running simulation's process, re-queues its job
+            await app.state.monitor.aclose()
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:
@@ -166,12 +185,21 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
             {"name": "认定记录 records", "description": "查阅认定记录与一户的历史"},
             {"name": "规则与参数 reference", "description": "地区、参数、救助项目与规则"},
             {"name": "改革试算 simulations", "description": "政策人员：在人口数据上比较现行规则与改革方案（后台任务）"},
+            {"name": "动态监测 monitoring", "description": "报送家庭变化事件，重新认定并预警；查看、确认、关闭预警"},
             {"name": "密钥 keys", "description": "API 密钥管理（admin）"},
             {"name": "运行状态 health", "description": "存活与就绪检查"},
         ],
     )
     errors.install(app)
-    for r in (evaluate.router, records.router, reference.router, simulations.router, keys.router, health.router):
+    for r in (
+        evaluate.router,
+        records.router,
+        reference.router,
+        monitoring.router,
+        simulations.router,
+        keys.router,
+        health.router,
+    ):
         app.include_router(r)
     app.openapi = _openapi(app)
     return app

@@ -28,8 +28,8 @@ KEY_PREFIX = "jzk_"
 
 
 class Role(StrEnum):
-    WINDOW = "window"  # 窗口：评估、批量评估
-    CASEWORKER = "caseworker"  # 经办人员：评估、查阅认定记录
+    WINDOW = "window"  # 窗口：评估、批量评估、报送监测事件、查看预警
+    CASEWORKER = "caseworker"  # 经办人员：评估、查阅认定记录、报送监测事件、处理预警
     POLICY = "policy"  # 政策人员：全部查阅、改革试算
     ADMIN = "admin"  # 管理员：管理密钥，且可做以上一切
 
@@ -40,13 +40,29 @@ class Permission(StrEnum):
     READ_REFERENCE = "read_reference"  # localities, parameters, programs, rules
     READ_DETERMINATIONS = "read_determinations"
     MANAGE_KEYS = "manage_keys"
+    SUBMIT_EVENTS = "submit_events"  # 动态监测：报送事件
+    READ_ALERTS = "read_alerts"  # 查看预警
+    MANAGE_ALERTS = "manage_alerts"  # 确认、关闭预警
     SIMULATE = "simulate"  # reform simulations over a configured population
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.WINDOW: frozenset({Permission.EVALUATE, Permission.EVALUATE_BATCH, Permission.READ_REFERENCE}),
-    Role.CASEWORKER: frozenset({Permission.EVALUATE, Permission.READ_DETERMINATIONS, Permission.READ_REFERENCE}),
-    Role.POLICY: frozenset({Permission.READ_REFERENCE, Permission.READ_DETERMINATIONS, Permission.SIMULATE}),
+    Role.WINDOW: frozenset(
+        {Permission.EVALUATE, Permission.EVALUATE_BATCH, Permission.READ_REFERENCE, Permission.SUBMIT_EVENTS, Permission.READ_ALERTS}
+    ),
+    Role.CASEWORKER: frozenset(
+        {
+            Permission.EVALUATE,
+            Permission.READ_DETERMINATIONS,
+            Permission.READ_REFERENCE,
+            Permission.SUBMIT_EVENTS,
+            Permission.READ_ALERTS,
+            Permission.MANAGE_ALERTS,
+        }
+    ),
+    Role.POLICY: frozenset(
+        {Permission.READ_REFERENCE, Permission.READ_DETERMINATIONS, Permission.READ_ALERTS, Permission.SIMULATE}
+    ),
     Role.ADMIN: frozenset(Permission),
 }
 

@@ -70,7 +70,13 @@ def _repo(settings):
 )
 @_db_options
 def serve(
-    host: str, port: int, workers: int | None, access_log: bool, home: Path | None, data_dir: Path | None, database_url: str | None
+    host: str,
+    port: int,
+    workers: int | None,
+    access_log: bool,
+    home: Path | None,
+    data_dir: Path | None,
+    database_url: str | None,
 ) -> None:
     """启动 HTTP 服务（默认使用内置 SQLite）/ start the HTTP service."""
     if home is not None:
@@ -93,7 +99,9 @@ def serve(
         row, secret = repo.create_key("初始管理员", Role.ADMIN)
         click.echo("首次启动：已创建管理员密钥（只显示这一次，请妥善保存）/ first start: admin key created (shown once):")
         click.echo(f"  JIUZHU_ADMIN_KEY={secret}")
-        click.echo(f"  key_id={row.id}  用它创建窗口密钥 / use it to create keys: jiuzhu keys create --role window --name 城关镇窗口")
+        click.echo(
+            f"  key_id={row.id}  用它创建窗口密钥 / use it to create keys: jiuzhu keys create --role window --name 城关镇窗口"
+        )
     repo.engine.dispose()
 
     n = workers or os.cpu_count() or 1
@@ -108,7 +116,9 @@ def serve(
     except OSError as e:
         click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
         sys.exit(4)
-    with _writer_process():
+    from .monitor_process import running as _monitor_process
+
+    with _writer_process(), _monitor_process():
         status = run_workers(host, port, n, access_log)
     sys.exit(status)
 

@@ -87,7 +87,9 @@ def main() -> int:
             det = r.json()
             print(f"  HTTP {r.status_code}  determination_id={det['determination_id']}  recorded_at={det['recorded_at']}")
             hh = det["household"]
-            print(f"  计入成员 {'、'.join(hh['counted_members'])}；人均收入 {hh['per_capita_income']} 元；低保标准 {hh['dibao_standard']} 元")
+            print(
+                f"  计入成员 {'、'.join(hh['counted_members'])}；人均收入 {hh['per_capita_income']} 元；低保标准 {hh['dibao_standard']} 元"
+            )
             for p in det["programs"]:
                 who = f"[{p['members'][0]}]" if p["scope"] == "member" else ""
                 amount = f"每月 {p['monthly_amount']} 元" if p["monthly_amount"] else ""

@@ -106,3 +106,80 @@ class SimulationJob(SQLModel, table=True):
     result_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     files_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # {"report.html": bytes}
     errors_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+# -- dynamic monitoring (engine/monitor, api/monitoring.py) ------------------------------------------
+
+
+class MonitoredHousehold(SQLModel, table=True):
+    """A household under monitoring: its current record, last determination (summary) and monitor state."""
+
+    __tablename__ = "monitor_households"
+    __table_args__ = (Index("ix_monitor_households_locality", "locality", "household_id"),)
+
+    household_id: str = Field(primary_key=True, max_length=128)
+    locality: str = Field(max_length=6)
+    seq: int  # events applied so far
+    record_json: str = Field(sa_column=Column(Text, nullable=False))  # CONTRACT.md household, no ID numbers
+    summary_json: str = Field(sa_column=Column(Text, nullable=False))  # the last determination, per program
+    meta_json: str = Field(sa_column=Column(Text, nullable=False))  # registered, last review, 渐退 start, figures
+    ruleset_version: str = Field(max_length=80)
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+
+
+class MonitorEventRecord(SQLModel, table=True):
+    """An accepted event. ``ops_json`` is what it did to the household's durable-rules session,
+    replayed to rebuild the session after a restart."""
+
+    __tablename__ = "monitor_events"
+    __table_args__ = (
+        Index("uq_monitor_events_key", "household_id", "event_key", unique=True),
+        Index("uq_monitor_events_seq", "household_id", "seq", unique=True),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7
+    household_id: str = Field(max_length=128)
+    seq: int
+    event_key: str = Field(max_length=160)  # the sender's event_id, or household_id:seq
+    type: str = Field(max_length=32)
+    date: dt.date
+    member_id: str | None = Field(default=None, max_length=64)
+    payload_json: str = Field(sa_column=Column(Text, nullable=False))  # as received, ID numbers masked
+    ops_json: str = Field(sa_column=Column(Text, nullable=False))
+    evaluated: bool
+    caller_key_id: str = Field(max_length=32)
+    caller_name: str = Field(max_length=200)
+    received_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+
+
+class AlertRecord(SQLModel, table=True):
+    """An alert raised by a monitoring rule; ``key`` is its natural idempotency key."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("uq_alerts_key", "key", unique=True),
+        Index("ix_alerts_locality_status", "locality", "status", "id"),
+        Index("ix_alerts_status", "status", "id"),
+        Index("ix_alerts_household", "household_id", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)  # UUIDv7
+    key: str = Field(max_length=64)  # sha256 of household | rule | the facts it matched
+    household_id: str = Field(max_length=128)
+    locality: str = Field(max_length=6)
+    rule: str = Field(max_length=64)
+    level: str = Field(max_length=8)  # red | orange | yellow
+    title: str = Field(max_length=200)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    action: str = Field(sa_column=Column(Text, nullable=False))
+    citation: str = Field(sa_column=Column(Text, nullable=False))
+    member_id: str | None = Field(default=None, max_length=64)
+    event_key: str = Field(max_length=160)
+    event_type: str = Field(max_length=32)
+    event_date: dt.date
+    determinations_json: str = Field(sa_column=Column(Text, nullable=False))  # the determinations compared
+    status: str = Field(max_length=16)  # open | acknowledged | closed
+    notes_json: str = Field(sa_column=Column(Text, nullable=False))  # [{status, note, by, at}]
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: dt.datetime = Field(sa_column=_ts(nullable=False))

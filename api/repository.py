@@ -31,7 +31,6 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
-
 class Repository:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -93,9 +92,7 @@ class Repository:
 
     def existing_idempotent(self, conn: Connection, caller_key_id: str, key: str, batch: bool):
         table = _BATCH if batch else _DET
-        return conn.execute(
-            select(table).where(table.c.caller_key_id == caller_key_id, table.c.idempotency_key == key)
-        ).first()
+        return conn.execute(select(table).where(table.c.caller_key_id == caller_key_id, table.c.idempotency_key == key)).first()
 
     # -- determinations: reads -----------------------------------------------------
     def determination(self, determination_id: str):

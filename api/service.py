@@ -49,7 +49,13 @@ def _reused() -> ApiError:
 
 
 def _unavailable() -> ApiError:
-    return ApiError(503, "(database)", "数据库暂不可用，本次认定未记录，请稍后重试", "database unavailable: nothing recorded, retry later", "unavailable")
+    return ApiError(
+        503,
+        "(database)",
+        "数据库暂不可用，本次认定未记录，请稍后重试",
+        "database unavailable: nothing recorded, retry later",
+        "unavailable",
+    )
 
 
 class Service:
@@ -141,9 +147,7 @@ class Service:
         except orjson.JSONDecodeError as e:
             raise ApiError(422, "(root)", "不是有效的 JSON", f"invalid JSON: {e}", "json_invalid") from None
         if not isinstance(data, dict) or set(data) != {"households"}:
-            raise ApiError(
-                422, "(root)", '请求体应为 {"households": [...]}', 'body must be {"households": [...]}', "invalid"
-            )
+            raise ApiError(422, "(root)", '请求体应为 {"households": [...]}', 'body must be {"households": [...]}', "invalid")
         households = data["households"]
         if not isinstance(households, list):
             raise ApiError(422, "households", "应为数组", "must be an array", "list_type")
@@ -180,9 +184,17 @@ class Service:
         return rows, pieces, refused
 
     @staticmethod
-    def _batch_response(batch_id: str, created_at, count: int, answered: int, pieces: list[bytes], replayed: bool = False) -> Response:
+    def _batch_response(
+        batch_id: str, created_at, count: int, answered: int, pieces: list[bytes], replayed: bool = False
+    ) -> Response:
         head = orjson.dumps(
-            {"batch_id": batch_id, "recorded_at": iso(created_at), "count": count, "answered": answered, "refused": count - answered}
+            {
+                "batch_id": batch_id,
+                "recorded_at": iso(created_at),
+                "count": count,
+                "answered": answered,
+                "refused": count - answered,
+            }
         )
         body = head[:-1] + b',"results":[' + b",".join(pieces) + b"]}"
         headers = {"Idempotent-Replayed": "true"} if replayed else None
@@ -207,4 +219,3 @@ class Service:
 
 def _answered_piece(i: int, determination_id: str, out: bytes) -> bytes:
     return b'{"index":%d,"status":"answered","determination_id":"%s","determination":%s}' % (i, determination_id.encode(), out)
-

@@ -109,7 +109,9 @@ class Committer:
         for j in jobs:
             if j.same_as is not None and j.error is None:
                 first = j.same_as
-                j.result = first.result or Replay(first.batch if first.batch is not None else first.rows[0], first.batch is not None)
+                j.result = first.result or Replay(
+                    first.batch if first.batch is not None else first.rows[0], first.batch is not None
+                )
                 j.error = first.error
 
     def _transaction(self, jobs: list[Job]) -> None:

@@ -126,7 +126,11 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if k not in ("JIUZHU_WRITER_SOCKET", "DATABASE_URL")}
     where = ["--data-dir", data] + (["--database-url", args.database_url] if args.database_url else [])
     key = subprocess.run(
-        [JIUZHU, "keys", "create", "--role", "window", "--name", "压测", *where], capture_output=True, text=True, env=env, check=True
+        [JIUZHU, "keys", "create", "--role", "window", "--name", "压测", *where],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout.strip()
     port = _port()
     url = f"http://127.0.0.1:{port}"
@@ -169,7 +173,9 @@ def main() -> int:
         print(f"  service CPU per request {r['cpu_service'] / r['requests'] * 1e3:.2f} ms")
     print(f"  throughput  {r['rps']:.0f} requests/s  ({int(r['requests'])} requests, {int(r['errors_status'])} non-2xx, "
           f"{int(r['errors_connect'] + r['errors_timeout'])} connect/timeout errors)")  # fmt: skip
-    print(f"  latency     p50 {r['p50_ms']:.1f} ms   p90 {r['p90_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms")
+    print(
+        f"  latency     p50 {r['p50_ms']:.1f} ms   p90 {r['p90_ms']:.1f} ms   p99 {r['p99_ms']:.1f} ms   max {r['max_ms']:.1f} ms"
+    )
     print(f"  recorded    {repo_count} determinations for {ok} answers (warm-up included)")
     shutil.rmtree(data, ignore_errors=True)
     return 0 if repo_count >= ok else 1

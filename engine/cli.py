@@ -119,13 +119,16 @@ def rules() -> None:
 @home_option
 def rules_check(home: Path | None) -> None:
     """校验全部规则与政策文件，有错误时以非零状态退出 / validate every rule and policy file."""
-    from .rules import load_rulebook
+    from .monitor.rules import load_monitoring
+    from .rules import default_root, load_rulebook
 
     book = load_rulebook(home)
-    if book.errors:
-        for err in book.errors:
+    watch = load_monitoring((home or default_root()) / "rules" / "monitoring")
+    errors = [*book.errors, *watch.errors]
+    if errors:
+        for err in errors:
             click.echo(f"✗ {err}", err=True)
-        click.echo(f"共 {len(book.errors)} 处错误 / {len(book.errors)} error(s)", err=True)
+        click.echo(f"共 {len(errors)} 处错误 / {len(errors)} error(s)", err=True)
         sys.exit(1)
     n_rules = sum(1 for p in book.programs for s in p.steps if s.kind == "check")
     n_facts = len(book.facts.steps) if book.facts else 0
@@ -134,6 +137,7 @@ def rules_check(home: Path | None) -> None:
         f"✓ 规则文件通过校验：{len(book.programs)} 个项目、{n_rules} 条规则、{n_facts} 项家庭事实；"
         f"{len(book.policies.files)} 个地区政策文件、{n_params} 个参数"
     )
+    click.echo(f"✓ 动态监测规则通过校验：{len(watch.rules)} 条预警规则、{len(watch.milestones)} 个年龄节点（rules/monitoring/）")
     click.echo(f"  规则版本 ruleset_version: {book.version}")
 
 
@@ -182,6 +186,10 @@ from api.cli import serve as _serve_command  # noqa: E402
 
 main.add_command(_serve_command, "serve")
 main.add_command(_keys_group, "keys")
+# dynamic monitoring (engine/monitor/cli.py): jiuzhu monitor ..., jiuzhu alerts ...
+from .monitor.cli import register as _register_monitor  # noqa: E402
+
+_register_monitor(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

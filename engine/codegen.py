@@ -611,6 +611,10 @@ class _Gen:
         self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace, self.trace_keys.get(s.name, frozenset()))
         self.emit(f"SH[{key}] = r")
         self.depth -= 1
+        self.list_outcome(s)
+
+    def list_outcome(self, s: Step) -> None:
+        """Append the reason; a failed rule is named in the decision, and a failed gate stops the rest."""
         self.emit("reasons.append(r)")
         self.emit("if v is False:")
         self.depth += 1
@@ -642,13 +646,7 @@ class _Gen:
             maybe = True
         self.store(s.name, sc, "v", maybe or (s.guard_node is not None and gmaybe), None, False)
         self.emit_reason(s, sc, step, "T" if keys else "()", keys)
-        self.emit("reasons.append(r)")
-        self.emit("if v is False:")
-        self.depth += 1
-        self.emit(f"failed.append({s.title!r})")
-        if s.gate:
-            self.emit("stopped = True")
-        self.depth -= 1
+        self.list_outcome(s)
         if s.guard_node is not None:
             self.depth -= 1
 
@@ -695,7 +693,10 @@ class _Gen:
                 self.generic_finish(prog, c, ci, sc, pk)
             else:
                 self.inline_finish(prog, c, sc, members, rule)
-                self.emit(f"gr = {'True' if c.status in ('eligible', 'gradual_exit') else 'False'}")
+                granted = c.status in ("eligible", "gradual_exit")
+                self.emit(f"gr = {granted}")
+                if granted and prog.link_specs:
+                    self.emit_links(prog, sc)
             self.depth -= 1
         # an undecidable condition: the generic path (rare, and never hot)
         self.emit("else:")
@@ -723,6 +724,18 @@ class _Gen:
         self.maybe[f"{code}.status"] = False
         self.maybe[f"{code}.amount"] = False
         self.emit(f"results.append(({_ORDER[prog.code]}, {index}, out))")
+
+    def emit_links(self, prog: Program, sc: _Scope) -> None:
+        """The linked entitlements of a granted program, each when its condition holds."""
+        self.emit("lk = []")
+        for link in prog.link_specs:
+            public = self.const(link.public, "LK")
+            if link.when_node is None:
+                self.emit(f"lk.append({public})")
+            else:
+                code, maybe = self.ex(link.when_node, sc.untraced())
+                self.emit(f"if {code} is True: lk.append({public})" if maybe else f"if {code}: lk.append({public})")
+        self.emit("if lk: out['links'] = lk")
 
     def generic_finish(self, prog: Program, c, ci: int, sc: _Scope, pk: str) -> None:
         """A clause the inline form does not cover (needs_info with named missing facts)."""
@@ -842,8 +855,6 @@ class _Gen:
         self.emit("out = {" + ", ".join(fields) + "}")
         if breakdown:
             self.emit("out['amount_breakdown'] = bd")
-        if prog.links and granted == "True":
-            self.emit(f"out['links'] = {self.const(prog.links, 'LK')}")
         self.emit(f"status = {c.status!r}")
 
     # -- the whole function ----------------------------------------------------------------
@@ -899,7 +910,7 @@ class _Gen:
         tail += [
             "    household['reasons'] = HR",
             "    programs = [r[2] for r in results]",
-            "    summary = FINISH_SUMMARY(BOOK, programs, h, members, ENV(h, P))",
+            "    summary = FINISH_SUMMARY(BOOK, programs, h, members)",
             "    return DETERMINATION(household_id=hh.household_id, locality=hh.locality, locality_chain=list(ps.chain),"
             " as_of=hh.as_of.isoformat(), ruleset_version=VERSION, household=household, programs=programs, summary=summary)",
         ]
@@ -937,7 +948,6 @@ class FastPath:
     def _compile(self, key: tuple):
         # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
         from .evaluate import Determination, _granted, _labels, _money, build_reason, cite, decision_amount, finish_program
-        from .expr import Env
         from .summary import finish as finish_summary
 
         gen = _Gen(self.engine, *key)
@@ -955,7 +965,6 @@ class FastPath:
                 "DETERMINATION": Determination,
                 "FINISH_SUMMARY": finish_summary,
                 "BOOK": self.engine.book,
-                "ENV": Env,
                 "VERSION": self.engine.version,
                 "CITABLE": self.engine.citable,
                 "SORT_KEY": _sort_key,

@@ -146,7 +146,7 @@ class _Run:
             household["deductions"] = _money(h["deductions"])
         household["reasons"] = fact_reasons
         programs = [r[2] for r in results]
-        summary = finish(book, programs, h, self.members, env)  # pays, outputs, links, exclusions, totals
+        summary = finish(book, programs, h, self.members)  # pays, outputs, exclusions, totals
         return Determination(
             household_id=hh.household_id,
             locality=hh.locality,
@@ -276,8 +276,14 @@ class _Run:
             self._counted_ids(),
             missing_raw,
         )
+        granted = out.pop("_granted")
+        if granted is True and prog.link_specs:
+            # the linked entitlements (专项救助) a granted program opens, each when its condition holds
+            links = [link.public for link in prog.link_specs if link.when is None or link.when(env) is True]
+            if links:
+                out["links"] = links
         store[prog.code + ".status"] = out["status"]
-        store[prog.code + ".granted"] = out.pop("_granted")
+        store[prog.code + ".granted"] = granted
         store[prog.code + ".amount"] = _amount_of(out)
         return out
 
@@ -470,8 +476,6 @@ def finish_program(
     }
     if breakdown is not None:
         out["amount_breakdown"] = breakdown
-    if prog.links and granted is True:
-        out["links"] = prog.links
     out["_amount"] = amount
     out["_granted"] = granted
     return out

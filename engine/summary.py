@@ -10,8 +10,8 @@ those dicts can reuse it:
    services (``monthly_service_value``, e.g. “7+1” 居家养老服务) or nothing.
 2. ``outputs``: named values of a granted program shown as ``details``
    (临时救助: its type and approval level).
-3. ``links``: the linked entitlements (专项救助) a granted program opens,
-   each listed when its condition holds.
+3. ``links`` (the linked entitlements, 专项救助, a granted program opens) are
+   worked out with the decision itself, where the program's values are in scope.
 4. Exclusions from ``rules/interactions.yaml`` (``engine.interactions``).
 5. The household ``summary``: every granted program counted exactly once,
    in ``paid`` (with its amount) or ``not_paid`` (with the reason), and the
@@ -35,7 +35,7 @@ _FIELD = {
 _CENT = Decimal("0.01")
 
 
-def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: Any) -> dict:
+def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: Any = None) -> dict:
     """Complete the program dicts in place and return the household summary."""
     index = book.__dict__.get("_summary_index")
     if index is None:  # per rule book, not per household
@@ -49,15 +49,15 @@ def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: An
     by_id = {m["id"]: m for m in members}
     for out in entries:
         prog = programs[out["program"]]
-        if prog.pays == "monthly" and not prog.outputs and not prog.link_specs:
+        if prog.pays == "monthly" and not prog.outputs:
             continue
         store = h if prog.scope == "household" else by_id[out["members"][0]]
-        _complete(prog, out, store, env)
+        _complete(prog, out, store)
     apply_exclusions(book.interactions, entries, scopes)
     return household_summary(entries, pays)
 
 
-def _complete(prog: Any, out: dict, store: dict, env: Any) -> None:
+def _complete(prog: Any, out: dict, store: dict) -> None:
     granted = out["status"] in GRANTED
     field = _FIELD.get(prog.pays)
     if field is not None:
@@ -65,24 +65,6 @@ def _complete(prog: Any, out: dict, store: dict, env: Any) -> None:
         out["monthly_amount"] = None
     if prog.outputs and granted:
         out["details"] = {name: _json(store.get(key), t) for name, key, t in prog.outputs}
-    if prog.link_specs:
-        if granted:
-            links = [link.public for link in prog.link_specs if link.when is None or _holds(link.when, env, store, prog)]
-            if links:
-                out["links"] = links
-            else:
-                out.pop("links", None)
-        else:
-            out.pop("links", None)
-
-
-def _holds(fn: Any, env: Any, store: dict, prog: Any) -> bool:
-    if prog.scope == "member":
-        env.m, env.mt = store, {}
-    else:
-        env.m, env.mt = {}, {}
-    env.trace = []
-    return fn(env) is True
 
 
 def _json(value: Any, t: Any) -> Any:

@@ -4,22 +4,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from rulehome import copy_home, edit
 
 from engine.rules import load_rulebook
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _home(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "rules", tmp_path / "rules")
-    shutil.copytree(ROOT / "policies", tmp_path / "policies")
-    return tmp_path
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def test_shipped_sections_load():
@@ -54,8 +43,8 @@ def test_shipped_sections_load():
     ],
 )  # fmt: skip
 def test_bad_sections_are_refused_with_file_and_line(tmp_path, file, old, new, fragment):
-    home = _home(tmp_path)
-    _edit(home / "rules" / file, old, new)
+    home = copy_home(tmp_path)
+    edit(home / "rules" / file, old, new)
     book = load_rulebook(home)
     msgs = [str(e) for e in book.errors]
     assert any(fragment in m for m in msgs), msgs
@@ -63,6 +52,6 @@ def test_bad_sections_are_refused_with_file_and_line(tmp_path, file, old, new, f
 
 
 def test_a_second_interactions_file_is_refused(tmp_path):
-    home = _home(tmp_path)
+    home = copy_home(tmp_path)
     shutil.copy(home / "rules" / "interactions.yaml", home / "rules" / "interactions2.yaml")
     assert any("只能有一个 module: interactions" in str(e) for e in load_rulebook(home).errors)

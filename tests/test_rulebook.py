@@ -1,11 +1,11 @@
 """Rule files: loading, validation errors with file and line, ruleset_version."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from rulehome import copy_home, edit
 
 from engine.rules import load_rulebook
 
@@ -18,18 +18,6 @@ def test_shipped_rules_load_cleanly():
     assert [p.code for p in book.programs][:1] == ["dibao"]
     assert {"dibao", "dibao_single", "tekun", "dibao_edge"} <= {p.code for p in book.programs}
     assert book.version.startswith("sha256:") and len(book.version) == 71
-
-
-def _copy(tmp_path) -> Path:
-    shutil.copytree(ROOT / "rules", tmp_path / "rules")
-    shutil.copytree(ROOT / "policies", tmp_path / "policies")
-    return tmp_path
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text(encoding="utf-8")
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 @pytest.mark.parametrize(
@@ -57,8 +45,8 @@ def _edit(path: Path, old: str, new: str) -> None:
     ],
 )
 def test_bad_rules_are_refused_with_file_and_line(tmp_path, file, old, new, fragment):
-    home = _copy(tmp_path)
-    _edit(home / "rules" / file, old, new)
+    home = copy_home(tmp_path)
+    edit(home / "rules" / file, old, new)
     book = load_rulebook(home)
     if fragment is None:  # edits inside comments change nothing but the version
         assert not book.errors
@@ -70,8 +58,8 @@ def test_bad_rules_are_refused_with_file_and_line(tmp_path, file, old, new, frag
 
 
 def test_cycle_between_programs_is_refused(tmp_path):
-    home = _copy(tmp_path)
-    _edit(
+    home = copy_home(tmp_path)
+    edit(
         home / "rules" / "dibao.yaml",
         "when: per_capita_income < standard",
         "when: per_capita_income < standard and not dibao_edge.granted",
@@ -81,9 +69,9 @@ def test_cycle_between_programs_is_refused(tmp_path):
 
 
 def test_version_changes_when_a_value_changes(tmp_path):
-    home = _copy(tmp_path)
+    home = copy_home(tmp_path)
     before = load_rulebook(home).version
-    _edit(home / "policies" / "210000.yaml", "value: 672", "value: 700")
+    edit(home / "policies" / "210000.yaml", "value: 672", "value: 700")
     after = load_rulebook(home)
     assert not after.errors
     assert after.version != before
@@ -94,8 +82,8 @@ def test_rules_check_command_exit_codes(tmp_path):
         [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(ROOT)], capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
-    home = _copy(tmp_path)
-    _edit(home / "rules" / "tekun.yaml", "when: \"supporters in {'none', 'unable'}\"", "when: supporters")
+    home = copy_home(tmp_path)
+    edit(home / "rules" / "tekun.yaml", "when: \"supporters in {'none', 'unable'}\"", "when: supporters")
     bad = subprocess.run(
         [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(home)], capture_output=True, text=True
     )

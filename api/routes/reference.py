@@ -192,7 +192,9 @@ def _rule(s, facts: dict) -> dict:
     response_model=ProgramRules,
     responses=errors(401, 403, 404),
 )
-def program_rules(request: Request, code: str = Path(description="项目代码，如 dibao；household 为家庭事实", examples=["dibao"])) -> dict:
+def program_rules(
+    request: Request, code: str = Path(description="项目代码，如 dibao；household 为家庭事实", examples=["dibao"])
+) -> dict:
     book = request.app.state.engine.book
     facts = {s.id: s for s in book.facts.steps} if book.facts else {}
     if code == "household" and book.facts:

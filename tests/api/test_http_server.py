@@ -115,7 +115,7 @@ def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path)
         assert httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code == 200
         children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
         spawned = sorted(int(p) for p in children if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text())
-        assert len(spawned) == 2  # the writer process, started first, and one worker
+        assert len(spawned) == 3  # the writer process, started first, the monitor process, and one worker
         os.kill(spawned[0], signal.SIGKILL)
         deadline = time.monotonic() + 30
         codes = []
@@ -129,4 +129,3 @@ def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path)
         assert codes[-1] == 200, codes
     finally:
         assert server.stop() == 0
-

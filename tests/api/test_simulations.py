@@ -9,7 +9,6 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, ROOT, configured, make_populations, wait_until
 
@@ -29,6 +28,8 @@ def populations(tmp_path_factory):
 
 
 def _sim(settings, populations, tmp_path, engine):
+    from fastapi.testclient import TestClient  # lazily: see conftest.pytest_configure
+
     app = create_app(configured(settings, populations, tmp_path), rules=engine)
     with TestClient(app) as c:
         c.keys = {role.value: app.state.repo.create_key(f"测试{role.value}", role)[1] for role in Role}

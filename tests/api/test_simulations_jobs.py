@@ -12,7 +12,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fastapi.testclient import TestClient
 from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, configured, make_populations, wait_until
 from sqlalchemy import update
@@ -38,6 +37,8 @@ def settings(sqlite_settings, populations, tmp_path):
 
 
 def _app(settings, engine):
+    from fastapi.testclient import TestClient  # lazily: see conftest.pytest_configure
+
     app = create_app(settings, rules=engine)
     client = TestClient(app)
     client.__enter__()

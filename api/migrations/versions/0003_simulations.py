@@ -1,15 +1,15 @@
 """Reform simulation jobs (POST /v1/simulations).
 
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-27
+Revision ID: 0003_simulations
+Revises: 0002_monitoring
+Create Date: 2026-11-24
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "0003_simulations"
+down_revision = "0002_monitoring"
 branch_labels = None
 depends_on = None
 
