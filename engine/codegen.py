@@ -128,8 +128,11 @@ class _Scope:
 
 
 class _Gen:
-    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool, absent: int):
+    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool, absent: int, explain: bool = True):
         self.engine = engine
+        # explain=False: decisions only (no reason per rule checked), for callers that keep
+        # statuses and amounts, e.g. the monitor's re-evaluations. Same values, same decisions.
+        self.explain = explain
         self.book: RuleBook = engine.book
         self.missing_params = missing_params
         self.assets_present = assets_present
@@ -423,7 +426,7 @@ class _Gen:
             self.emit("T = []")
         maybe = self.value(s.node, sc)
         self.store(s.name, sc, "v", maybe, keys, True)
-        if not s.listed:
+        if not s.listed or not self.explain:
             return
         step = self.const(s, "ST")
         self.emit("own = T" if keys else "own = ()")
@@ -605,17 +608,19 @@ class _Gen:
             self.emit(f"v = {self.household_var(s.name)}")
             key = f"({s.name!r}, -1)"
             trace = self.htrace.get(s.name, "()")
-        self.emit(f"r = SH.get({key})")
-        self.emit("if r is None:")
-        self.depth += 1
-        self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace, self.trace_keys.get(s.name, frozenset()))
-        self.emit(f"SH[{key}] = r")
-        self.depth -= 1
+        if self.explain:
+            self.emit(f"r = SH.get({key})")
+            self.emit("if r is None:")
+            self.depth += 1
+            self.emit_reason(s, _Scope(member_scope), self.const(s, "ST"), trace, self.trace_keys.get(s.name, frozenset()))
+            self.emit(f"SH[{key}] = r")
+            self.depth -= 1
         self.list_outcome(s)
 
     def list_outcome(self, s: Step) -> None:
         """Append the reason; a failed rule is named in the decision, and a failed gate stops the rest."""
-        self.emit("reasons.append(r)")
+        if self.explain:
+            self.emit("reasons.append(r)")
         self.emit("if v is False:")
         self.depth += 1
         self.emit(f"failed.append({s.title!r})")
@@ -645,7 +650,8 @@ class _Gen:
             self.emit("if type(g) is Missing and v is not False: v = _merge(g, v)")
             maybe = True
         self.store(s.name, sc, "v", maybe or (s.guard_node is not None and gmaybe), None, False)
-        self.emit_reason(s, sc, step, "T" if keys else "()", keys)
+        if self.explain:
+            self.emit_reason(s, sc, step, "T" if keys else "()", keys)
         self.list_outcome(s)
         if s.guard_node is not None:
             self.depth -= 1
@@ -939,7 +945,10 @@ class FastPath:
                     absent |= bit
         return missing, hh.h["assets.financial"].__class__ is not Missing, absent
 
-    def function(self, key: tuple):
+    def function(self, key: tuple, explain: bool = True):
+        """The compiled variant for ``key``; ``explain=False``: decisions only (see ``_Gen``)."""
+        if not explain:
+            key = (*key, False)
         fn = self._variants.get(key)
         if fn is None:
             fn = self._compile(key)

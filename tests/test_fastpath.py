@@ -55,3 +55,39 @@ def test_generated_code_uses_only_known_names(engine):
                 assert not node.id.startswith("__"), node.id
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in ("eval", "exec", "compile", "open", "getattr", "setattr", "__import__")
+
+
+_CHECKED = frozenset({"check", "fact"})
+
+
+def _without_rule_reasons(det: dict) -> dict:
+    """A determination as the decisions-only variant gives it: no reason per rule checked."""
+    out = copy.deepcopy(dict(det))
+    out["household"]["reasons"] = []
+    for p in out["programs"]:
+        p["reasons"] = [r for r in p["reasons"] if r.get("kind") not in _CHECKED]
+    return out
+
+
+def _same_decisions(engine, h):
+    from engine.validate import parse
+
+    try:
+        hh = parse(copy.deepcopy(h))
+    except InputError:
+        return
+    full = engine.evaluate_parsed(hh)
+    lean = engine.evaluate_parsed(parse(copy.deepcopy(h)), explain=False)
+    assert orjson.dumps(dict(lean)) == orjson.dumps(_without_rule_reasons(full))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(households())
+def test_decisions_only_variant_decides_as_the_full_one(engine, h):
+    # statuses, amounts, members, decision sentences and the summary are those of the full evaluation
+    _same_decisions(engine, h)
+
+
+def test_decisions_only_variant_on_every_yaml_case(engine):
+    for case in load_cases(Path(__file__).parent / "cases"):
+        _same_decisions(engine, case.household)
