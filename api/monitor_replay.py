@@ -141,9 +141,10 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         pending.clear()
 
     t1 = time.perf_counter()
+    known = repo.household_ids()  # one query instead of one per household (most are new in a bulk replay)
     for hid, items in groups.items():
         stats.households += 1
-        state = repo.household(hid)
+        state = repo.household(hid) if hid in known else None
         stored_ops = repo.event_ops(hid) if state is not None else []
         keys = {r.event_key for r in repo.events_of(hid)} if state is not None else set()
         if clock_date is not None:

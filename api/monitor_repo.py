@@ -89,6 +89,11 @@ class MonitorRepository:
             orjson.loads(row.meta_json), row.seq,
         )
 
+    def household_ids(self) -> set[str]:
+        """Every monitored household's id: a bulk replay looks up only these (a fresh database: none)."""
+        with self.engine.connect() as c:
+            return {r[0] for r in c.execute(select(_HH.c.household_id))}
+
     def household_row(self, household_id: str):
         with self.engine.connect() as c:
             return c.execute(select(_HH).where(_HH.c.household_id == household_id)).first()
