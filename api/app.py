@@ -156,19 +156,21 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.simulations = SimulationStore(db)
         app.state.simulation_home = engine.book.dir.parent
         app.state.reform_checks = asyncio.Semaphore(1)
-        app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
-        app.state.simulation_runner.start()
-        app.state.monitor = _monitor(settings, db)
+        # Locals, not app.state, are closed below: a lifespan entered twice on one app (a test
+        # client inside another) must still stop the runner and monitor it started.
+        runner = app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
+        monitor = app.state.monitor = _monitor(settings, db)
         # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
         # collector's way, so that collections of the many short-lived objects of each request stay short.
         gc.collect()
         gc.freeze()
         log.info("ready: ruleset %s, database %s", engine.version, db.url.render_as_string(hide_password=True))
+        runner.start()  # last: nothing that can fail stands between it and the ``finally`` that stops it
         try:
             yield
         finally:
-            await asyncio.to_thread(app.state.simulation_runner.close)  # ends a running simulation's process, re-queues its job
-            await app.state.monitor.aclose()
+            await asyncio.to_thread(runner.close)  # ends a running simulation's process, re-queues its job
+            await monitor.aclose()
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import ast
-import concurrent.futures
 import contextlib
 import copy
+import gc
 from pathlib import Path
 
 import orjson
@@ -18,11 +18,16 @@ from engine.codegen import ALLOWED_ATTRIBUTES
 
 
 def _parse(source: str) -> ast.Module:
-    # In a thread of its own: CPython 3.11's AST constructor checks its recursion depth against
-    # the calling thread's, which hypothesis' changes to the recursion limit can leave skewed
-    # (spurious "SystemError: AST constructor recursion depth mismatch", python/cpython#106905).
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(ast.parse, source).result()
+    # With the collector paused: CPython 3.11's AST constructor compares its recursion depth before
+    # and after, and a finalizer run by a collection in between (a suspended hypothesis generator
+    # restoring the recursion limit) skews it: a spurious "SystemError: AST constructor recursion
+    # depth mismatch" (python/cpython#106905).
+    gc.collect()
+    gc.disable()
+    try:
+        return ast.parse(source)
+    finally:
+        gc.enable()
 
 
 def _same(engine, h):
