@@ -134,8 +134,9 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         if not pending:
             return
         t = time.perf_counter()
+        rows = repo.rows(pending, mon.version, dt.datetime.now(dt.UTC))  # outside the write lock
         with writing(db) as conn, conn.begin():
-            stats.alerts += repo.write(conn, pending, mon.version, dt.datetime.now(dt.UTC))
+            stats.alerts += repo.write_rows(conn, rows)
         t_write += time.perf_counter() - t
         stats.transactions += 1
         pending.clear()

@@ -132,8 +132,11 @@ class MonitorRepository:
     def write(self, conn: Connection, items: Sequence[Accepted], ruleset_version: str, now: dt.datetime) -> int:
         """Insert the events, upsert their households, insert their alerts (a known key is skipped).
         Returns how many alerts were new."""
-        if not items:
-            return 0
+        return self.write_rows(conn, self.rows(items, ruleset_version, now))
+
+    def rows(self, items: Sequence[Accepted], ruleset_version: str, now: dt.datetime) -> tuple[list, list, list]:
+        """The rows ``write`` stores, made before the transaction so that the write lock is held
+        only while they are inserted (replay workers share one SQLite file)."""
         events = []
         last: dict[str, tuple[Accepted, bool]] = {}
         alerts: dict[str, dict] = {}
@@ -161,7 +164,6 @@ class MonitorRepository:
             last[hid] = (it, new)
             for a in o.alerts:
                 alerts.setdefault(a["key"], self.alert_row(a, now))
-        conn.execute(_EV.insert(), events)
         rows = []
         for it, _new in last.values():
             st = it.outcome.state
@@ -178,6 +180,14 @@ class MonitorRepository:
                     "updated_at": now,
                 }
             )
+        return events, rows, list(alerts.values())
+
+    def write_rows(self, conn: Connection, prepared: tuple[list, list, list]) -> int:
+        """Insert rows made by ``rows``; returns how many alerts were new."""
+        events, rows, alerts = prepared
+        if not events:
+            return 0
+        conn.execute(_EV.insert(), events)
         ins = self._insert(_HH)
         conn.execute(
             ins.on_conflict_do_update(
@@ -188,7 +198,7 @@ class MonitorRepository:
         )
         if not alerts:
             return 0
-        res = conn.execute(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), list(alerts.values()))
+        res = conn.execute(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), alerts)
         return res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(alerts)
 
     @staticmethod
