@@ -6,7 +6,6 @@ Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -123,55 +122,13 @@ def serve(
     sys.exit(status)
 
 
-@contextlib.contextmanager
 def _writer_process():
     """Run the writer process (see api/writer_process.py) for the workers; restart it if it dies;
-    stop it after them."""
-    import multiprocessing
-    import shutil
-    import tempfile
-    import threading
-
+    stop it after them (SIGTERM: it commits what is queued, then exits)."""
+    from .sidecar import supervised
     from .writer_process import run_writer
 
-    where = tempfile.mkdtemp(prefix="jiuzhu-")  # 0700: only this user reaches the socket
-    path = os.path.join(where, "writer.sock")
-    ctx = multiprocessing.get_context("spawn")
-    stopping = threading.Event()
-
-    def start():
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        ready = ctx.Event()
-        proc = ctx.Process(target=run_writer, args=(path, os.getpid(), ready), name="jiuzhu-writer")
-        proc.start()
-        return proc, ready.wait(60)
-
-    current, ok = start()
-    if not ok:
-        current.terminate()
-        click.echo("写入进程未能启动 / the writer process did not start", err=True)
-        sys.exit(4)
-
-    def watch() -> None:
-        nonlocal current
-        while not stopping.wait(1.0):
-            if not current.is_alive():
-                # Workers answer 503 (nothing recorded) until it is back; they reconnect by themselves.
-                click.echo(f"写入进程已退出（{current.exitcode}），正在重启 / writer process died, restarting", err=True)
-                current, _ = start()
-
-    watcher = threading.Thread(target=watch, name="jiuzhu-writer-watch", daemon=True)
-    watcher.start()
-    os.environ["JIUZHU_WRITER_SOCKET"] = path
-    try:
-        yield
-    finally:
-        stopping.set()
-        watcher.join(5)
-        current.terminate()  # SIGTERM: it commits what is queued, then exits
-        current.join(40)
-        shutil.rmtree(where, ignore_errors=True)
+    return supervised(run_writer, "writer", "JIUZHU_WRITER_SOCKET", "写入进程 / the writer process", 60)
 
 
 def _redact(url: str) -> str:
