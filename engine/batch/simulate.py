@@ -38,6 +38,11 @@ STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 BINS = 60
 
 
+def _compared(what: str, baseline: int, reform: int) -> dict[str, str]:
+    """``baseline_<what>``, ``reform_<what>`` and ``change_<what>`` in yuan, from fen."""
+    return {f"baseline_{what}": _yuan(baseline), f"reform_{what}": _yuan(reform), f"change_{what}": _yuan(reform - baseline)}
+
+
 def _yuan(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     c = abs(int(cents))
@@ -75,33 +80,15 @@ class SimulationResult:
             kind = pays.get(code, "monthly")
             if kind == "monthly":
                 tb, tr = tb + b, tr + r
-                cost[code] = {
-                    "pays": kind,
-                    "baseline_monthly": _yuan(b),
-                    "reform_monthly": _yuan(r),
-                    "change_monthly": _yuan(r - b),
-                    "baseline_annual": _yuan(12 * b),
-                    "reform_annual": _yuan(12 * r),
-                    "change_annual": _yuan(12 * (r - b)),
-                }
+                cost[code] = {"pays": kind, **_compared("monthly", b, r), **_compared("annual", 12 * b, 12 * r)}
             elif kind == "annual":
                 yb, yr = yb + b, yr + r
-                cost[code] = {"pays": kind, "baseline_annual": _yuan(b), "reform_annual": _yuan(r), "change_annual": _yuan(r - b)}
+                cost[code] = {"pays": kind, **_compared("annual", b, r)}
             elif kind == "one_off":
                 ob, orf = ob + b, orf + r
-                cost[code] = {
-                    "pays": kind,
-                    "baseline_one_off": _yuan(b),
-                    "reform_one_off": _yuan(r),
-                    "change_one_off": _yuan(r - b),
-                }
+                cost[code] = {"pays": kind, **_compared("one_off", b, r)}
             elif kind == "in_kind":
-                cost[code] = {
-                    "pays": kind,
-                    "baseline_monthly_services": _yuan(b),
-                    "reform_monthly_services": _yuan(r),
-                    "change_monthly_services": _yuan(r - b),
-                }
+                cost[code] = {"pays": kind, **_compared("monthly_services", b, r)}
             else:
                 cost[code] = {"pays": kind}
         return {
