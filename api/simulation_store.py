@@ -167,11 +167,7 @@ class SimulationStore:
         values: dict = {"heartbeat_at": utcnow()}
         if households_done is not None:
             values["households_done"] = households_done
-        with writing(self.engine) as conn, conn.begin():
-            n = conn.execute(
-                update(_SIM).where(_SIM.c.id == job_id, _SIM.c.runner == runner, _SIM.c.status == RUNNING).values(**values)
-            ).rowcount
-        return n == 1
+        return self._update_running(job_id, runner, values)
 
     def finish(
         self,
@@ -193,24 +189,28 @@ class SimulationStore:
         }
         if households_done is not None:
             values["households_done"] = households_done
+        return self._update_running(job_id, runner, values)
+
+    def requeue(self, job_id: str, runner: str) -> None:
+        """The service is stopping: give the job back to the queue (the attempt does not count)."""
+        self._update_running(
+            job_id,
+            runner,
+            {
+                "status": QUEUED,
+                "runner": None,
+                "started_at": None,
+                "heartbeat_at": None,
+                "households_done": None,
+                "attempts": _SIM.c.attempts - 1,  # claim counted it
+            },
+        )
+
+    def _update_running(self, job_id: str, runner: str, values: dict) -> bool:
+        """Change the job if it is still running under ``runner``; False when it is no longer ours
+        (recovered by another worker, or finished)."""
         with writing(self.engine) as conn, conn.begin():
             n = conn.execute(
                 update(_SIM).where(_SIM.c.id == job_id, _SIM.c.runner == runner, _SIM.c.status == RUNNING).values(**values)
             ).rowcount
         return n == 1
-
-    def requeue(self, job_id: str, runner: str) -> None:
-        """The service is stopping: give the job back to the queue (the attempt does not count)."""
-        with writing(self.engine) as conn, conn.begin():
-            conn.execute(
-                update(_SIM)
-                .where(_SIM.c.id == job_id, _SIM.c.runner == runner, _SIM.c.status == RUNNING)
-                .values(
-                    status=QUEUED,
-                    runner=None,
-                    started_at=None,
-                    heartbeat_at=None,
-                    households_done=None,
-                    attempts=_SIM.c.attempts - 1,  # claim counted it
-                )
-            )
