@@ -3,85 +3,21 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
+from served import Served
 
 from api import examples
 
-JIUZHU = str(Path(sys.executable).with_name("jiuzhu"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, data_dir: Path, workers: int = 2):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JIUZHU_WRITER_SOCKET")}
-        self.proc = subprocess.Popen(
-            [JIUZHU, "serve", "--port", str(self.port), "--workers", str(workers), "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.output()
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("server not ready:\n" + self.output())
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(45)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-    def output(self) -> str:
-        if self.proc.poll() is not None and self.proc.stdout:
-            self.lines.append(self.proc.stdout.read())
-        return "".join(self.lines)
-
-
-def _admin_key(server: Server, timeout: float = 30) -> str:
-    deadline = time.monotonic() + timeout
-    assert server.proc.stdout is not None
-    while time.monotonic() < deadline:
-        line = server.proc.stdout.readline()
-        server.lines.append(line)
-        m = re.search(r"JIUZHU_ADMIN_KEY=(jzk_\S+)", line)
-        if m:
-            return m.group(1)
-        if "jiuzhu 服务" in line:
-            break
-    raise AssertionError("no admin key printed:\n" + server.output())
-
 
 def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restarts(tmp_path):
-    first = Server(tmp_path)
+    first = Served(tmp_path)
     try:
-        key = _admin_key(first)
+        key = first.admin_key()
         first.wait_ready()
         h = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=first.url, headers=h, timeout=30) as c:
@@ -95,7 +31,7 @@ def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restar
     finally:
         assert first.stop() == 0, first.output()
 
-    second = Server(tmp_path, workers=1)
+    second = Served(tmp_path, workers=1)
     try:
         second.wait_ready()
         with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
@@ -107,9 +43,9 @@ def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restar
 
 
 def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path):
-    server = Server(tmp_path, workers=1)
+    server = Served(tmp_path, workers=1)
     try:
-        key = _admin_key(server)
+        key = server.admin_key()
         server.wait_ready()
         h = {"Authorization": f"Bearer {key}"}
         assert httpx.post(server.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code == 200

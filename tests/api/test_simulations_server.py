@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 import httpx
+from served import Served
 from simulation_helpers import POPULATION, make_populations
-from test_http_server import Server, _admin_key
 
 REFORM = {"name": "低保边缘认定标准调至2倍", "parameters": [{"key": "dibao_edge.multiplier", "value": 2, "from": "2022-01-01"}]}
 
@@ -24,9 +24,9 @@ def _poll(c: httpx.Client, location: str, statuses: tuple[str, ...], timeout: fl
 def test_serve_runs_simulations_and_finishes_one_interrupted_by_a_restart(tmp_path, monkeypatch):
     make_populations(tmp_path / "populations")
     monkeypatch.setenv("JIUZHU_POPULATIONS_DIR", str(tmp_path / "populations"))
-    first = Server(tmp_path / "data", workers=2)
+    first = Served(tmp_path / "data", workers=2)
     try:
-        admin = _admin_key(first)
+        admin = first.admin_key()
         first.wait_ready()
         with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {admin}"}, timeout=90) as c:
             policy = c.post("/v1/keys", json={"name": "民政局政策科", "role": "policy"}).json()["key"]
@@ -44,7 +44,7 @@ def test_serve_runs_simulations_and_finishes_one_interrupted_by_a_restart(tmp_pa
     finally:
         assert first.stop() == 0, first.output()  # SIGTERM while the job runs: it goes back to the queue
 
-    second = Server(tmp_path / "data", workers=1)
+    second = Served(tmp_path / "data", workers=1)
     try:
         second.wait_ready()
         with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {policy}"}, timeout=30) as c:

@@ -11,77 +11,18 @@ alert was lost and none was raised twice.
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import socket
+import contextlib
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import orjson
+from served import Served
 
 from engine.monitor.events import parse_event
 from engine.monitor.synth import generate
-
-JIUZHU = str(Path(sys.executable).with_name("jiuzhu"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    def __init__(self, data_dir: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET")}
-        # a session of its own, so that the whole service can be killed at once
-        self.proc = subprocess.Popen(
-            [JIUZHU, "serve", "--port", str(self.port), "--workers", "2", "--data-dir", str(data_dir)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True,
-        )
-
-    def admin_key(self) -> str | None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            m = re.search(r"JIUZHU_ADMIN_KEY=(jzk_\S+)", line)
-            if m:
-                return m.group(1)
-            if "jiuzhu 服务" in line:
-                return None
-        raise AssertionError("service did not start")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("service not ready")
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)  # the service's own process group: server, workers, writer, monitor
-        self.proc.wait(30)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def _expected_alert_keys(lines: list[bytes]) -> set[str]:
@@ -117,10 +58,10 @@ def test_sigkill_mid_stream_loses_no_event_and_duplicates_no_alert(tmp_path):
                 if stop_after is not None and len(acked) >= stop_after:
                     return
 
-    first = Service(tmp_path)
+    first = Served(tmp_path, own_session=True)
     try:
-        key = first.admin_key()
-        first.wait_ready()
+        key = first.admin_key(timeout=60)
+        first.wait_ready(timeout=90)
         # a sender in a thread; the service is killed while it is sending
         t = threading.Thread(target=send, args=(first.url, key, 0, None))
         t.start()
@@ -135,13 +76,14 @@ def test_sigkill_mid_stream_loses_no_event_and_duplicates_no_alert(tmp_path):
     sent_before = len(acked)
     assert 90 <= sent_before < len(events)
 
-    second = Service(tmp_path)
+    second = Served(tmp_path, own_session=True)
     try:
-        assert second.admin_key() is None  # same database: no new admin key
-        second.wait_ready()
+        assert second.admin_key(timeout=60, required=False) is None  # same database: no new admin key
+        second.wait_ready(timeout=90)
         send(second.url, key, sent_before, None)  # everything without an answer, the one in flight included
     finally:
-        second.stop()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            second.stop(60)
 
     assert acked[-1] == len(events) - 1
     with sqlite3.connect(tmp_path / "jiuzhu.sqlite3") as db:
