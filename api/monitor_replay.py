@@ -146,8 +146,9 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
     for hid, items in groups.items():
         stats.households += 1
         state = repo.household(hid) if hid in known else None
-        stored_ops = repo.event_ops(hid) if state is not None else []
-        keys = {r.event_key for r in repo.events_of(hid)} if state is not None else set()
+        stored = repo.events_of(hid) if state is not None else []  # a replay run again: what is there already
+        stored_ops = [orjson.loads(r.ops_json) for r in stored]
+        keys = {r.event_key for r in stored}
         if clock_date is not None:
             items = [*items, (0, Event(hid, "tick", clock_date, f"tick:{clock_date.isoformat()}", None, {}, None, {"household_id": hid, "type": "tick", "date": clock_date.isoformat()}))]
         for no, ev in items:
