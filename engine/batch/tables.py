@@ -744,16 +744,7 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
         int(mult.max()) if mult.size else 0,
     )
     # rigid expenses: one slot per type
-    slots_t, slots_v, slots_p = [], [], []
-    for t in S.EXPENSE_TYPES:
-        a = _arr(hh, f"rigid_{t}")
-        if a is None:
-            continue
-        fen_e, null_e = cv.money(a, fh, hb, f"rigid_{t}")
-        slots_t.append(interner.id(t))
-        slots_v.append(fen_e)
-        slots_p.append(~null_e)
-    hcols["rigid_expenses"] = _typed_slots(slots_t, slots_v, slots_p, H)
+    hcols["rigid_expenses"] = _money_slots(cv, hh, "rigid_", S.EXPENSE_TYPES, fh, hb, interner, H)
     # benefits and amounts
     hb_rows, hb_vals, _ = cv.lists(_arr(hh, "current_benefits") or pa.nulls(H, pa.string()), fh, hb, hcol["current_benefits"])
     hcols["current_benefits"] = _membership(hb_rows, hb_vals, H, interner)
@@ -846,16 +837,7 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
         p_present.append(~null)
     mcols["parents"] = List("record", 2, 0, np.stack(p_present), None, True, {"status": Str(np.stack(p_codes))})
     # incomes: one slot per type given
-    it, iv, ip = [], [], []
-    for t in S.INCOME_TYPES:
-        a = _arr(mem, f"income_{t}")
-        if a is None:
-            continue
-        fen_i, null_i = cv.money(a, fm, mrow, f"income_{t}")
-        it.append(interner.id(t))
-        iv.append(fen_i)
-        ip.append(~null_i)
-    mcols["incomes"] = _typed_slots(it, iv, ip, M)
+    mcols["incomes"] = _money_slots(cv, mem, "income_", S.INCOME_TYPES, fm, mrow, interner, M)
     idn = _arr(mem, "id_number")
     if idn is not None:
         _check_id_numbers(idn, birth, fm, mrow, errs)
@@ -946,6 +928,20 @@ def _check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs
 
 def _bound(x: np.ndarray) -> int:
     return max(int(x.max()), -int(x.min())) if x.size else 0
+
+
+def _money_slots(cv, table, prefix: str, types, file_rows, base: int, interner, rows: int) -> List:
+    """Typed slots from one money column per type (``income_wage``, ``rigid_medical``...), those given."""
+    slot_types, vals, present = [], [], []
+    for t in types:
+        a = _arr(table, prefix + t)
+        if a is None:
+            continue
+        fen, null = cv.money(a, file_rows, base, prefix + t)
+        slot_types.append(interner.id(t))
+        vals.append(fen)
+        present.append(~null)
+    return _typed_slots(slot_types, vals, present, rows)
 
 
 def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndarray], rows: int) -> List:
