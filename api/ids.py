@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 
 # Ids need uniqueness, not secrecy: a per-process PRNG seeded from the OS avoids a
 # getrandom() system call per request (costly under some sandboxes).
@@ -25,4 +24,5 @@ def uuid7() -> str:
     value |= (rand >> 62) << 64  # rand_a, 12 bits
     value |= 0b10 << 62  # variant
     value |= rand & ((1 << 62) - 1)  # rand_b
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, in a third of the time (bulk replays make millions)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

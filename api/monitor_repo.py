@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.monitor.monitor import HouseholdState, Outcome
 
-from .db import writing
+from .db import BulkInsert, writing
 from .ids import uuid7
 from .models import AlertRecord, MonitoredHousehold, MonitorEventRecord
 from .records import scrub
@@ -71,6 +71,17 @@ class MonitorRepository:
     def __init__(self, engine: Engine):
         self.engine = engine
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Bulk writes (a replay's thousands of rows per transaction) skip SQLAlchemy's per-row
+        # parameter processing; see BulkInsert.
+        dialect = engine.dialect
+        hh = self._insert(_HH)
+        upsert = hh.on_conflict_do_update(
+            index_elements=[_HH.c.household_id],
+            set_={k: getattr(hh.excluded, k) for k in ("locality", "seq", "record_json", "summary_json", "meta_json", "ruleset_version", "updated_at")},
+        )
+        self._events_insert = BulkInsert(_EV.insert(), dialect)
+        self._households_upsert = BulkInsert(upsert, dialect)
+        self._alerts_insert = BulkInsert(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), dialect)
 
     # -- households ----------------------------------------------------------------
     def household(self, household_id: str, conn: Connection | None = None) -> HouseholdState | None:
@@ -187,18 +198,11 @@ class MonitorRepository:
         events, rows, alerts = prepared
         if not events:
             return 0
-        conn.execute(_EV.insert(), events)
-        ins = self._insert(_HH)
-        conn.execute(
-            ins.on_conflict_do_update(
-                index_elements=[_HH.c.household_id],
-                set_={k: getattr(ins.excluded, k) for k in ("locality", "seq", "record_json", "summary_json", "meta_json", "ruleset_version", "updated_at")},
-            ),
-            rows,
-        )
+        self._events_insert.execute(conn, events)
+        self._households_upsert.execute(conn, rows)
         if not alerts:
             return 0
-        res = conn.execute(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), alerts)
+        res = self._alerts_insert.execute(conn, alerts)
         return res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(alerts)
 
     @staticmethod
