@@ -35,7 +35,9 @@ def test_bulk_rows_read_back_equal_to_sqlalchemy_rows(db_settings):
     table = MonitorEventRecord.__table__
     now = dt.datetime(2026, 11, 24, 8, 30, 15, 123456, tzinfo=dt.UTC)
     plain = [_event(i, now) for i in range(6)]
-    bulk = [{**r, "id": "bulk-" + r["id"], "household_id": "B" + r["household_id"], "event_key": "b" + r["event_key"]} for r in plain]
+    bulk = [
+        {**r, "id": "bulk-" + r["id"], "household_id": "B" + r["household_id"], "event_key": "b" + r["event_key"]} for r in plain
+    ]
     with writing(db) as conn, conn.begin():
         conn.execute(table.insert(), plain)
         BulkInsert(table.insert(), db.dialect).execute(conn, bulk)
