@@ -109,6 +109,9 @@ class Parsed:
     h: dict[str, Any]  # household-scope facts
     members: list[dict[str, Any]]  # one fact record per member
     raw: dict  # the input as given (for storage; ID numbers still unmasked)
+    # member id -> (the member as given, its fact record): lets ``parse(..., previous=this)`` reuse
+    # the records of members given again unchanged
+    validated: dict[str, tuple[dict, dict]] | None = None
 
 
 class _Errors:
@@ -454,7 +457,7 @@ class _Validator:
         return v
 
     # -- household ---------------------------------------------------------------
-    def household(self, data: Any) -> Parsed:
+    def household(self, data: Any, previous: Parsed | None = None) -> Parsed:
         d = self.obj(data, "", _HOUSEHOLD_KEYS)
         if d is None:
             raise InputError(self.e.items)
@@ -472,15 +475,33 @@ class _Validator:
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
+        validated: dict[str, tuple[dict, dict]] = {}
+        # A member given again as before, at the same place, is not validated again: what ``member``
+        # checks and makes depends only on the member, its index, the household's current_benefits,
+        # and birth_date <= as_of (still true when as_of has not moved back).
+        reuse = None
+        if (
+            previous is not None
+            and previous.validated
+            and as_of is not None
+            and previous.as_of <= as_of
+            and previous.h["current_benefits"] == benefits
+        ):
+            reuse = previous.validated
         mraw = self.required(d, "members", "")
         if mraw is not _ABSENT:
             lst = self.list_(mraw, "members", MAX_MEMBERS, 1)
             if lst is not None:
                 seen: dict[str, int] = {}
                 for i, m in enumerate(lst):
-                    rec = self.member(m, i, as_of, benefits)
+                    before = reuse.get(m.get("id")) if reuse is not None and type(m) is dict and type(m.get("id")) is str else None
+                    if before is not None and before[1]["index"] == i and before[0] == m:
+                        rec = dict(before[1])  # a copy: evaluators may add values to member records
+                    else:
+                        rec = self.member(m, i, as_of, benefits)
                     if rec is None:
                         continue
+                    validated[rec["id"]] = (m, rec)
                     if rec["id"] in seen:
                         self.e.add(
                             f"members[{i}].id",
@@ -586,7 +607,7 @@ class _Validator:
         h.update(_NO_AMOUNTS)
         for code, v in amounts.items():
             h["current_amounts." + code] = v
-        return Parsed(hid, loc, as_of, area, h, members, d)
+        return Parsed(hid, loc, as_of, area, h, members, d, validated)
 
 
 _ABSENT = object()
@@ -603,8 +624,14 @@ _NO_AMOUNTS = {
 }
 
 
-def parse(data: Any) -> Parsed:
-    """Validate a household given as a dict, JSON text/bytes, or ``engine.model.Household``."""
+def parse(data: Any, previous: Parsed | None = None) -> Parsed:
+    """Validate a household given as a dict, JSON text/bytes, or ``engine.model.Household``.
+
+    ``previous``: an earlier result for the same household (the monitor applies events one after
+    another); members given again, equal to their dicts then and at the same index, are not
+    validated again. The caller must not have changed those member dicts in place since (the
+    monitor copies before changing).
+    """
     if isinstance(data, str | bytes | bytearray | memoryview):
         try:
             data = orjson.loads(data)
@@ -625,4 +652,4 @@ def parse(data: Any) -> Parsed:
 
         if isinstance(data, Household):
             data = data.model_dump(mode="json", exclude_none=True)
-    return _Validator().household(data)
+    return _Validator().household(data, previous)

@@ -1,6 +1,7 @@
 """Bad input is refused whole, naming each field, in Chinese and English."""
 
 import copy
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from strategies import broken_households, households
 
 from engine import InputError
+from engine.expr import Missing
 from engine.model import Household, id_check_digit
 from engine.validate import parse
 
@@ -106,3 +108,52 @@ def test_validator_agrees_with_the_pydantic_model(data):
     except ValidationError:
         theirs = "refused"
     assert (ours is None) == (theirs is None), (ours, data)
+
+
+def _norm(v):
+    """Comparable form of parsed values (two Missing values are equal when they name the same facts)."""
+    if isinstance(v, Missing):
+        return ("Missing", sorted(v.keys))
+    if isinstance(v, dict):
+        return {k: _norm(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_norm(x) for x in v]
+    return v
+
+
+def _outcome(data, previous=None):
+    try:
+        p = parse(data, previous)
+    except InputError as e:
+        return "refused", sorted((err.field, err.message) for err in e.errors)
+    return "ok", _norm((p.h, p.members))
+
+
+# The monitor validates each new record with the previous one at hand (members given again
+# unchanged are not checked again): that must never change what is accepted or what comes out.
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(households(), st.one_of(households(), broken_households()), st.data())
+def test_validating_with_the_previous_record_changes_nothing(first, other, data):
+    previous = parse(copy.deepcopy(first))
+    # the next record: the same household with some members taken from another (or broken) record,
+    # as_of moved either way, benefits perhaps changed
+    nxt = copy.deepcopy(first)
+    others = other.get("members") if isinstance(other, dict) and isinstance(other.get("members"), list) else []
+    for i in range(len(nxt["members"])):
+        if others and data.draw(st.booleans()):
+            nxt["members"][i] = copy.deepcopy(others[i % len(others)])
+    if data.draw(st.booleans()):
+        nxt["members"].reverse()  # the same members at other places (their records hold their index)
+    if data.draw(st.booleans()):
+        nxt["as_of"] = data.draw(st.dates(min_value=dt.date(2018, 1, 1), max_value=dt.date(2027, 12, 31))).isoformat()
+    if data.draw(st.booleans()):
+        nxt["current_benefits"] = data.draw(st.lists(st.sampled_from(["dibao", "tekun", "dibao_edge"]), unique=True))
+    assert _outcome(copy.deepcopy(nxt)) == _outcome(nxt, previous)
+
+
+def test_a_member_given_again_unchanged_reuses_its_record_but_not_the_same_dict():
+    data = json.loads((Path(__file__).parent.parent / "examples" / "liaoning_shenyang_family.json").read_text())
+    first = parse(data)
+    again = parse(copy.deepcopy(data), first)
+    assert _norm(again.members) == _norm(first.members)
+    assert all(a is not b for a, b in zip(again.members, first.members, strict=True))  # evaluators may write to them

@@ -39,9 +39,9 @@ def register(ev: Event, prefix: str) -> tuple[dict, Parsed]:
     return rec, parsed
 
 
-def _parse(rec: dict, prefix: str, member_index: int | None, member_prefix: str | None = None) -> Parsed:
+def _parse(rec: dict, prefix: str, member_index: int | None, member_prefix: str | None = None, previous: Parsed | None = None) -> Parsed:
     try:
-        return parse(rec)
+        return parse(rec, previous)
     except InputError as e:
         errors = []
         for err in e.errors:
@@ -64,9 +64,10 @@ def _find(rec: dict, member: str, path: str, hid: str) -> int:
     raise refuse(path, f"成员 {member} 不在家庭 {hid} 的记录中", f"member {member!r} is not in household {hid!r}", "unknown_member")
 
 
-def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed | None]:
+def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | None = None) -> tuple[dict, Parsed | None]:
     """The record after ``ev``, and its validated form when the programs must be re-evaluated: None when
-    the event changes nothing they read (then the record, ``as_of`` included, stays as it was)."""
+    the event changes nothing they read (then the record, ``as_of`` included, stays as it was).
+    ``previous``: the validated form of ``record`` if at hand (its unchanged members are not validated again)."""
     p = (prefix + ".") if prefix else ""
     if ev.type in NO_FACT_CHANGE:
         if ev.member is not None:
@@ -119,7 +120,7 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
         if any(x.get("id") == ev.member for x in members):
             raise refuse(p + "member_record.id", f"成员编号 {ev.member} 已存在", f"member id {ev.member!r} already exists", "duplicate_member")
         members.append(dict(d["member_record"]))
-        parsed = _parse(rec, p + "household" if p else "household", len(members) - 1, p + "member_record")
+        parsed = _parse(rec, p + "household" if p else "household", len(members) - 1, p + "member_record", previous)
         rec["members"] = _strip_ids(members)
         parsed.raw = rec
         return rec, parsed
@@ -133,7 +134,7 @@ def apply_event(record: dict, ev: Event, prefix: str = "") -> tuple[dict, Parsed
         _stop(rec, m, d["program"])
     if {**rec, "as_of": record["as_of"]} == record:
         return record, None  # nothing the programs read has changed (a job lost by someone without one...)
-    parsed = _parse(rec, p + "household" if p else "household", None)
+    parsed = _parse(rec, p + "household" if p else "household", None, None, previous)
     return rec, parsed
 
 

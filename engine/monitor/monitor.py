@@ -172,6 +172,7 @@ class Monitor:
         op lists, oldest first, when its session is not live in this process. Raises ``InputError``
         (nothing changed) for an event that cannot apply."""
         p = (prefix + ".") if prefix else ""
+        live = self.pool.get(ev.household_id)
         if ev.type == "register":
             record, parsed = register(ev, prefix)
         elif state is None:
@@ -182,17 +183,20 @@ class Monitor:
                 "unknown_household",
             )
         else:
-            record, parsed = apply_event(state.record, ev, prefix)
+            record, parsed = apply_event(state.record, ev, prefix, live.parsed if live is not None else None)
         if state is not None and state.locality != record["locality"]:
             # a household that moved is a new registration where it now lives
             raise refuse(p + "household.locality", "不能更改家庭的行政区划；迁居的家庭请在新地区重新登记", "a household's locality cannot change")
 
         det = self.engine.evaluate_parsed(parsed, explain=False) if parsed is not None else None
-        s = self.pool.get(ev.household_id)
+        s = live
         if s is None:
             s = self.pool.open(ev.household_id, history() if (history is not None and state is not None) else ())
         try:
-            return self._run(ev, state, record, det, s)
+            out = self._run(ev, state, record, det, s)
+            if parsed is not None:
+                s.parsed = parsed
+            return out
         except BaseException:
             self.pool.drop(ev.household_id)  # its session may be half-changed: rebuild it next time
             raise
