@@ -109,9 +109,6 @@ class Parsed:
     h: dict[str, Any]  # household-scope facts
     members: list[dict[str, Any]]  # one fact record per member
     raw: dict  # the input as given (for storage; ID numbers still unmasked)
-    # member id -> (the member as given, its fact record): lets ``parse(..., previous=this)`` reuse
-    # the records of members given again unchanged
-    validated: dict[str, tuple[dict, dict]] | None = None
 
 
 class _Errors:
@@ -475,33 +472,26 @@ class _Validator:
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
-        validated: dict[str, tuple[dict, dict]] = {}
         # A member given again as before, at the same place, is not validated again: what ``member``
         # checks and makes depends only on the member, its index, the household's current_benefits,
-        # and birth_date <= as_of (still true when as_of has not moved back).
-        reuse = None
-        if (
-            previous is not None
-            and previous.validated
-            and as_of is not None
-            and previous.as_of <= as_of
-            and previous.h["current_benefits"] == benefits
-        ):
-            reuse = previous.validated
+        # and birth_date <= as_of (still true when as_of has not moved back). The record of
+        # ``previous.raw["members"][i]`` is ``previous.members[i]`` (a validated household has no gaps);
+        # an ID number only ever refuses, so a raw member stripped of it still gives the same record.
+        before_raw: list = []
+        if previous is not None and as_of is not None and previous.as_of <= as_of and previous.h["current_benefits"] == benefits:
+            before_raw = previous.raw["members"]
         mraw = self.required(d, "members", "")
         if mraw is not _ABSENT:
             lst = self.list_(mraw, "members", MAX_MEMBERS, 1)
             if lst is not None:
                 seen: dict[str, int] = {}
                 for i, m in enumerate(lst):
-                    before = reuse.get(m.get("id")) if reuse is not None and type(m) is dict and type(m.get("id")) is str else None
-                    if before is not None and before[1]["index"] == i and before[0] == m:
-                        rec = dict(before[1])  # a copy: evaluators may add values to member records
+                    if i < len(before_raw) and before_raw[i] == m:
+                        rec = dict(previous.members[i])  # a copy: evaluators may add values to member records
                     else:
                         rec = self.member(m, i, as_of, benefits)
                     if rec is None:
                         continue
-                    validated[rec["id"]] = (m, rec)
                     if rec["id"] in seen:
                         self.e.add(
                             f"members[{i}].id",
@@ -607,7 +597,7 @@ class _Validator:
         h.update(_NO_AMOUNTS)
         for code, v in amounts.items():
             h["current_amounts." + code] = v
-        return Parsed(hid, loc, as_of, area, h, members, d, validated)
+        return Parsed(hid, loc, as_of, area, h, members, d)
 
 
 _ABSENT = object()

@@ -157,3 +157,23 @@ def test_a_member_given_again_unchanged_reuses_its_record_but_not_the_same_dict(
     again = parse(copy.deepcopy(data), first)
     assert _norm(again.members) == _norm(first.members)
     assert all(a is not b for a, b in zip(again.members, first.members, strict=True))  # evaluators may write to them
+
+
+def test_with_the_previous_record_a_birth_after_an_earlier_as_of_is_still_refused():
+    data = json.loads((Path(__file__).parent.parent / "examples" / "liaoning_shenyang_family.json").read_text())
+    newest = max(m["birth_date"] for m in data["members"])
+    first = parse(copy.deepcopy(data))
+    earlier = copy.deepcopy(data)
+    earlier["as_of"] = (dt.date.fromisoformat(newest) - dt.timedelta(days=1)).isoformat()
+    assert _outcome(copy.deepcopy(earlier))[0] == "refused"
+    assert _outcome(earlier, first) == _outcome(copy.deepcopy(earlier))
+
+
+def test_a_previous_record_stored_without_id_numbers_gives_the_same_records():
+    # the monitor keeps records without ID numbers: an ID number only refuses, it adds nothing to a record
+    data = json.loads((Path(__file__).parent.parent / "examples" / "liaoning_shenyang_family.json").read_text())
+    assert any("id_number" in m for m in data["members"])
+    first = parse(copy.deepcopy(data))
+    first.raw = {**first.raw, "members": [{k: v for k, v in m.items() if k != "id_number"} for m in first.raw["members"]]}
+    stripped = copy.deepcopy(first.raw)
+    assert _outcome(stripped, first) == _outcome(copy.deepcopy(stripped))
