@@ -236,7 +236,7 @@ class MonitorRepository:
         if not rows:
             return 0
         with writing(self.engine) as conn, conn.begin():
-            res = conn.execute(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), list(rows.values()))
+            res = self._alerts_insert.execute(conn, list(rows.values()))
         return res.rowcount if res.rowcount is not None and res.rowcount >= 0 else len(rows)
 
     # -- alerts: reads and status ------------------------------------------------------

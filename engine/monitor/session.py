@@ -24,11 +24,11 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import durable_rules_engine as _dre
 import orjson
 
+from ..validate import Parsed
 from .rules import MonitorBook, MonitorRule
 
 SHARD_SIZE = 1000
@@ -87,7 +87,7 @@ class Session:
     milestones: set[str] = field(default_factory=set)  # fids of the milestone facts asserted
     dated: deque = field(default_factory=deque)  # (day, fid) of event and income facts, to let them go after retain_days
     ops: list = field(default_factory=list)  # operations of the event being processed
-    parsed: Any = None  # the household as last validated here (engine.validate.Parsed), to validate the next record faster
+    parsed: Parsed | None = None  # the household as last validated here, to validate the next record faster
 
 
 class SessionPool:
