@@ -37,7 +37,7 @@ def split(sample: list[dict]) -> None:
 
     mon = Monitor()
     t = {"event": 0.0, "apply": 0.0, "evaluate": 0.0}
-    orig_apply, orig_register, orig_eval = apply_mod.apply_event, apply_mod.register, mon.engine.evaluate_parsed
+    orig_apply, orig_register, orig_eval = apply_mod.apply_event, apply_mod.register, mon.engine.outline
 
     def timed(name, fn):
         def wrapper(*a, **k):
@@ -52,7 +52,7 @@ def split(sample: list[dict]) -> None:
     import engine.monitor.monitor as mm
 
     mm.apply_event, mm.register = timed("apply", orig_apply), timed("apply", orig_register)
-    mon.engine.evaluate_parsed = timed("evaluate", orig_eval)
+    mon.engine.outline = timed("evaluate", orig_eval)
     groups: dict[str, list[dict]] = {}
     for o in sample:
         groups.setdefault(o["household_id"], []).append(o)

@@ -29,6 +29,7 @@ from .facts import HOUSEHOLD_FACTS
 from .model import PROGRAM_CODES
 from .money import fmt_number
 from .rules import Program, RuleBook, Step, Template
+from .summary import PAID_AS
 from .templates import labeler, money_text
 
 ZERO = mpq(0)
@@ -128,11 +129,14 @@ class _Scope:
 
 
 class _Gen:
-    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool, absent: int, explain: bool = True):
+    def __init__(self, engine, missing_params: frozenset[str], assets_present: bool, absent: int, detail: str = "full"):
         self.engine = engine
-        # explain=False: decisions only (no reason per rule checked), for callers that keep
-        # statuses and amounts, e.g. the monitor's re-evaluations. Same values, same decisions.
-        self.explain = explain
+        # "decisions": no reason per rule checked (programs keep their decision reasons and the
+        # summary). "outline": only each program's status and amount and the household's
+        # figures (see ``Engine.outline``), so nothing records which parameters were read.
+        # Same values and decisions in every form.
+        self.explain = detail == "full"
+        self.outline = detail == "outline"
         self.book: RuleBook = engine.book
         self.missing_params = missing_params
         self.assets_present = assets_present
@@ -205,7 +209,7 @@ class _Gen:
             if v is None:
                 v = self.fresh("p")
                 self.params[n.path] = v
-            if not sc.trace:
+            if not sc.trace or self.outline:
                 return v, n.path in self.missing_params
             return f"(T.append({n.path!r}) or {v})", n.path in self.missing_params
         path = n.path
@@ -320,6 +324,8 @@ class _Gen:
     def possible_keys(self, *nodes: A.Node | None) -> frozenset[str]:
         """Parameter keys that evaluating these trees may append to the trace."""
         keys: set[str] = set()
+        if self.outline:
+            return frozenset()
         for node in nodes:
             if node is None:
                 continue
@@ -367,8 +373,9 @@ class _Gen:
         else:
             var = self.household_var(s_name)
             self.emit(f"{var} = {value}")
-            # the summary stage (outputs, link conditions) reads stored values by name
-            self.emit(f"h[{s_name!r}] = {var}")
+            if not self.outline:
+                # the summary stage (outputs, link conditions) reads stored values by name
+                self.emit(f"h[{s_name!r}] = {var}")
             if kept:
                 tv = self.htrace.setdefault(s_name, self.fresh("ht"))
                 self.emit(f"{tv} = tuple({filt})")
@@ -563,8 +570,9 @@ class _Gen:
             index = "idx"
         else:
             index = "-1"
-        self.emit("reasons = []")
-        self.emit("failed = []")
+        if not self.outline:
+            self.emit("reasons = []")
+            self.emit("failed = []")
         self.emit("stopped = False")
         gate_seen = False
         for s in prog.steps:
@@ -621,6 +629,10 @@ class _Gen:
         """Append the reason; a failed rule is named in the decision, and a failed gate stops the rest."""
         if self.explain:
             self.emit("reasons.append(r)")
+        if self.outline:
+            if s.gate:
+                self.emit("if v is False: stopped = True")
+            return
         self.emit("if v is False:")
         self.depth += 1
         self.emit(f"failed.append({s.title!r})")
@@ -688,10 +700,39 @@ class _Gen:
             opened += 1
         self.depth -= opened
         self.depth -= 1
-        self.emit("T = []")
         code = prog.code
         members = "[mr['id']]" if sc.member else "counted_ids"
-        rule = code + ".decision"
+        if self.outline:
+            self.outline_finish(prog, sc, pk)
+        else:
+            self.full_finish(prog, sc, pk, members)
+        granted = "gr"
+        if sc.member:
+            self.member_written.update({code + ".status", code + ".granted", code + ".amount"})
+            self.emit(f"mr[{code + '.status'!r}] = status")
+            self.emit(f"mr[{code + '.granted'!r}] = {granted}")
+            self.emit(f"mr[{code + '.amount'!r}] = amt")
+        else:
+            for field, value in (("status", "status"), ("granted", granted), ("amount", "amt")):
+                var = self.household_var(f"{code}.{field}")
+                self.emit(f"{var} = {value}")
+                if not self.outline:
+                    self.emit(f"h[{code + '.' + field!r}] = {var}")
+        self.maybe[f"{code}.granted"] = any_maybe
+        self.maybe[f"{code}.status"] = False
+        self.maybe[f"{code}.amount"] = False
+        if self.outline:
+            # the program's entry as the summary stage would complete it (summary._complete)
+            money = "(MONEY_TEXT(amt) if amt is not None else None)"
+            field = PAID_AS.get(prog.pays)
+            amounts = f"'monthly_amount': {money}" if field is None else f"'monthly_amount': None, {field!r}: {money}"
+            self.emit(f"out = {{'program': {code!r}, 'members': {members}, 'status': status, {amounts}}}")
+        self.emit(f"results.append(({_ORDER[prog.code]}, {index}, out))")
+
+    def full_finish(self, prog: Program, sc: _Scope, pk: str, members: str) -> None:
+        """The program's entry with its decision reason (``out``), ``status``, ``amt`` and ``gr``."""
+        self.emit("T = []")
+        rule = prog.code + ".decision"
         for ci, c in enumerate(prog.decision):
             self.emit(f"{'if' if ci == 0 else 'elif'} chosen == {ci}:")
             self.depth += 1
@@ -715,21 +756,50 @@ class _Gen:
         self.emit("amt = out.pop('_amount')")
         self.emit("gr = out.pop('_granted')")
         self.depth -= 1
-        granted = "gr"
-        if sc.member:
-            self.member_written.update({code + ".status", code + ".granted", code + ".amount"})
-            self.emit(f"mr[{code + '.status'!r}] = status")
-            self.emit(f"mr[{code + '.granted'!r}] = {granted}")
-            self.emit(f"mr[{code + '.amount'!r}] = amt")
+
+    def outline_finish(self, prog: Program, sc: _Scope, pk: str) -> None:
+        """``status``, ``amt`` and ``gr`` of the chosen clause, without its sentence or citation."""
+        for ci, c in enumerate(prog.decision):
+            self.emit(f"{'if' if ci == 0 else 'elif'} chosen == {ci}:")
+            self.depth += 1
+            if c.status == "needs_info" or c.missing:
+                # names the missing facts (what the next programs' own Missing values carry): the generic path
+                self.emit("T = []")
+                self.emit("reasons = []")
+                self.emit("failed = []")
+                self.generic_finish(prog, c, ci, sc, pk)
+            else:
+                self.outline_amount(c, sc)
+                self.emit(f"status = {c.status!r}")
+                self.emit(f"gr = {c.status in ('eligible', 'gradual_exit')}")
+            self.depth -= 1
+        self.emit("else:")  # an undecidable condition
+        self.emit("    status = 'needs_info'")
+        self.emit("    amt = None")
+        self.emit("    gr = unknown")
+
+    def outline_amount(self, c, sc: _Scope) -> None:
+        """``amt``: what ``decision_amount`` gives for the clause, None where it cannot be computed."""
+        if c.amount_node is not None:
+            code, maybe = self.ex(c.amount_node, sc)
+            self.emit(f"amt = {code}")
+            if maybe:
+                self.emit("if type(amt) is Missing: amt = None")
+        elif c.part_nodes:
+            self.emit("amt = ZERO")
+            self.emit("req = False")
+            for _lbl, node, required in c.part_nodes:
+                code, maybe = self.ex(node, sc)
+                if not maybe:
+                    self.emit(f"amt += {code}")
+                    continue
+                self.emit(f"pv = {code}")
+                self.emit("if type(pv) is not Missing: amt += pv")
+                if required:
+                    self.emit("else: req = True")
+            self.emit("if req: amt = None")
         else:
-            for field, value in (("status", "status"), ("granted", granted), ("amount", "amt")):
-                var = self.household_var(f"{code}.{field}")
-                self.emit(f"{var} = {value}")
-                self.emit(f"h[{code + '.' + field!r}] = {var}")
-        self.maybe[f"{code}.granted"] = any_maybe
-        self.maybe[f"{code}.status"] = False
-        self.maybe[f"{code}.amount"] = False
-        self.emit(f"results.append(({_ORDER[prog.code]}, {index}, out))")
+            self.emit("amt = None")
 
     def emit_links(self, prog: Program, sc: _Scope) -> None:
         """The linked entitlements of a granted program, each when its condition holds."""
@@ -902,6 +972,8 @@ class _Gen:
                 self.ns["MEMBER_TEMPLATE"][key] = ()
         for key, var in self.params.items():
             head.append(f"    {var} = P[{key!r}]")
+        if self.outline:
+            return "\n".join(head + body + self.outline_tail()) + "\n"
         tail = [
             "    results.sort(key=SORT_KEY)",
             "    household = {",
@@ -921,6 +993,16 @@ class _Gen:
             " as_of=hh.as_of.isoformat(), ruleset_version=VERSION, household=household, programs=programs, summary=summary)",
         ]
         return "\n".join(head + body + tail) + "\n"
+
+    def outline_tail(self) -> list[str]:
+        figures = ", ".join(
+            f"{name!r}: MONEY({self.household_var(name)})" for name in ("monthly_income", "per_capita_income", "dibao_standard")
+        )
+        return [
+            "    results.sort(key=SORT_KEY)",
+            "    return {'household_id': hh.household_id, 'locality': hh.locality, 'as_of': hh.as_of.isoformat(),"
+            f" 'household': {{'counted_members': counted_ids, {figures}}}, 'programs': [r[2] for r in results]}}",
+        ]
 
 
 class FastPath:
@@ -945,10 +1027,10 @@ class FastPath:
                     absent |= bit
         return missing, hh.h["assets.financial"].__class__ is not Missing, absent
 
-    def function(self, key: tuple, explain: bool = True):
-        """The compiled variant for ``key``; ``explain=False``: decisions only (see ``_Gen``)."""
-        if not explain:
-            key = (*key, False)
+    def function(self, key: tuple, detail: str = "full"):
+        """The compiled variant for ``key`` giving ``detail``: full, decisions or outline (see ``_Gen``)."""
+        if detail != "full":
+            key = (*key, detail)
         fn = self._variants.get(key)
         if fn is None:
             fn = self._compile(key)

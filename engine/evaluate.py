@@ -19,7 +19,7 @@ from .model import PROGRAM_CODES
 from .money import fmt_money
 from .policy import ParameterSet
 from .rules import Program, RuleBook, Step, Template, load_rulebook
-from .summary import finish
+from .summary import PAID_AS, finish
 from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
@@ -41,6 +41,22 @@ class Determination(dict):
     def status(self, code: str, member: str | None = None) -> str | None:
         p = self.program(code, member)
         return p["status"] if p else None
+
+
+def outline_of(det: dict) -> dict:
+    """The outline of a determination: who it is, each program's members, status and amounts,
+    and the household's counted members and income figures."""
+    h = det["household"]
+    return {
+        "household_id": det["household_id"],
+        "locality": det["locality"],
+        "as_of": det["as_of"],
+        "household": {k: h[k] for k in ("counted_members", "monthly_income", "per_capita_income", "dibao_standard")},
+        "programs": [{k: p[k] for k in _OUTLINE_PROGRAM if k in p} for p in det["programs"]],
+    }
+
+
+_OUTLINE_PROGRAM = ("program", "members", "status", "monthly_amount", *PAID_AS.values())
 
 
 class Engine:
@@ -76,9 +92,20 @@ class Engine:
         ps = self.policies.resolve(hh.locality, hh.as_of)
         fast = self.fast
         if fast is not None:
-            fn = fast.function(fast.variant_key(hh, ps), explain)
+            fn = fast.function(fast.variant_key(hh, ps), "full" if explain else "decisions")
             return fn(hh, ps, ps.__dict__.setdefault("_reason_cache", {}))
         return _Run(self, ps, hh.h, hh.members).run(hh)
+
+    def outline(self, hh: Parsed) -> dict:
+        """Each program's status and amount and the household's figures, nothing else: what
+        ``outline_of`` keeps of the determination, in about half the time of the decisions-only
+        form, for callers that compare outcomes (the monitor's re-evaluations)."""
+        ps = self.policies.resolve(hh.locality, hh.as_of)
+        fast = self.fast
+        if fast is not None:
+            fn = fast.function(fast.variant_key(hh, ps), "outline")
+            return fn(hh, ps, ps.__dict__.setdefault("_reason_cache", {}))
+        return outline_of(_Run(self, ps, hh.h, hh.members).run(hh))
 
     def evaluate_reference(self, household: Any) -> Determination:
         """Evaluate with the closure interpreter (the reference semantics), bypassing the compiled path."""

@@ -27,7 +27,7 @@ from .expr import Missing
 from .interactions import GRANTED, apply_exclusions
 from .templates import as_json
 
-_FIELD = {
+PAID_AS = {  # where a program's decision amount goes, when not monthly_amount
     "annual": "annual_amount",
     "one_off": "one_off_amount",
     "in_kind": "monthly_service_value",
@@ -59,7 +59,7 @@ def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: An
 
 def _complete(prog: Any, out: dict, store: dict) -> None:
     granted = out["status"] in GRANTED
-    field = _FIELD.get(prog.pays)
+    field = PAID_AS.get(prog.pays)
     if field is not None:
         out[field] = out["monthly_amount"]
         out["monthly_amount"] = None
@@ -98,7 +98,7 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
             extra = {"monthly_service_value": e["monthly_service_value"]} if e.get("monthly_service_value") else {}
             non_cash.append({**item, **extra})
             continue
-        field = "monthly_amount" if kind == "monthly" else _FIELD[kind]
+        field = "monthly_amount" if kind == "monthly" else PAID_AS[kind]
         amount = e.get(field)
         if amount is None:
             complete = False

@@ -15,6 +15,8 @@ from strategies import households
 from engine import InputError
 from engine.cases import load_cases
 from engine.codegen import ALLOWED_ATTRIBUTES
+from engine.evaluate import outline_of
+from engine.validate import parse
 
 
 def _parse(source: str) -> ast.Module:
@@ -51,10 +53,14 @@ def test_fast_path_equals_interpreter_on_every_yaml_case(engine):
 
 
 def test_generated_code_uses_only_known_names(engine):
-    # make sure several variants exist (assets given or not, unconfigured standards)
+    # make sure several variants exist (assets given or not, unconfigured standards), in each form
     for case in load_cases(Path(__file__).parent / "cases"):
         with contextlib.suppress(InputError):
-            engine.evaluate(case.household)
+            hh = parse(case.household)
+            engine.evaluate_parsed(hh)
+            engine.evaluate_parsed(parse(case.household), explain=False)
+            engine.outline(parse(case.household))
+    assert {key[-1] for key in engine.fast.sources} >= {"decisions", "outline"}
     assert engine.fast.sources
     for source in engine.fast.sources.values():
         tree = _parse(source)
@@ -84,8 +90,6 @@ def _without_rule_reasons(det: dict) -> dict:
 
 
 def _same_decisions(engine, h):
-    from engine.validate import parse
-
     try:
         hh = parse(copy.deepcopy(h))
     except InputError:
@@ -105,3 +109,34 @@ def test_decisions_only_variant_decides_as_the_full_one(engine, h):
 def test_decisions_only_variant_on_every_yaml_case(engine):
     for case in load_cases(Path(__file__).parent / "cases"):
         _same_decisions(engine, case.household)
+
+
+def _same_outline(engine, h):
+    try:
+        hh = parse(copy.deepcopy(h))
+    except InputError:
+        return
+    full = engine.evaluate_parsed(hh)
+    outline = engine.outline(parse(copy.deepcopy(h)))
+    assert orjson.dumps(outline) == orjson.dumps(outline_of(full))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(households())
+def test_outline_variant_is_the_outline_of_the_full_determination(engine, h):
+    # statuses, amounts (in the field the summary moves them to), members and household figures
+    _same_outline(engine, h)
+
+
+def test_outline_variant_on_every_yaml_case(engine):
+    for case in load_cases(Path(__file__).parent / "cases"):
+        _same_outline(engine, case.household)
+
+
+def test_outline_without_the_compiled_path(engine):
+    from engine.evaluate import Engine
+
+    reference = Engine(engine.book, compiled=False)
+    for case in load_cases(Path(__file__).parent / "cases")[:20]:
+        with contextlib.suppress(InputError):
+            assert reference.outline(parse(case.household)) == engine.outline(parse(case.household))

@@ -4,9 +4,9 @@ For each accepted event ``Monitor.process``:
 
 1. applies it to the household's stored record (``engine.monitor.apply``);
 2. when what the programs read changed, re-evaluates the household with the
-   core evaluator (``engine.Engine.evaluate_parsed``, the programs named in
-   ``rules/monitoring/``; decisions only, ``explain=False``: the monitor keeps statuses
-   and amounts, not each rule's sentence) and compares each program with the last determination;
+   core evaluator (``engine.Engine.outline``, the programs named in
+   ``rules/monitoring/``: the monitor keeps statuses, amounts and the household's income,
+   not the reasons) and compares each program with the last determination;
 3. puts into the household's durable-rules session the event, the household's
    new income, one ``change`` fact per program whose status or amount changed,
    the milestones still to come and the clock; the monitoring rules that match
@@ -188,7 +188,7 @@ class Monitor:
             # a household that moved is a new registration where it now lives
             raise refuse(p + "household.locality", "不能更改家庭的行政区划；迁居的家庭请在新地区重新登记", "a household's locality cannot change")
 
-        det = self.engine.evaluate_parsed(parsed, explain=False) if parsed is not None else None
+        det = self.engine.outline(parsed) if parsed is not None else None
         s = live
         if s is None:
             s = self.pool.open(ev.household_id, history() if (history is not None and state is not None) else ())
