@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -159,6 +158,7 @@ class Monitor:
         self._names = {p.code: p.name for p in self.engine.book.programs}
         self.version = self.engine.version
         self._ages = tuple(self.book.milestones)
+        self._dues: dict[tuple[str, str], tuple] = {}  # (member id, birth date) -> its age milestones
 
     # -- one event -----------------------------------------------------------------
     def process(
@@ -339,12 +339,11 @@ class Monitor:
                 continue
             benefits = m["current_benefits"] if m.get("current_benefits") is not None else household_benefits
             schooling = m.get("schooling", "none")
-            for ms, due_iso, due in _birthdays(m["birth_date"], self._ages):
+            for ms, due_iso, due, fid in self._member_dues(m["id"], m["birth_date"]):
                 if due_iso <= registered:
                     continue
                 if ms.members == "tekun_minor" and not ((m["id"] in tekun or "tekun" in benefits) and as_of < due_iso):
                     continue
-                fid = f"ms:{ms.name}:{m['id']}:{due_iso}"
                 if fid in s.fired:
                     continue
                 if earliest is None or due < earliest:
@@ -391,6 +390,21 @@ class Monitor:
             if earliest is None or f["due"] < earliest:
                 earliest = f["due"]
         return earliest
+
+    def _member_dues(self, member_id: str, birth_iso: str) -> tuple:
+        """(milestone, due ISO date, due day number, fact id) of each age milestone of a member."""
+        key = (member_id, birth_iso)
+        dues = self._dues.get(key)
+        if dues is None:
+            if len(self._dues) >= 200_000:  # bounded: a replay sees millions of members once or twice each
+                self._dues.clear()
+            birth = dt.date.fromisoformat(birth_iso)
+            out = []
+            for ms in self._ages:
+                due = add_years(birth, ms.age)
+                out.append((ms, due.isoformat(), due.toordinal(), f"ms:{ms.name}:{member_id}:{due.isoformat()}"))
+            dues = self._dues[key] = tuple(out)
+        return dues
 
     def _review_months(self, record: dict, as_of_iso: str, as_of: dt.date | None, ps) -> int:
         h = record.get("current_benefits") or ()
@@ -466,17 +480,6 @@ class Monitor:
 
 
 LEVELS_ORDER = {"red": 0, "orange": 1, "yellow": 2}
-
-
-@functools.lru_cache(maxsize=65536)
-def _birthdays(birth_iso: str, milestones: tuple) -> tuple:
-    """(milestone, due ISO date, due day number) of each age milestone of someone born on ``birth_iso``."""
-    birth = dt.date.fromisoformat(birth_iso)
-    out = []
-    for ms in milestones:
-        due = add_years(birth, ms.age)
-        out.append((ms, due.isoformat(), due.toordinal()))
-    return tuple(out)
 
 
 def _age(birth: str, on: dt.date) -> int:
