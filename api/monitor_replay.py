@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import time
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +40,7 @@ class ReplayStats:
     transactions: int = 0
     seconds_read: float = 0.0
     seconds_process: float = 0.0
-    seconds_write: float = 0.0  # building rows and waiting for commits (a commit overlaps the next batch)
+    seconds_write: float = 0.0
     refusals: list[str] = field(default_factory=list)  # first few, "line N: field: message"
 
     def add(self, o: ReplayStats) -> None:
@@ -129,33 +128,17 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
     mon, repo = service.monitor, service.repo
     pending: list[Accepted] = []
     t_write = 0.0
-    # One batch is committed on a thread while the next is processed: the commit's wait for the
-    # disk (fsync) overlaps the work. At most one batch is in flight; a failed write stops the replay.
-    committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jiuzhu-replay-commit-{k}")
-    in_flight: Future | None = None
-
-    def commit(rows) -> int:
-        with writing(db) as conn, conn.begin():
-            return repo.write_rows(conn, rows)
-
-    def settle() -> None:
-        nonlocal in_flight, t_write
-        if in_flight is not None:
-            t = time.perf_counter()
-            stats.alerts += in_flight.result()
-            t_write += time.perf_counter() - t
-            stats.transactions += 1
-            in_flight = None
 
     def flush() -> None:
-        nonlocal in_flight, t_write
+        nonlocal t_write
         if not pending:
             return
         t = time.perf_counter()
-        rows = repo.rows(pending, mon.version, dt.datetime.now(dt.UTC))
+        rows = repo.rows(pending, mon.version, dt.datetime.now(dt.UTC))  # outside the write lock
+        with writing(db) as conn, conn.begin():
+            stats.alerts += repo.write_rows(conn, rows)
         t_write += time.perf_counter() - t
-        settle()
-        in_flight = committer.submit(commit, rows)
+        stats.transactions += 1
         pending.clear()
 
     t1 = time.perf_counter()
@@ -189,8 +172,6 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         if len(pending) >= batch:
             flush()
     flush()
-    settle()
-    committer.shutdown()
     stats.seconds_write = t_write
     stats.seconds_process = time.perf_counter() - t1 - t_write
     service.close()
