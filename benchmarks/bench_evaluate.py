@@ -122,7 +122,7 @@ def report(label: str, times: list[float]) -> None:
     med = statistics.median(times) / 1000
     p99 = times[int(len(times) * 0.99)] / 1000
     rate = 1e9 / (sum(times) / len(times))
-    print(f"{label:<46} median {med:7.1f} µs   p99 {p99:7.1f} µs   {rate:8.0f} evaluations/s")
+    print(f"{label:<52} median {med:7.1f} µs   p99 {p99:7.1f} µs   {rate:8.0f} evaluations/s")
 
 
 def main() -> None:
@@ -151,6 +151,7 @@ def run(engine: Engine, label: str, n: int) -> None:
     from engine.validate import parse
 
     report("same household, decisions only (no rule reasons)", measure(lambda h: engine.evaluate_parsed(parse(h), explain=False), [same], n))
+    report("same household, outline (statuses and amounts only)", measure(lambda h: engine.outline(parse(h)), [same], n))
     report("same household, reference interpreter", measure(engine.evaluate_reference, [same], max(n // 4, 1000)))
 
 
