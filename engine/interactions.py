@@ -43,6 +43,7 @@ class Exclusion:
     project_default: bool
     file: str
     line: int
+    kind: str = "household"  # the scopes of its programs: household, member or mixed
 
 
 def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
@@ -114,6 +115,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
                 bool(item.get("project_default", False)),
                 rel,
                 item.line,
+                "mixed" if len(scopes) > 1 else next(iter(scopes)),
             )
         )
     return out
@@ -136,24 +138,28 @@ def _yuan(entry: dict) -> str:
     return f"每月{v}元" if v is not None else "金额未确定"
 
 
-def apply_exclusions(exclusions: list[Exclusion], entries: list[dict], scopes: dict[str, str]) -> None:
+def apply_exclusions(exclusions: list[Exclusion], entries: list[dict]) -> None:
     """Resolve every declared conflict among ``entries`` (the determination's program dicts), in file order."""
     if not exclusions:
         return
-    by_key: dict[tuple[str, str | None], dict] = {}
+    household: dict[str, dict] = {}  # program -> its entry
+    by_member: dict[str, dict[str, dict]] = {}  # member program -> member id -> entry
     for e in entries:
-        member = e["members"][0] if e["scope"] == "member" else None
-        by_key[(e["program"], member)] = e
-    member_ids = sorted({e["members"][0] for e in entries if e["scope"] == "member"})
-    for ex in exclusions:
-        kinds = {scopes[p] for p in ex.programs}
-        if kinds == {"household"}:
-            _resolve(ex, [by_key[(p, None)] for p in ex.programs if (p, None) in by_key], None)
-        elif kinds == {"member"}:
-            for mid in member_ids:
-                _resolve(ex, [by_key[(p, mid)] for p in ex.programs if (p, mid) in by_key], mid)
+        if e["scope"] == "member":
+            by_member.setdefault(e["program"], {})[e["members"][0]] = e
         else:
-            _resolve_mixed(ex, by_key, scopes)
+            household[e["program"]] = e
+    for ex in exclusions:
+        if ex.kind == "household":
+            _resolve(ex, [household[p] for p in ex.programs if p in household], None)
+        elif ex.kind == "member":
+            tables = [by_member[p] for p in ex.programs if p in by_member]
+            if len(tables) < 2:
+                continue  # one program of the group gave no entry: nothing to resolve
+            for mid in sorted({mid for t in tables for mid in t}):
+                _resolve(ex, [t[mid] for t in tables if mid in t], mid)
+        else:
+            _resolve_mixed(ex, household, by_member)
 
 
 def _resolve(ex: Exclusion, group: list[dict], member: str | None) -> None:
@@ -187,17 +193,18 @@ def _choose(ex: Exclusion, paid: list[dict]) -> tuple[dict, str]:
     return paid[best], f"按就高原则（{listing}）"
 
 
-def _resolve_mixed(ex: Exclusion, by_key: dict, scopes: dict[str, str]) -> None:
-    household_code = next(p for p in ex.programs if scopes[p] == "household")
-    hh = by_key.get((household_code, None))
+def _resolve_mixed(ex: Exclusion, household: dict[str, dict], by_member: dict[str, dict[str, dict]]) -> None:
+    hh = next((household[p] for p in ex.programs if p in household), None)  # the group's one household program
     if hh is None or not _paid(hh):
         return
+    household_code = hh["program"]
     h_index = ex.programs.index(household_code)
+    tables = [by_member[p] for p in ex.programs if p in by_member]
     covered: dict[str, dict] = {}
     for mid in hh["members"]:
-        for p in ex.programs:
-            e = by_key.get((p, mid))
-            if scopes[p] == "member" and e is not None and _paid(e):
+        for table in tables:
+            e = table.get(mid)
+            if e is not None and _paid(e):
                 covered[mid] = e
                 break
     if not covered:

@@ -97,10 +97,21 @@ def to_cents(q: mpq) -> int:
 
 def fmt_money(q: mpq) -> str:
     """Present an exact amount as yuan with exactly 2 decimals ("577.83")."""
-    c = to_cents(q)
-    sign = "-" if c < 0 else ""
-    c = abs(c)
-    return f"{sign}{c // 100}.{c % 100:02d}"
+    return yuan_text(to_cents(q))
+
+
+def cents_of(text: str) -> int:
+    """Whole fen of an amount as presented ("1716.00" -> 171600); exact, for sums of presented amounts."""
+    whole, _, frac = text.partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+
+
+def yuan_text(fen: int) -> str:
+    """Present whole fen as yuan with exactly 2 decimals (171600 -> "1716.00")."""
+    sign = "-" if fen < 0 else ""
+    fen = abs(fen)
+    return f"{sign}{fen // 100}.{fen % 100:02d}"
 
 
 def fmt_number(q: mpq, max_places: int = 4) -> str:

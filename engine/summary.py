@@ -20,11 +20,11 @@ those dicts can reuse it:
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from .expr import Missing
 from .interactions import GRANTED, apply_exclusions
+from .money import cents_of, yuan_text
 from .templates import as_json
 
 PAID_AS = {  # where a program's decision amount goes, when not monthly_amount
@@ -32,28 +32,27 @@ PAID_AS = {  # where a program's decision amount goes, when not monthly_amount
     "one_off": "one_off_amount",
     "in_kind": "monthly_service_value",
 }
-_CENT = Decimal("0.01")
 
 
 def finish(book: Any, entries: list[dict], h: dict, members: list[dict], env: Any = None) -> dict:
     """Complete the program dicts in place and return the household summary."""
     index = book.__dict__.get("_summary_index")
     if index is None:  # per rule book, not per household
-        index = (
-            {p.code: p for p in book.programs},
-            {p.code: p.scope for p in book.programs},
-            {p.code: p.pays for p in book.programs},
-        )
+        index = ({p.code: p for p in book.programs}, {p.code: p.pays for p in book.programs})
         book.__dict__["_summary_index"] = index
-    programs, scopes, pays = index
-    by_id = {m["id"]: m for m in members}
+    programs, pays = index
+    by_id = None
     for out in entries:
         prog = programs[out["program"]]
         if prog.pays == "monthly" and not prog.outputs:
             continue
-        store = h if prog.scope == "household" else by_id[out["members"][0]]
+        if prog.scope == "household":
+            store = h
+        else:
+            by_id = by_id or {m["id"]: m for m in members}
+            store = by_id[out["members"][0]]
         _complete(prog, out, store)
-    apply_exclusions(book.interactions, entries, scopes)
+    apply_exclusions(book.interactions, entries)
     return household_summary(entries, pays)
 
 
@@ -75,7 +74,7 @@ def _json(value: Any, t: Any) -> Any:
 
 def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
     """Every granted (or undecided) program once: paid with its amount, or not paid with the reason."""
-    totals = {"monthly": Decimal(0), "annual": Decimal(0), "one_off": Decimal(0)}
+    totals = {"monthly": 0, "annual": 0, "one_off": 0}  # fen
     paid: list[dict] = []
     not_paid: list[dict] = []
     non_cash: list[dict] = []
@@ -104,19 +103,24 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
             complete = False
             not_paid.append({**item, "reason": "amount_unknown", "text": "金额未确定（标准未配置或缺少信息）"})
             continue
-        totals[kind] += Decimal(amount)
+        totals[kind] += cents_of(amount)
         paid.append({**item, field: amount})
         if e["scope"] == "household":
-            for r in e["reasons"]:
-                if r.get("kind") == "interaction" and r.get("passed") is None:
+            # interaction reasons come last (the exclusions stage appends them after the decision)
+            reasons = e["reasons"]
+            i = len(reasons)
+            while i and reasons[i - 1].get("kind") == "interaction":
+                i -= 1
+            for r in reasons[i:]:
+                if r.get("passed") is None:
                     complete = False
                     review.append({**item, "rule": r["rule"], "text": r["text"]})
-    monthly = _fmt(totals["monthly"])
+    monthly = yuan_text(totals["monthly"])
     text = f"每月现金救助合计{monthly}元"
     if totals["annual"]:
-        text += f"；另按学年发放{_fmt(totals['annual'])}元"
+        text += f"；另按学年发放{yuan_text(totals['annual'])}元"
     if totals["one_off"]:
-        text += f"；一次性临时救助建议{_fmt(totals['one_off'])}元"
+        text += f"；一次性临时救助建议{yuan_text(totals['one_off'])}元"
     notes = []
     if any(x["reason"] in ("needs_info", "amount_unknown") for x in not_paid):
         notes.append("部分项目金额未确定或待补充信息，合计未含这些项目")
@@ -126,8 +130,8 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
         text += f"（{'；'.join(notes)}）"
     return {
         "monthly_total": monthly,
-        "annual_total": _fmt(totals["annual"]),
-        "one_off_total": _fmt(totals["one_off"]),
+        "annual_total": yuan_text(totals["annual"]),
+        "one_off_total": yuan_text(totals["one_off"]),
         "complete": complete,
         "paid": paid,
         "not_paid": not_paid,
@@ -150,7 +154,3 @@ def _excluded_text(e: dict) -> str:
             return r["text"]
     return "与其他项目不重复享受"
 
-
-def _fmt(d: Decimal) -> str:
-    # a sum of two-decimal amounts is exact in Decimal: no rounding happens here
-    return format(d.quantize(_CENT), "f")

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..evaluate import Engine
 from ..model import InputError
-from ..money import to_cents
+from ..money import cents_of, to_cents, yuan_text
 from ..rules import load_rulebook
 from .apply import apply_event, register
 from .events import CAUSE_LABELS, Event, refuse
@@ -92,17 +92,7 @@ class Outcome:
 
 
 def _fen(text: str | None) -> int | None:
-    if text is None:
-        return None
-    whole, _, frac = text.partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
-
-
-def _yuan(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    fen = abs(fen)
-    return f"{sign}{fen // 100}.{fen % 100:02d}"
+    return None if text is None else cents_of(text)
 
 
 def _summary(det: dict) -> list[dict]:
@@ -501,7 +491,7 @@ def render(rule: MonitorRule, facts: dict[str, dict]) -> str:
         v = facts[alias].get(fld)
         t = rule.slot_types[text]
         if t.kind == "money":
-            out.append(_yuan(int(v or 0)))
+            out.append(yuan_text(int(v or 0)))
         elif t.kind == "bool":
             out.append("是" if v else "否")
         else:
