@@ -174,3 +174,23 @@ def test_dibao_and_edge_never_both(engine, h):
     for m in det["household"]["counted_members"]:
         if det.status("tekun", m) == "eligible":
             assert det.status("dibao_single", m) != "eligible"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-(10**12), 10**12), st.integers(1, 10**6))
+def test_amounts_round_half_away_from_zero_and_show_two_decimals(num, den):
+    from decimal import ROUND_HALF_UP, Decimal
+    from fractions import Fraction
+
+    from gmpy2 import mpq
+
+    from engine.money import cents_of, to_cents, yuan_text
+
+    exact = Fraction(num, den) * 100
+    whole, rest = divmod(abs(exact.numerator), exact.denominator)
+    expected = whole + (1 if 2 * rest >= exact.denominator else 0)
+    expected = -expected if exact < 0 else expected
+    assert to_cents(mpq(num, den)) == expected
+    text = fmt_money(mpq(num, den))
+    assert text == format((Decimal(expected) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), "f")
+    assert yuan_text(expected) == text and cents_of(text) == expected
