@@ -82,12 +82,12 @@ def household_summary(entries: list[dict], pays: dict[str, str]) -> dict:
     complete = True
     for e in entries:
         status = e["status"]
+        if status not in GRANTED and status != "needs_info":
+            continue
         item = {"program": e["program"], "name": e["name"], "scope": e["scope"], "members": e["members"]}
         if status == "needs_info":
             complete = False
             not_paid.append({**item, "reason": "needs_info", "text": _decision_text(e), "missing": e["missing"]})
-            continue
-        if status not in GRANTED:
             continue
         kind = pays.get(e["program"], "monthly")
         if e.get("paid") is False:
