@@ -43,7 +43,7 @@ class Exclusion:
     project_default: bool
     file: str
     line: int
-    kind: str = "household"  # the scopes of its programs: household, member or mixed
+    kind: str  # the scopes of its programs: household, member or mixed
 
 
 def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
