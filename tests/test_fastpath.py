@@ -9,6 +9,7 @@ import gc
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from strategies import households
 
@@ -47,21 +48,14 @@ def test_fast_path_equals_interpreter(engine, h):
     _same(engine, h)
 
 
-def test_fast_path_equals_interpreter_on_every_yaml_case(engine):
-    for case in load_cases(Path(__file__).parent / "cases"):
-        _same(engine, case.household)
-
-
 def test_generated_code_uses_only_known_names(engine):
     # make sure several variants exist (assets given or not, unconfigured standards), in each form
     for case in load_cases(Path(__file__).parent / "cases"):
         with contextlib.suppress(InputError):
-            hh = parse(case.household)
-            engine.evaluate_parsed(hh)
+            engine.evaluate_parsed(parse(case.household))
             engine.evaluate_parsed(parse(case.household), explain=False)
             engine.outline(parse(case.household))
     assert {key[-1] for key in engine.fast.sources} >= {"decisions", "outline"}
-    assert engine.fast.sources
     for source in engine.fast.sources.values():
         tree = _parse(source)
         for node in ast.walk(tree):
@@ -89,14 +83,21 @@ def _without_rule_reasons(det: dict) -> dict:
     return out
 
 
-def _same_decisions(engine, h):
+def _same_as_full(engine, h, form, project):
+    """A lighter compiled ``form`` of ``h`` gives exactly ``project`` of its full determination."""
     try:
-        hh = parse(copy.deepcopy(h))
+        full = engine.evaluate_parsed(parse(copy.deepcopy(h)))
     except InputError:
         return
-    full = engine.evaluate_parsed(hh)
-    lean = engine.evaluate_parsed(parse(copy.deepcopy(h)), explain=False)
-    assert orjson.dumps(dict(lean)) == orjson.dumps(_without_rule_reasons(full))
+    assert orjson.dumps(dict(form(parse(copy.deepcopy(h))))) == orjson.dumps(project(full))
+
+
+def _same_decisions(engine, h):
+    _same_as_full(engine, h, lambda hh: engine.evaluate_parsed(hh, explain=False), _without_rule_reasons)
+
+
+def _same_outline(engine, h):
+    _same_as_full(engine, h, engine.outline, outline_of)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,31 +107,11 @@ def test_decisions_only_variant_decides_as_the_full_one(engine, h):
     _same_decisions(engine, h)
 
 
-def test_decisions_only_variant_on_every_yaml_case(engine):
-    for case in load_cases(Path(__file__).parent / "cases"):
-        _same_decisions(engine, case.household)
-
-
-def _same_outline(engine, h):
-    try:
-        hh = parse(copy.deepcopy(h))
-    except InputError:
-        return
-    full = engine.evaluate_parsed(hh)
-    outline = engine.outline(parse(copy.deepcopy(h)))
-    assert orjson.dumps(outline) == orjson.dumps(outline_of(full))
-
-
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(households())
 def test_outline_variant_is_the_outline_of_the_full_determination(engine, h):
     # statuses, amounts (in the field the summary moves them to), members and household figures
     _same_outline(engine, h)
-
-
-def test_outline_variant_on_every_yaml_case(engine):
-    for case in load_cases(Path(__file__).parent / "cases"):
-        _same_outline(engine, case.household)
 
 
 def test_outline_without_the_compiled_path(engine):
@@ -140,3 +121,9 @@ def test_outline_without_the_compiled_path(engine):
     for case in load_cases(Path(__file__).parent / "cases")[:20]:
         with contextlib.suppress(InputError):
             assert reference.outline(parse(case.household)) == engine.outline(parse(case.household))
+
+
+@pytest.mark.parametrize("same", [_same, _same_decisions, _same_outline], ids=["fast_path", "decisions_only", "outline"])
+def test_every_yaml_case_in_each_compiled_form(engine, same):
+    for case in load_cases(Path(__file__).parent / "cases"):
+        same(engine, case.household)
