@@ -123,10 +123,11 @@ class BulkInsert:
                     r[k] = memo[k, v] = p(v)
             return r
 
+        converted = map(convert, rows) if procs else rows
         if self.order is None:
-            return [convert(r) for r in rows]
+            return list(converted)  # named paramstyles (PostgreSQL's pyformat) take the dicts as they are
         order = self.order
-        return [tuple([r[k] for k in order]) for r in (map(convert, rows) if procs else rows)]
+        return [tuple([r[k] for k in order]) for r in converted]
 
     def execute(self, conn, rows: list[dict]):
         """Run it for ``rows`` in ``conn``'s transaction; returns the driver's cursor result."""
