@@ -333,3 +333,28 @@ def test_keys_from_before_the_scope_migration_stay_national(db_settings):
         assert [k.locality for k in Repository(db).list_keys()] == ["100000"]
     finally:
         db.dispose()
+
+
+def test_the_monitor_process_of_jiuzhu_serve_applies_the_callers_scope(tmp_path):
+    """Under `jiuzhu serve` events go to the monitor process over a socket: the scope goes with them."""
+    import httpx
+    from served import Served
+
+    served = Served(tmp_path, workers=1)
+    try:
+        admin = auth(served.admin_key())
+        served.wait_ready()
+        with httpx.Client(base_url=served.url, timeout=60) as c:
+            made = c.post("/v1/keys", json={"name": "和平区", "role": "caseworker", "locality": "210102"}, headers=admin)
+            assert made.status_code == 201, made.text
+            scoped = auth(made.json()["key"])
+            assert c.post("/v1/events", json=_register("GS-C", "620722", "gs-reg"), headers=admin).status_code == 200
+            ev = {"household_id": "GS-C", "type": "job_lost", "date": "2021-09-01", "member": "p1"}
+            hidden = c.post("/v1/events", json=ev, headers=scoped)
+            unknown = c.post("/v1/events", json={**ev, "household_id": "NOBODY"}, headers=scoped)
+            assert hidden.status_code == unknown.status_code == 422
+            assert hidden.text.replace("GS-C", "NOBODY") == unknown.text
+            assert c.post("/v1/events", json=_register("GS-D", "620722", "gs-d"), headers=scoped).status_code == 403
+            assert c.post("/v1/events", json=_register("LN-A", "210102", "ln-a"), headers=scoped).status_code == 200
+    finally:
+        served.stop()
