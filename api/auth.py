@@ -160,7 +160,7 @@ class KeyCache:
 
 def _refuse(request: Request, status: int, reason: str, caller: Caller | None = None) -> ApiError:
     client = request.client.host if request.client else "-"
-    who = f" key={caller.key_id} name={caller.name!r} role={caller.role}" if caller else ""
+    who = f" key={caller.key_id} name={caller.name!r} role={caller.role} scope={caller.scope.code}" if caller else ""
     # The key itself is never logged, not even in part.
     log.warning("refused %s %s from %s: %d %s%s", request.method, request.url.path, client, status, reason, who)
     if status == 401:
