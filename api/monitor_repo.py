@@ -16,7 +16,7 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from engine.localities import covers, scope_prefix
+from engine.localities import NATIONAL, covers, scope_prefix
 from engine.monitor.monitor import HouseholdState, Outcome
 
 from .db import BulkInsert, writing
@@ -257,7 +257,7 @@ class MonitorRepository:
         q = select(_AL)
         conds = []
         for code in (locality, scope):
-            if code:
+            if code and code != NATIONAL:  # 100000 (全国) covers every alert: no condition
                 # a prefecture or province code covers the localities under it (210000 -> 21xxxx)
                 prefix = scope_prefix(code)
                 conds.append(_AL.c.locality.like(prefix + "%") if prefix != code else _AL.c.locality == code)
