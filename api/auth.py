@@ -124,7 +124,7 @@ class Caller:
     key_id: str
     name: str
     role: Role
-    scope: Scope = NATIONAL_SCOPE
+    scope: Scope  # required: whatever authenticates a caller (key, later a session) must say where it may act
 
     @property
     def permissions(self) -> frozenset[Permission]:

@@ -107,7 +107,7 @@ def _open(root: Path, name: str) -> Population | None:
         return None
 
 
-def available(root: Path, scope: str = NATIONAL) -> list[Population]:
+def available(root: Path, scope: str) -> list[Population]:
     """The populations whose households all lie within ``scope`` (a caller's scope code)."""
     if not root.is_dir():
         return []
@@ -115,7 +115,7 @@ def available(root: Path, scope: str = NATIONAL) -> list[Population]:
     return [p for p in found if p is not None and covers(scope, p.locality)]
 
 
-def find(root: Path, name: str, scope: str = NATIONAL) -> Population:
+def find(root: Path, name: str, scope: str) -> Population:
     """The population called ``name``; a 422 naming the field ``population`` (and the names on offer) otherwise.
     A population outside ``scope`` is answered as one not on offer."""
     pop = _open(root, name)
