@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy.exc import IntegrityError
 
-from engine.localities import NATIONAL, covers
+from engine.localities import NATIONAL, covers, is_valid
 from engine.model import InputError
 from engine.monitor.events import Event
 from engine.monitor.monitor import HouseholdState, Monitor
@@ -238,7 +238,8 @@ class MonitorService:
         household id is taken), never with its events or alerts: existence does not leak."""
         if ev.type == "register":
             hh = ev.data.get("household")
-            if not covers(scope, hh.get("locality") if isinstance(hh, dict) else None):
+            loc = hh.get("locality") if isinstance(hh, dict) else None
+            if is_valid(loc) and not covers(scope, loc):  # a malformed code gets the monitor's own 422
                 e = out_of_scope(f"{prefix}.household.locality" if prefix else "household.locality")
                 return [error_item(e.field, e.zh, e.en, e.code)]
         if st is None or covers(scope, st.locality):

@@ -358,3 +358,14 @@ def test_the_monitor_process_of_jiuzhu_serve_applies_the_callers_scope(tmp_path)
             assert c.post("/v1/events", json=_register("LN-A", "210102", "ln-a"), headers=scoped).status_code == 200
     finally:
         served.stop()
+
+
+def test_a_malformed_locality_from_a_scoped_key_is_a_validation_error_not_a_scope_refusal(world):
+    h = world.keys["210102"]
+    for body in (_household("X-1", "21010x"), {"households": [_household("X-1", "21010x")]}):
+        r = world.post("/v1/evaluate" + ("/batch" if "households" in body else ""), json=body, headers=h)
+        errors = r.json()["errors"] if r.status_code == 422 else r.json()["results"][0]["errors"]
+        assert "out_of_scope" not in {e["code"] for e in errors}
+    r = world.post("/v1/events", json=_register("X-1", "21010x", "x-1"), headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "household.locality"
+    assert r.json()["errors"][0]["code"] != "out_of_scope"
