@@ -20,6 +20,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
+from engine.localities import NATIONAL, covers, division, full_name, scope_prefix
+
 from .errors import ApiError
 
 log = logging.getLogger("jiuzhu.api.auth")
@@ -78,10 +80,51 @@ def hash_key(key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """The localities a caller may see and act for: one division code and its subtree.
+
+    ``210102`` is one district, ``210000`` all of Liaoning, ``100000`` (全国) everything.
+    Keys carry one today; a user account (session) would carry one the same way. Every
+    read and write of locality-bound data asks ``covers``; SQL filters use ``prefix``."""
+
+    code: str = NATIONAL
+
+    @classmethod
+    def of(cls, code: str | None) -> Scope:
+        """A scope from a stored code (None: national); raises LocalityError for an unknown code."""
+        if code is None:
+            return cls()
+        division(code)
+        return cls(code)
+
+    @property
+    def national(self) -> bool:
+        return self.code == NATIONAL
+
+    @property
+    def prefix(self) -> str:
+        return scope_prefix(self.code)
+
+    def covers(self, locality: object) -> bool:
+        return covers(self.code, locality)
+
+    def contains(self, other: Scope) -> bool:
+        return covers(self.code, other.code)
+
+    @property
+    def label(self) -> str:
+        return full_name(self.code)
+
+
+NATIONAL_SCOPE = Scope()
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     key_id: str
     name: str
     role: Role
+    scope: Scope  # required: whatever authenticates a caller (key, later a session) must say where it may act
 
     @property
     def permissions(self) -> frozenset[Permission]:
@@ -117,7 +160,7 @@ class KeyCache:
 
 def _refuse(request: Request, status: int, reason: str, caller: Caller | None = None) -> ApiError:
     client = request.client.host if request.client else "-"
-    who = f" key={caller.key_id} name={caller.name!r} role={caller.role}" if caller else ""
+    who = f" key={caller.key_id} name={caller.name!r} role={caller.role} scope={caller.scope.code}" if caller else ""
     # The key itself is never logged, not even in part.
     log.warning("refused %s %s from %s: %d %s%s", request.method, request.url.path, client, status, reason, who)
     if status == 401:
@@ -180,6 +223,11 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer jzk_…`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "或 `X-API-Key: jzk_…`"},
 }
+
+
+def out_of_scope(field: str = "locality") -> ApiError:
+    """403 for a locality the caller supplied (evaluate, register): it names nothing stored."""
+    return ApiError(403, field, "该地区不在您的权限范围内", "this locality is outside the key's scope", "out_of_scope")
 
 
 def caller_with(permission: Permission):

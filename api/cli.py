@@ -148,19 +148,35 @@ def keys() -> None:
 @keys.command("create")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="window 窗口 / caseworker 经办 / policy 政策 / admin 管理")
 @click.option("--name", required=True, help="使用方名称，如 城关镇窗口 / who uses the key")
+@click.option(
+    "--locality",
+    default="100000",
+    show_default=True,
+    help="权限范围：行政区划代码，含其下辖地区（210102 和平区，210000 辽宁省，100000 全国）/ scope: a division code and its subtree",
+)
 @_db_options
-def keys_create(role: str, name: str, data_dir: Path | None, database_url: str | None) -> None:
+def keys_create(role: str, name: str, locality: str, data_dir: Path | None, database_url: str | None) -> None:
     """创建密钥；密钥全文只显示这一次 / create a key (shown once)."""
-    from .auth import Role
+    from engine.localities import LocalityError
+
+    from .auth import Role, Scope
 
     name = name.strip()
     if not name or len(name) > 200:
         click.echo("--name 不能为空且不超过200字 / --name must be 1-200 characters", err=True)
         sys.exit(2)
+    try:
+        scope = Scope.of(locality.strip())
+    except LocalityError as e:
+        click.echo(f"--locality: {e.zh}（请使用 GB/T 2260 的6位代码）/ {e.en}", err=True)
+        sys.exit(2)
     repo = _repo(_settings(data_dir, database_url))
-    row, secret = repo.create_key(name, Role(role))
+    row, secret = repo.create_key(name, Role(role), scope)
     click.echo(secret)
-    click.echo(f"已创建 {row.id}（{role}，{name}）。密钥只显示这一次 / created; the key is shown only once", err=True)
+    click.echo(
+        f"已创建 {row.id}（{role}，{name}，范围 {scope.code} {scope.label}）。密钥只显示这一次 / created; the key is shown only once",
+        err=True,
+    )
 
 
 @keys.command("list")
@@ -174,10 +190,10 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
     if not rows:
         click.echo("（没有密钥）/ no keys")
         return
-    click.echo(f"{'key_id':<16} {'role':<11} {'prefix':<12} {'created_at':<28} {'revoked_at':<28} name")
+    click.echo(f"{'key_id':<16} {'role':<11} {'locality':<9} {'prefix':<12} {'created_at':<28} {'revoked_at':<28} name")
     for k in rows:
         revoked = iso(k.revoked_at) if k.revoked_at else "-"
-        click.echo(f"{k.id:<16} {k.role:<11} {k.prefix + '…':<12} {iso(k.created_at):<28} {revoked:<28} {k.name}")
+        click.echo(f"{k.id:<16} {k.role:<11} {k.locality:<9} {k.prefix + '…':<12} {iso(k.created_at):<28} {revoked:<28} {k.name}")
 
 
 @keys.command("revoke")

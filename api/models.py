@@ -24,6 +24,8 @@ class ApiKey(SQLModel, table=True):
     role: str = Field(max_length=16)
     prefix: str = Field(max_length=16)  # shown in listings so people can tell keys apart; not secret
     secret_hash: str = Field(max_length=64, unique=True)  # sha256 of the whole key
+    # The division code whose subtree the key may see and act for (auth.Scope); 100000 = 全国.
+    locality: str = Field(default="100000", max_length=6)
     created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
     revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
@@ -93,6 +95,7 @@ class SimulationJob(SQLModel, table=True):
     caller_key_id: str = Field(max_length=32)
     caller_name: str = Field(max_length=200)
     caller_role: str = Field(max_length=16)
+    caller_scope: str = Field(default="100000", max_length=6)  # the submitter's scope: who else may read the job
     idempotency_key: str | None = Field(default=None, max_length=255)
     request_hash: str = Field(max_length=64)
     created_at: dt.datetime = Field(sa_column=_ts(nullable=False))

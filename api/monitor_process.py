@@ -26,7 +26,7 @@ class RemoteMonitor(RemoteCaller):
         super().__init__(path, "monitor", log)
 
     async def submit(self, raw_events: list[dict], caller) -> list[dict]:
-        return await self.call(raw_events, caller.key_id, caller.name)
+        return await self.call(raw_events, caller.key_id, caller.name, caller.scope.code)
 
 
 class _Server(GroupServer):
@@ -40,13 +40,13 @@ class _Server(GroupServer):
 
         from .monitoring import Request
 
-        raw, key_id, name = args
+        raw, key_id, name, scope = args
         try:
             events = parse_events(raw) if len(raw) != 1 else [parse_event(raw[0])]
         except InputError as e:  # refused whole, at once: nothing to apply
             self.reply(transport, seq, True, [{"index": None, "status": "refused", "errors": e.to_dict()["errors"]}])
             return
-        self.add(transport, seq, (Request(events, key_id, name),))
+        self.add(transport, seq, (Request(events, key_id, name, scope=scope),))
 
     def handle(self, items: list[tuple[asyncio.Transport, int, tuple]]) -> list[tuple[bool, object]]:
         requests = [req for _t, _s, (req,) in items]

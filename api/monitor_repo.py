@@ -16,6 +16,7 @@ from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from engine.localities import NATIONAL, covers, scope_prefix
 from engine.monitor.monitor import HouseholdState, Outcome
 
 from .db import BulkInsert, writing
@@ -249,12 +250,17 @@ class MonitorRepository:
         rule: str | None = None,
         limit: int = 50,
         before: str | None = None,
+        scope: str | None = None,
     ) -> list:
+        """Alerts matching the filters; ``scope`` (a caller's scope code) bounds them besides ``locality``,
+        so a ``locality`` outside the scope finds nothing."""
         q = select(_AL)
         conds = []
-        if locality:
-            # a prefecture or province code covers the localities under it (210000 -> 21xxxx)
-            conds.append(_AL.c.locality.like(_prefix(locality) + "%") if _prefix(locality) != locality else _AL.c.locality == locality)
+        for code in (locality, scope):
+            if code and code != NATIONAL:  # 100000 (全国) covers every alert: no condition
+                # a prefecture or province code covers the localities under it (210000 -> 21xxxx)
+                prefix = scope_prefix(code)
+                conds.append(_AL.c.locality.like(prefix + "%") if prefix != code else _AL.c.locality == code)
         for col, v in ((_AL.c.status, status), (_AL.c.household_id, household_id), (_AL.c.level, level), (_AL.c.rule, rule)):
             if v:
                 conds.append(col == v)
@@ -269,9 +275,11 @@ class MonitorRepository:
         with self.engine.connect() as c:
             return {k: i for k, i in c.execute(select(_AL.c.key, _AL.c.id).where(_AL.c.key.in_(keys)))}
 
-    def alert(self, alert_id: str):
+    def alert(self, alert_id: str, scope: str | None = None):
+        """The alert, or None when unknown or outside ``scope`` (the same answer)."""
         with self.engine.connect() as c:
-            return c.execute(select(_AL).where(_AL.c.id == alert_id)).first()
+            row = c.execute(select(_AL).where(_AL.c.id == alert_id)).first()
+        return row if row is not None and (scope is None or covers(scope, row.locality)) else None
 
     def alerts_of_event(self, household_id: str, event_key: str) -> list:
         with self.engine.connect() as c:
@@ -281,12 +289,13 @@ class MonitorRepository:
         with self.engine.connect() as c:
             return c.execute(select(func.count()).select_from(_AL)).scalar_one()
 
-    def set_status(self, alert_id: str, status: str, note: str | None, by: str):
-        """Move an alert to ``status`` with a note; returns (row, None) or (row or None, reason)."""
+    def set_status(self, alert_id: str, status: str, note: str | None, by: str, scope: str | None = None):
+        """Move an alert to ``status`` with a note; returns (row, None) or (row or None, reason).
+        An alert outside ``scope`` is ``not_found``, as an unknown one."""
         now = dt.datetime.now(dt.UTC)
         with writing(self.engine) as conn, conn.begin():
             row = conn.execute(select(_AL).where(_AL.c.id == alert_id)).first()
-            if row is None:
+            if row is None or (scope is not None and not covers(scope, row.locality)):
                 return None, "not_found"
             if row.status == "closed":
                 return row, "closed"
@@ -298,13 +307,3 @@ class MonitorRepository:
             row = conn.execute(select(_AL).where(_AL.c.id == alert_id)).first()
         return row, None
 
-
-def _prefix(code: str) -> str:
-    """The code's prefix that identifies it: 210000 -> 21, 210100 -> 2101, 210102 -> 210102 (100000: all)."""
-    if code == "100000":
-        return ""
-    if code.endswith("0000"):
-        return code[:2]
-    if code.endswith("00"):
-        return code[:4]
-    return code

@@ -26,11 +26,14 @@ from dataclasses import dataclass, field
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from engine.localities import NATIONAL, covers, is_valid
 from engine.model import InputError
 from engine.monitor.events import Event
 from engine.monitor.monitor import HouseholdState, Monitor
 
+from .auth import out_of_scope
 from .db import writing
+from .errors import error_item
 from .monitor_repo import Accepted, MonitorRepository
 
 log = logging.getLogger("jiuzhu.api.monitor")
@@ -45,6 +48,7 @@ class Request:
     caller_name: str
     results: list[dict] = field(default_factory=list)
     error: str | None = None
+    scope: str = NATIONAL  # the caller's locality scope (auth.Scope.code)
 
 
 def alert_out(a: dict | object) -> dict:
@@ -161,6 +165,13 @@ class MonitorService:
         for req in requests:
             for i, ev in enumerate(req.events):
                 hid = ev.household_id
+                if req.scope != NATIONAL:  # before the duplicate check: a stored answer is the household's too
+                    errs = self._scope_refusal(
+                        req.scope, ev, touched.get(hid) or self._state(hid), f"events[{i}]" if len(req.events) > 1 else ""
+                    )
+                    if errs is not None:
+                        req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": errs})
+                        continue
                 if ev.event_id is not None:
                     prior = seen_keys.get((hid, ev.event_id))
                     if prior is None:
@@ -218,6 +229,28 @@ class MonitorService:
                         if a.get("alert_id") is None:
                             a["alert_id"] = ids.get(a["key"])
 
+    def _scope_refusal(self, scope: str, ev: Event, st: HouseholdState | None, prefix: str) -> list[dict] | None:
+        """The errors refusing ``ev`` to a caller scoped ``scope``, or None when it may proceed.
+
+        A register event for a locality outside the scope is refused naming that field (the
+        caller wrote it). A household registered outside the scope is answered as the monitor
+        answers for one it does not know (a register event: as a change of locality, since the
+        household id is taken), never with its events or alerts: existence does not leak."""
+        if ev.type == "register":
+            hh = ev.data.get("household")
+            loc = hh.get("locality") if isinstance(hh, dict) else None
+            if is_valid(loc) and not covers(scope, loc):  # a malformed code gets the monitor's own 422
+                e = out_of_scope(f"{prefix}.household.locality" if prefix else "household.locality")
+                return [error_item(e.field, e.zh, e.en, e.code)]
+        if st is None or covers(scope, st.locality):
+            return None
+        try:
+            # the monitor's own refusal, word for word: of an unknown household, or of a moved one
+            self.monitor.process(ev, None if ev.type != "register" else st, None, prefix)
+        except InputError as e:
+            return e.to_dict()["errors"]
+        raise AssertionError("an event for a household outside the caller's scope was not refused")
+
     def _stored_result(self, row) -> dict:
         m = row._mapping
         alerts = self.repo.alerts_of_event(m["household_id"], m["event_key"])
@@ -257,7 +290,7 @@ class LocalMonitor:
 
         def run() -> Request:
             events = parse_events(raw_events) if len(raw_events) != 1 else [parse_event(raw_events[0])]
-            req = Request(events, caller.key_id, caller.name)
+            req = Request(events, caller.key_id, caller.name, scope=caller.scope.code)
             svc = self.service
             with svc.lock:
                 svc.handle([req])

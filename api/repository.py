@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from .auth import KEY_PREFIX, Caller, Role, hash_key, new_key
+from .auth import KEY_PREFIX, NATIONAL_SCOPE, Caller, Role, Scope, hash_key, new_key
 from .db import writing
 from .ids import uuid7
 from .models import ApiKey, BatchRecord, DeterminationRecord
@@ -41,7 +41,7 @@ class Repository:
             conn.execute(text("SELECT 1"))
 
     # -- keys --------------------------------------------------------------------
-    def create_key(self, name: str, role: Role) -> tuple[ApiKey, str]:
+    def create_key(self, name: str, role: Role, scope: Scope = NATIONAL_SCOPE) -> tuple[ApiKey, str]:
         secret = new_key()
         row = ApiKey(
             id="k_" + uuid7().replace("-", "")[-12:],
@@ -49,6 +49,7 @@ class Repository:
             role=str(role),
             prefix=secret[: len(KEY_PREFIX) + 6],
             secret_hash=hash_key(secret),
+            locality=scope.code,
             created_at=utcnow(),
         )
         with writing(self.engine) as conn, Session(bind=conn) as s:
@@ -58,9 +59,13 @@ class Repository:
             s.expunge(row)
         return row, secret
 
-    def list_keys(self) -> list[ApiKey]:
+    def list_keys(self, scope: Scope = NATIONAL_SCOPE) -> list[ApiKey]:
+        """Keys whose scope lies within ``scope`` (a scoped administrator sees only those)."""
         with Session(self.engine) as s:
-            rows = list(s.exec(select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)).scalars())
+            q = select(ApiKey)
+            if not scope.national:
+                q = q.where(ApiKey.locality.like(scope.prefix + "%"))
+            rows = list(s.exec(q.order_by(ApiKey.created_at, ApiKey.id)).scalars())
             for r in rows:
                 s.expunge(r)
             return rows
@@ -69,18 +74,24 @@ class Repository:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))).scalar_one()
 
-    def revoke_key(self, key_id: str) -> ApiKey | None:
+    def revoke_key(self, key_id: str, scope: Scope = NATIONAL_SCOPE) -> ApiKey | None:
+        """Revoke a key within ``scope``; None for an unknown key and for one outside it alike."""
         with writing(self.engine) as conn, conn.begin():
+            row = conn.execute(select(ApiKey).where(ApiKey.id == key_id)).first()
+            if row is None or not scope.covers(row.locality):
+                return None
             conn.execute(update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
             row = conn.execute(select(ApiKey).where(ApiKey.id == key_id)).first()
-        return ApiKey.model_validate(row._mapping) if row else None
+        return ApiKey.model_validate(row._mapping)
 
     def caller_for_hash(self, key_hash: str) -> Caller | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(ApiKey.id, ApiKey.name, ApiKey.role).where(ApiKey.secret_hash == key_hash, ApiKey.revoked_at.is_(None))
+                select(ApiKey.id, ApiKey.name, ApiKey.role, ApiKey.locality).where(
+                    ApiKey.secret_hash == key_hash, ApiKey.revoked_at.is_(None)
+                )
             ).first()
-        return Caller(row.id, row.name, Role(row.role)) if row else None
+        return Caller(row.id, row.name, Role(row.role), Scope.of(row.locality)) if row else None
 
     # -- determinations: writes ----------------------------------------------------
     def insert(self, conn: Connection, rows: Sequence[dict], batch: dict | None = None) -> None:
@@ -95,17 +106,22 @@ class Repository:
         return conn.execute(select(table).where(table.c.caller_key_id == caller_key_id, table.c.idempotency_key == key)).first()
 
     # -- determinations: reads -----------------------------------------------------
-    def determination(self, determination_id: str):
+    def determination(self, determination_id: str, *, scope: Scope):
+        """The record, or None when unknown or outside ``scope`` (the same answer: existence does not leak)."""
         with self.engine.connect() as conn:
-            return conn.execute(select(_DET).where(_DET.c.id == determination_id)).first()
+            row = conn.execute(select(_DET).where(_DET.c.id == determination_id)).first()
+        return row if row is not None and scope.covers(row.locality) else None
 
     def find_idempotent(self, caller_key_id: str, key: str, batch: bool = False):
         with self.engine.connect() as conn:
             return self.existing_idempotent(conn, caller_key_id, key, batch)
 
-    def household_history(self, household_id: str, limit: int, before: str | None = None) -> list:
+    def household_history(self, household_id: str, limit: int, before: str | None = None, *, scope: Scope) -> list:
+        """The household's records within ``scope``, newest first (filtered in SQL, so pages stay full)."""
         cols = [c for c in _DET.c if c.name not in ("input_json", "output_zlib")]
         q = select(*cols).where(_DET.c.household_id == household_id)
+        if not scope.national:
+            q = q.where(_DET.c.locality.like(scope.prefix + "%"))
         if before:
             q = q.where(_DET.c.id < before)
         with self.engine.connect() as conn:

@@ -225,6 +225,7 @@ class KeyOut(BaseModel):
     name: str
     role: str
     prefix: str
+    locality: str = Field(description="权限范围：行政区划代码，含其下辖地区；100000 为全国")
     created_at: str
     revoked_at: str | None
 
@@ -233,6 +234,12 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200, examples=["城关镇窗口"])
     role: Literal["window", "caseworker", "policy", "admin"]
+    locality: str | None = Field(
+        default=None,
+        max_length=6,
+        description="权限范围（行政区划代码）：210102 只含和平区，210000 含辽宁全省，100000 为全国；缺省时与创建者相同",
+        examples=["210102"],
+    )
 
 
 class KeyCreated(KeyOut):

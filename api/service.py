@@ -13,8 +13,8 @@ from fastapi.responses import Response
 from engine import Engine, InputError
 from engine.validate import parse
 
-from .auth import Caller
-from .errors import ApiError
+from .auth import Caller, out_of_scope
+from .errors import ApiError, error_item
 from .ids import uuid7
 from .records import build_row, iso, output_of, request_hash, with_record_fields
 from .repository import Repository
@@ -71,6 +71,8 @@ class Service:
             parsed = parse(body)
         except InputError as e:
             return Response(orjson.dumps(e.to_dict()), 422, media_type=_JSON)
+        if not caller.scope.covers(parsed.locality):
+            raise out_of_scope()
         req_hash = request_hash(parsed.raw)
         if idem is not None:
             prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem)
@@ -173,6 +175,12 @@ class Service:
                 parsed = parse(item)
             except InputError as e:
                 errs = e.to_dict()["errors"]
+                refused[i] = errs
+                pieces.append(orjson.dumps({"index": i, "status": "refused", "errors": errs}))
+                continue
+            if not caller.scope.covers(parsed.locality):
+                e = out_of_scope()
+                errs = [error_item(e.field, e.zh, e.en, e.code)]
                 refused[i] = errs
                 pieces.append(orjson.dumps({"index": i, "status": "refused", "errors": errs}))
                 continue

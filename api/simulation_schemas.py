@@ -91,6 +91,7 @@ class PopulationOut(BaseModel):
     format: Literal["parquet", "csv", "jsonl"]
     households: int | None
     synthetic: bool = Field(description="是否为合成数据（jiuzhu synth 生成，不含真实人员）")
+    locality: str = Field(description="覆盖全部家庭的最小行政区划代码；只对权限范围包含它的密钥列出")
 
 
 class PopulationList(BaseModel):

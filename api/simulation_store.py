@@ -15,6 +15,8 @@ import orjson
 from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.localities import covers, scope_prefix
+
 from .db import writing
 from .errors import error_item
 from .models import SimulationJob
@@ -77,9 +79,11 @@ class SimulationStore:
         with self.engine.connect() as conn:
             return self._by_idempotency(conn, caller_key_id, key)
 
-    def get(self, job_id: str):
+    def get(self, job_id: str, scope: str | None = None):
+        """The job, or None when unknown or submitted from a scope ``scope`` does not cover (the same answer)."""
         with self.engine.connect() as conn:
-            return conn.execute(select(_SIM).where(_SIM.c.id == job_id)).first()
+            row = conn.execute(select(_SIM).where(_SIM.c.id == job_id)).first()
+        return row if row is not None and (scope is None or covers(scope, row.caller_scope)) else None
 
     def queue_position(self, job_id: str) -> int:
         """How many queued jobs were submitted before this one."""
@@ -88,8 +92,10 @@ class SimulationStore:
                 select(func.count()).select_from(_SIM).where(_SIM.c.status == QUEUED, _SIM.c.id < job_id)
             ).scalar_one()
 
-    def recent(self, limit: int, before: str | None = None) -> list:
+    def recent(self, limit: int, before: str | None = None, scope: str | None = None) -> list:
         q = select(*_SUMMARY_COLUMNS)
+        if scope is not None and scope_prefix(scope):
+            q = q.where(_SIM.c.caller_scope.like(scope_prefix(scope) + "%"))
         if before:
             q = q.where(_SIM.c.id < before)
         with self.engine.connect() as conn:

@@ -88,3 +88,26 @@ def full_name(code: str) -> str:
             continue
         parts.append(d.name)
     return "".join(parts) or "全国"
+
+
+def scope_prefix(scope: str) -> str:
+    """The code prefix that every locality under ``scope`` starts with: 210000 -> ``21``,
+    210100 -> ``2101``, 210102 -> ``210102``, 100000 (全国) -> ``""``."""
+    if scope == NATIONAL:
+        return ""
+    if scope.endswith("0000"):
+        return scope[:2]
+    if scope.endswith("00"):
+        return scope[:4]
+    return scope
+
+
+def covers(scope: str, code: object) -> bool:
+    """Whether ``code`` lies in the subtree of ``scope``: ``covers("210000", "210102")``; 全国 covers all.
+
+    Access control rests on this one function (keys and accounts carry a scope code). A code
+    that is not a 6-digit string is covered by no scope but the national one, so that a
+    malformed value never slips into a province's view."""
+    if scope == NATIONAL:
+        return True
+    return isinstance(code, str) and _CODE_RE.match(code) is not None and code.startswith(scope_prefix(scope))

@@ -1,7 +1,7 @@
 import pytest
 
 from engine.expr.runtime import within
-from engine.localities import LocalityError, ancestors, division, full_name
+from engine.localities import LocalityError, ancestors, covers, division, full_name, scope_prefix
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,31 @@ def test_within():
     assert within("350502", "350500")
     assert not within(None, "350500")
     assert within("110101", "100000")
+
+
+@pytest.mark.parametrize(
+    "scope, code, expected",
+    [
+        ("210102", "210102", True),
+        ("210102", "210103", False),
+        ("210102", "210100", False),  # a district does not cover its city
+        ("210100", "210102", True),
+        ("210100", "210202", False),
+        ("210000", "210202", True),
+        ("210000", "210000", True),
+        ("210000", "620722", False),
+        ("620722", "210102", False),
+        ("100000", "620722", True),
+        ("100000", "100000", True),
+        ("210000", "100000", False),  # a province does not cover the nation
+        ("210000", "21", False),  # malformed: covered by no scope but the national one
+        ("210000", None, False),
+        ("210000", "21010x", False),
+    ],
+)
+def test_covers(scope, code, expected):
+    assert covers(scope, code) is expected
+
+
+def test_scope_prefix():
+    assert [scope_prefix(c) for c in ("100000", "210000", "210100", "210102")] == ["", "21", "2101", "210102"]

@@ -155,7 +155,8 @@ async def post_events(request: Request, caller: _Submitter) -> Response:
     if not many:
         (res,) = results
         if res["status"] == "refused":
-            return json_response({"errors": res["errors"]}, 422)
+            scope = any(e.get("code") == "out_of_scope" for e in res["errors"])
+            return json_response({"errors": res["errors"]}, 403 if scope else 422)
         return json_response(res)
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("recorded", "duplicate", "refused")}
     return json_response({"count": len(results), **counts, "results": results})
@@ -169,7 +170,7 @@ async def event_types(_caller: _Reference) -> list[dict]:
 @router.get("/alerts", summary="查看预警（新的在前），可按地区、状态、家庭、级别、规则筛选", response_model=AlertList, responses=errors(401, 403, 422))
 async def list_alerts(
     request: Request,
-    _caller: _Reader,
+    caller: _Reader,
     locality: str | None = Query(None, pattern=r"^\d{6}$", description="行政区划代码；市、省级代码包含其下辖地区", examples=["210102"]),
     status: Literal["open", "acknowledged", "closed"] | None = Query(None, description="open 待处理 / acknowledged 已确认 / closed 已关闭"),
     household_id: str | None = Query(None, max_length=128),
@@ -178,22 +179,24 @@ async def list_alerts(
     limit: int = Query(50, ge=1, le=500),
     before: str | None = Query(None, max_length=64, description="上一页返回的 next_before"),
 ) -> dict:
-    rows = await run_in_threadpool(_repo(request).alerts, locality, status, household_id, level, rule, limit + 1, before)
+    rows = await run_in_threadpool(_repo(request).alerts, locality, status, household_id, level, rule, limit + 1, before, caller.scope.code)
     more = len(rows) > limit
     rows = rows[:limit]
     return {"alerts": [alert_out(r) for r in rows], "next_before": rows[-1].id if more and rows else None}
 
 
 @router.get("/alerts/{alert_id}", summary="查看一条预警", response_model=AlertOut, responses=errors(401, 403, 404))
-async def get_alert(request: Request, _caller: _Reader, alert_id: str = Path(max_length=64)) -> dict:
-    row = await run_in_threadpool(_repo(request).alert, alert_id)
+async def get_alert(request: Request, caller: _Reader, alert_id: str = Path(max_length=64)) -> dict:
+    row = await run_in_threadpool(_repo(request).alert, alert_id, caller.scope.code)
     if row is None:
         raise not_found("alert_id", "未找到该预警", "no such alert")
     return alert_out(row)
 
 
 async def _set_status(request: Request, caller: Caller, alert_id: str, status: str, note: str | None) -> dict:
-    row, problem = await run_in_threadpool(_repo(request).set_status, alert_id, status, note, f"{caller.name}（{caller.key_id}）")
+    row, problem = await run_in_threadpool(
+        _repo(request).set_status, alert_id, status, note, f"{caller.name}（{caller.key_id}）", caller.scope.code
+    )
     if problem == "not_found":
         raise not_found("alert_id", "未找到该预警", "no such alert")
     if problem == "closed":

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from ..auth import Permission, require
+from ..auth import Permission, caller_with
 from ..errors import not_found
 from ..openapi_docs import errors
 from ..records import iso, output_of, scrub
 from ..schemas import DeterminationRecordOut, HistoryOut
 
-router = APIRouter(prefix="/v1", tags=["认定记录 records"], dependencies=[Depends(require(Permission.READ_DETERMINATIONS))])
+router = APIRouter(prefix="/v1", tags=["认定记录 records"])
+# Records outside the caller's locality scope read as unknown (404, or absent from a history).
+_Reader = caller_with(Permission.READ_DETERMINATIONS)
 
 
 def _caller(m) -> dict:
@@ -27,9 +29,11 @@ def _caller(m) -> dict:
     responses=errors(401, 403, 404),
 )
 async def get_determination(
-    request: Request, determination_id: str = Path(max_length=64, description="POST /v1/evaluate 返回的 determination_id")
+    request: Request,
+    caller: _Reader,
+    determination_id: str = Path(max_length=64, description="POST /v1/evaluate 返回的 determination_id"),
 ) -> Response:
-    row = await run_in_threadpool(request.app.state.repo.determination, determination_id)
+    row = await run_in_threadpool(request.app.state.repo.determination, determination_id, scope=caller.scope)
     if row is None:
         raise not_found("determination_id", "未找到该认定记录", "no such determination")
     m = row._mapping
@@ -58,13 +62,14 @@ async def get_determination(
 )
 async def household_history(
     request: Request,
+    caller: _Reader,
     household_id: str = Path(max_length=128, description="家庭编号 household_id", examples=["LN-2021-0001"]),
     limit: int = Query(50, ge=1, le=500, description="每页条数"),
     before: str | None = Query(None, max_length=64, description="上一页返回的 next_before"),
 ) -> dict:
     # Stored household ids that are resident ID numbers were masked; look them up the same way.
     key = scrub(household_id)
-    rows = await run_in_threadpool(request.app.state.repo.household_history, key, limit + 1, before)
+    rows = await run_in_threadpool(request.app.state.repo.household_history, key, limit + 1, before, scope=caller.scope)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [

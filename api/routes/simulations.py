@@ -196,7 +196,7 @@ async def submit(request: Request, caller: _Simulator) -> Response:
         req = parse_body(body)
     except RequestInvalid as e:
         return json_response({"errors": e.errors}, 422)
-    population = await run_in_threadpool(populations.find, state.settings.populations_path, req.population)
+    population = await run_in_threadpool(populations.find, state.settings.populations_path, req.population, caller.scope.code)
     req_hash = req.request_hash()
     if idem is not None:
         prior = await run_in_threadpool(store.by_idempotency, caller.key_id, idem)
@@ -219,6 +219,7 @@ async def submit(request: Request, caller: _Simulator) -> Response:
         "caller_key_id": caller.key_id,
         "caller_name": caller.name,
         "caller_role": str(caller.role),
+        "caller_scope": caller.scope.code,
         "idempotency_key": idem,
         "request_hash": req_hash,
         "created_at": dt.datetime.now(dt.UTC),
@@ -268,11 +269,11 @@ async def _wait_for(request: Request, job_id: str, seconds: int):
 )
 async def list_simulations(
     request: Request,
-    _caller: _Simulator,
+    caller: _Simulator,
     limit: int = Query(20, ge=1, le=200, description="每页条数"),
     before: str | None = Query(None, max_length=64, description="上一页返回的 next_before"),
 ) -> Response:
-    rows = await run_in_threadpool(_store(request).recent, limit + 1, before)
+    rows = await run_in_threadpool(_store(request).recent, limit + 1, before, caller.scope.code)
     more = len(rows) > limit
     rows = rows[:limit]
     items = [_body({**r._mapping, "result_json": None}, with_result=False) for r in rows]
@@ -288,10 +289,10 @@ async def list_simulations(
 )
 async def get_simulation(
     request: Request,
-    _caller: _Simulator,
+    caller: _Simulator,
     simulation_id: str = Path(pattern=ID_PATTERN, description="POST /v1/simulations 返回的 simulation_id"),
 ) -> Response:
-    row = await run_in_threadpool(_store(request).get, simulation_id)
+    row = await run_in_threadpool(_store(request).get, simulation_id, caller.scope.code)
     if row is None:
         raise not_found("simulation_id", "未找到该试算", "no such simulation")
     return await _job_response(request, row._mapping)
@@ -312,11 +313,11 @@ async def get_simulation(
 )
 async def get_file(
     request: Request,
-    _caller: _Simulator,
+    caller: _Simulator,
     simulation_id: str = Path(pattern=ID_PATTERN, description="试算编号"),
     name: str = Path(max_length=64, description="文件名，如 report.html", examples=["report.html"]),
 ) -> Response:
-    row = await run_in_threadpool(_store(request).get, simulation_id)
+    row = await run_in_threadpool(_store(request).get, simulation_id, caller.scope.code)
     if row is None:
         raise not_found("simulation_id", "未找到该试算", "no such simulation")
     m = row._mapping
@@ -348,6 +349,6 @@ async def get_file(
     response_model=PopulationList,
     responses=errors(401, 403),
 )
-async def list_populations(request: Request, _caller: _Simulator) -> Response:
-    found = await run_in_threadpool(populations.available, request.app.state.settings.populations_path)
+async def list_populations(request: Request, caller: _Simulator) -> Response:
+    found = await run_in_threadpool(populations.available, request.app.state.settings.populations_path, caller.scope.code)
     return json_response({"populations": [p.to_dict() for p in found]})

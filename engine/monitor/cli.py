@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.localities import covers
+
 
 def _db_options(f):
     from api.cli import _db_options as opts
@@ -92,11 +94,6 @@ def tick_cmd(date_, locality: str | None, data_dir, database_url) -> None:
     pending: list = []
     new_alerts = households = 0
     after = None
-    prefix = None
-    if locality:
-        from api.monitor_repo import _prefix
-
-        prefix = _prefix(locality)
     while True:
         ids = repo.households(None, after, 1000)
         if not ids:
@@ -104,7 +101,7 @@ def tick_cmd(date_, locality: str | None, data_dir, database_url) -> None:
         after = ids[-1]
         for hid in ids:
             state = repo.household(hid)
-            if state is None or (prefix is not None and not state.locality.startswith(prefix)):
+            if state is None or (locality and not covers(locality, state.locality)):
                 continue
             key = f"tick:{day.isoformat()}"
             if repo.event_by_key(hid, key) is not None:

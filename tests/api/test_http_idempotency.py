@@ -59,13 +59,13 @@ def test_an_invalid_key_is_422(client, keys):
 
 def test_concurrent_duplicates_in_one_group_commit_are_recorded_once(db_client, db_keys):
     """Requests racing with the same key (a window retrying before the first answer arrived)."""
-    from api.auth import Caller, Role
+    from api.auth import NATIONAL_SCOPE, Caller, Role
     from api.records import build_row, request_hash
     from engine.validate import parse
 
     app = db_client.app
     writer = app.state.writer
-    caller = Caller(app.state.repo.list_keys()[0].id, "x", Role.WINDOW)
+    caller = Caller(app.state.repo.list_keys()[0].id, "x", Role.WINDOW, NATIONAL_SCOPE)
     parsed = parse(HH)
     det = app.state.engine.evaluate_parsed(parsed)
     import datetime as dt

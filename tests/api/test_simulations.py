@@ -212,8 +212,9 @@ def test_idempotency_key_returns_the_first_job(db_sim):
 
 def test_populations_are_listed_by_name(sim):
     got = sim.get("/v1/populations", headers=auth(sim.keys["policy"])).json()["populations"]
-    assert {"name": POPULATION, "format": "parquet", "households": 300, "synthetic": True} in got
-    assert {"name": "broken", "format": "jsonl", "households": None, "synthetic": False} in got
+    # locality: the narrowest code covering every household (the synthetic one spans Liaoning)
+    assert {"name": POPULATION, "format": "parquet", "households": 300, "synthetic": True, "locality": "210000"} in got
+    assert {"name": "broken", "format": "jsonl", "households": None, "synthetic": False, "locality": "210102"} in got
 
 
 def test_the_documented_example_is_accepted(sim):
