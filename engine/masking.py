@@ -110,6 +110,6 @@ def pseudonym(text: str, secret: bytes, limit: int | None = None) -> str:
         return text
     out = _sub(text, lambda v: mask_id_number(v) + "#" + tag(v, secret))
     if limit is not None and len(out) > limit:
-        whole = base64.b32encode(hmac.new(secret, _canonical(text).encode(), hashlib.sha256).digest()[:10]).decode()
+        whole = base64.b32encode(hmac.new(secret, _canonical(text).encode(), hashlib.sha256).digest()[:10]).decode()[:10]
         out = out[: limit - 11] + "#" + whole
     return out
