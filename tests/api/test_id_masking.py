@@ -18,6 +18,8 @@ import zlib
 from pathlib import Path
 
 import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, ROOT, configured, make_populations, wait_until
@@ -120,6 +122,12 @@ def scan_database(url: str, planted: list[str]) -> tuple[dict[str, list[str]], i
     return leaks, columns, cells
 
 
+def _file_text(path: Path) -> str:
+    if path.suffix == ".parquet":
+        return str(pq.read_table(path).to_pylist())
+    return path.read_text(encoding="utf-8")
+
+
 def _cli(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([JIUZHU, *args], capture_output=True, text=True, env=env, timeout=300)
 
@@ -146,9 +154,25 @@ WORKER = {
 }
 
 
+ID_POPULATION = "id-numbers"
+
+
 @pytest.fixture(scope="module")
 def populations(tmp_path_factory):
-    return make_populations(tmp_path_factory.mktemp("populations"))
+    """The test populations, and the synthetic one again with resident ID numbers as household and member ids."""
+    root = make_populations(tmp_path_factory.mktemp("populations"))
+    (root / ID_POPULATION).mkdir()
+    households = pq.read_table(root / POPULATION / "households.parquet").column("household_id").to_pylist()
+    ids = dict(zip(households, _ids(len(households), "19990909"), strict=True))
+    for name in ("households.parquet", "members.parquet"):
+        t = pq.read_table(root / POPULATION / name)
+        old = t.column("household_id").to_pylist()
+        t = t.set_column(t.schema.get_field_index("household_id"), "household_id", pa.array([ids[h] for h in old], pa.string()))
+        if "member_id" in t.schema.names:  # "成员" and the household's number: an ID number inside Chinese text
+            members = [f"成员{ids[h]}{m}" for h, m in zip(old, t.column("member_id").to_pylist(), strict=True)]
+            t = t.set_column(t.schema.get_field_index("member_id"), "member_id", pa.array(members, pa.string()))
+        pq.write_table(t, root / ID_POPULATION / name)
+    return root
 
 
 def test_planted_id_numbers_are_found_nowhere_in_the_database_or_the_log(db_settings, populations, tmp_path, engine, caplog):
@@ -234,7 +258,7 @@ def test_planted_id_numbers_are_found_nowhere_in_the_database_or_the_log(db_sett
         reform["name"] = "改革" + P.one()
         reform["description"] = "说明 " + P.one()
         reform_text = "# 起草人 " + P.one() + "\n" + yaml.safe_dump(reform, allow_unicode=True)
-        r = c.post("/v1/simulations", json={"population": POPULATION, "reform": reform_text},
+        r = c.post("/v1/simulations", json={"population": ID_POPULATION, "reform": reform_text},
                    headers={**policy, "Idempotency-Key": P.one(), "Prefer": "wait=60"})
         assert r.status_code in (200, 201, 202), r.text
         assert wait_until(c, r.headers["Location"], policy)["status"] == "done"
@@ -261,8 +285,10 @@ def test_planted_id_numbers_are_found_nowhere_in_the_database_or_the_log(db_sett
     assert _cli("alerts", "ack", listed[0]["alert_id"], "--note", "命令行" + P.one(), env=env).returncode == 0
 
     leaks, columns, cells = scan_database(settings.url, P.all)
-    files = [f for f in settings.simulations_path.rglob("*") if f.is_file() and f.suffix in (".csv", ".html", ".json", ".yaml")]
-    file_leaks = {str(f): x for f in files if (x := _leaks(f.read_text(encoding="utf-8"), P.all))}
+    files = [f for f in settings.simulations_path.rglob("*") if f.is_file() and f.suffix in (".csv", ".html", ".json", ".yaml", ".parquet")]
+    file_leaks = {str(f): x for f in files if (x := _leaks(_file_text(f), P.all))}
+    gains = next(f for f in files if f.name == "gains_losses.csv").read_text(encoding="utf-8")
+    assert "********" in gains  # households of the population are listed, masked
     log_lines = [logging.Formatter("%(levelname)s %(name)s: %(message)s").format(rec) for rec in caplog.records]
     log_leaks = [line for line in log_lines if _leaks(line, P.all)]
     print(f"\nplanted {len(P.all)} ID numbers; scanned {columns} columns ({cells} cells), {len(files)} files, {len(log_lines)} log lines")
