@@ -28,6 +28,16 @@ _CHECK = "10X98765432"
 # (an ``X`` ends the number whatever follows).
 _ID = re.compile(r"(?<!\d)\d{17}(?:[Xx]|\d(?!\d))")
 MASK = "*" * 8
+# A quick first look (~2 µs a kilobyte, the regex takes ~30): ASCII text without 17 digits in a row
+# holds no ID number. Digits are bytes 0x30-0x39 in UTF-8 only as themselves.
+_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_RUN = b"0" * 17
+
+
+def _may_hold(text: str) -> bool:
+    if len(text) < 18:
+        return False
+    return not text.isascii() or _RUN in text.encode().translate(_TO_ZERO)
 
 
 def check_digit(first17: str) -> str:
@@ -49,14 +59,21 @@ def mask_id_number(id_number: str) -> str:
 
 def find_id_numbers(text: str) -> list[str]:
     """Every valid ID number in ``text``, as written."""
+    if not _may_hold(text):
+        return []
     return [m.group() for m in _ID.finditer(text) if check_digit(m.group()[:17]) == m.group()[17].upper()]
 
 
 def has_id_number(text: str) -> bool:
+    if not _may_hold(text):
+        return False
     return any(check_digit(m.group()[:17]) == m.group()[17].upper() for m in _ID.finditer(text))
 
 
 def _sub(text: str, replace) -> str:
+    if not _may_hold(text):
+        return text
+
     def one(m: re.Match) -> str:
         v = m.group()
         return replace(v) if check_digit(v[:17]) == v[17].upper() else v
@@ -66,8 +83,6 @@ def _sub(text: str, replace) -> str:
 
 def scrub(text: str) -> str:
     """``text`` with every valid resident ID number masked."""
-    if len(text) < 18:
-        return text
     return _sub(text, mask_id_number)
 
 
@@ -106,8 +121,6 @@ def pseudonym(text: str, secret: bytes, limit: int | None = None) -> str:
     and two ids that mask alike stay two. ``limit``: the longest the result may be (a column's
     length); a longer one is cut and ends with the tag of the whole text instead.
     """
-    if len(text) < 18:
-        return text
     out = _sub(text, lambda v: mask_id_number(v) + "#" + tag(v, secret))
     if limit is not None and len(out) > limit:
         whole = base64.b32encode(hmac.new(secret, _canonical(text).encode(), hashlib.sha256).digest()[:10]).decode()[:10]

@@ -61,3 +61,8 @@ def test_pseudonyms_are_masked_distinct_stable_and_bounded():
     long = "x" * 110 + A
     cut = pseudonym(long, s, 128)
     assert len(cut) == 128 and not find_id_numbers(cut) and cut != pseudonym("y" * 110 + A, s, 128)
+
+
+def test_digits_of_other_scripts_are_found_too():
+    full = A.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    assert scrub("号码" + full) == "号码２１０１０２********１２３X"
