@@ -386,3 +386,24 @@ def test_a_stored_database_column_is_never_read_back_unmasked_by_select(db_clien
         (row,) = conn.execute(select(text("household_id, household_key")).select_from(text("determinations")))
     db.dispose()
     assert row[0] == "abc210102********123X" and len(row[1]) == 64
+
+
+def test_the_secret_is_made_once_and_shared_by_every_replica_on_the_database(db_settings):
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api.db import make_engine, migrate
+    from api.id_secret import load_id_secret
+
+    engines = [make_engine(db_settings) for _ in range(4)]  # as four replicas starting at once
+    try:
+        migrate(engines[0])
+        with ThreadPoolExecutor(4) as pool:
+            secrets_ = list(pool.map(lambda e: load_id_secret(e, db_settings), engines))
+        assert len(set(secrets_)) == 1 and len(secrets_[0]) == 64
+        assert load_id_secret(engines[0], dataclasses.replace(db_settings, id_hash_secret="configured")) == b"configured"
+        with engines[0].connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM deployment_secrets")).scalar_one() == 1
+    finally:
+        for e in engines:
+            e.dispose()
