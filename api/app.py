@@ -19,6 +19,8 @@ from engine.model import Household
 from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
+from .id_secret import load_id_secret
+from .logmask import install_log_masking
 from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .service import Service
@@ -59,6 +61,7 @@ def _configure_logging() -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("jiuzhu").setLevel(logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    install_log_masking()
 
 
 def _household_schemas() -> dict:
@@ -140,6 +143,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         db = make_engine(settings)
         migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
         repo = Repository(db)
+        id_secret = load_id_secret(db, settings)
         socket_path = os.environ.get("JIUZHU_WRITER_SOCKET")
         if socket_path:  # `jiuzhu serve`: the writer process commits for every worker
             writer = RemoteWriter(socket_path)
@@ -152,7 +156,8 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.repo = repo
         app.state.writer = writer
         app.state.keys = KeyCache(repo.caller_for_hash, settings.key_cache_seconds)
-        app.state.service = Service(settings, engine, repo, writer)
+        app.state.id_secret = id_secret
+        app.state.service = Service(settings, engine, repo, writer, id_secret)
         app.state.simulations = SimulationStore(db)
         app.state.simulation_home = engine.book.dir.parent
         app.state.reform_checks = asyncio.Semaphore(1)

@@ -36,10 +36,14 @@ class DeterminationRecord(SQLModel, table=True):
         Index("ix_determinations_household", "household_id", "id"),
         Index("uq_determinations_idempotency", "caller_key_id", "idempotency_key", unique=True),
         Index("ix_determinations_batch", "batch_id", "batch_index"),
+        Index("ix_determinations_household_key", "household_key", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=36)  # UUIDv7: ordered by time
-    household_id: str = Field(max_length=128)
+    household_id: str = Field(max_length=128)  # ID numbers in it masked
+    # HMAC of the household_id when it holds an ID number (api/id_secret.py): two ids that mask
+    # alike keep two histories. None for other ids, looked up by household_id.
+    household_key: str | None = Field(default=None, max_length=64)
     locality: str = Field(max_length=6)
     as_of: dt.date
     ruleset_version: str = Field(max_length=80)
@@ -47,7 +51,7 @@ class DeterminationRecord(SQLModel, table=True):
     caller_name: str = Field(max_length=200)
     caller_role: str = Field(max_length=16)
     created_at: dt.datetime = Field(sa_column=_ts(nullable=False, index=True))
-    idempotency_key: str | None = Field(default=None, max_length=255)
+    idempotency_key: str | None = Field(default=None, max_length=255)  # its keyed hash, never the key
     request_hash: str = Field(max_length=64)
     batch_id: str | None = Field(default=None, max_length=36)
     batch_index: int | None = None
@@ -73,6 +77,15 @@ class BatchRecord(SQLModel, table=True):
     answered: int
     refused_json: str = Field(sa_column=Column(Text, nullable=False))  # {"index": [errors]} of refused households
 
+
+class DeploymentSecret(SQLModel, table=True):
+    """Secrets made on first start and shared by every replica on this database (``api/id_secret.py``)."""
+
+    __tablename__ = "deployment_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=128)
+    created_at: dt.datetime = Field(sa_column=_ts(nullable=False))
 
 
 class SimulationJob(SQLModel, table=True):

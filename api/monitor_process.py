@@ -75,11 +75,12 @@ def run_monitor(path: str, parent: int, ready) -> None:
 def make_service(settings, db):
     from engine.monitor.monitor import Monitor
 
+    from .id_secret import load_id_secret
     from .monitor_repo import MonitorRepository
     from .monitoring import MonitorService
 
     capacity = int(os.environ.get("JIUZHU_MONITOR_SESSIONS") or 2000)
-    return MonitorService(Monitor(settings.home, capacity=capacity), MonitorRepository(db))
+    return MonitorService(Monitor(settings.home, capacity=capacity), MonitorRepository(db, load_id_secret(db, settings)))
 
 
 def running():

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from engine.model import InputError
-from engine.monitor.events import Event, parse_event, today
+from engine.monitor.events import Event, parse_event, pseudonymous, today
 
 
 @dataclass
@@ -84,7 +84,7 @@ def read_partition(path: Path, k: int, n: int, clock: dt.date | None) -> dict[st
                     except InputError as e:
                         bad.extend(f"{path.name}:{no}: {x.field}: {x.message_zh} ({x.message_en})" for x in e.errors)
                 continue
-            if partition(hid, n) != k:
+            if partition(hid.upper(), n) != k:  # ``…123x`` and ``…123X`` are one household
                 continue
             try:
                 ev = parse_event(obj, "", latest)
@@ -95,6 +95,18 @@ def read_partition(path: Path, k: int, n: int, clock: dt.date | None) -> dict[st
     if bad:
         raise ReplayError(bad)
     return groups
+
+
+def _pseudonymous_groups(groups: dict[str, list[tuple[int, Event]]], secret: bytes) -> dict[str, list[tuple[int, Event]]]:
+    """The events as the monitor stores them (ID numbers masked and tagged), grouped by that household id."""
+    out: dict[str, list[tuple[int, Event]]] = {}
+    for items in groups.values():
+        for no, ev in items:
+            pev = pseudonymous(ev, secret)
+            out.setdefault(pev.household_id, []).append((no, pev))
+    for items in out.values():
+        items.sort(key=lambda x: x[0])
+    return out
 
 
 def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, caller: tuple[str, str], sync=None) -> ReplayStats:
@@ -126,6 +138,7 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
     migrate(db)
     service = make_service(settings, db)
     mon, repo = service.monitor, service.repo
+    groups = _pseudonymous_groups(groups, repo.id_secret)
     pending: list[Accepted] = []
     t_write = 0.0
 

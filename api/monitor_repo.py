@@ -17,12 +17,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from engine.localities import NATIONAL, covers, scope_prefix
+from engine.masking import pseudonym, scrub, scrub_json
 from engine.monitor.monitor import HouseholdState, Outcome
 
 from .db import BulkInsert, writing
+from .id_secret import load_id_secret
 from .ids import uuid7
 from .models import AlertRecord, MonitoredHousehold, MonitorEventRecord
-from .records import scrub
 
 _HH = MonitoredHousehold.__table__
 _EV = MonitorEventRecord.__table__
@@ -50,27 +51,13 @@ class Accepted:
 
 def _masked_payload(raw: dict) -> str:
     """The event as received, with every resident ID number masked (also inside a household record)."""
-    def strip(members):
-        from engine.model import mask_id_number
-
-        return [
-            {**m, "id_number": mask_id_number(m["id_number"])} if isinstance(m, dict) and isinstance(m.get("id_number"), str) and len(m["id_number"]) == 18 else m
-            for m in members
-        ]
-
-    raw = dict(raw)
-    hh = raw.get("household")
-    if isinstance(hh, dict) and isinstance(hh.get("members"), list):
-        raw["household"] = {**hh, "members": strip(hh["members"])}
-    rec = raw.get("member_record")
-    if isinstance(rec, dict):
-        raw["member_record"] = strip([rec])[0]
-    return scrub(_dumps(raw))
+    return _dumps(scrub_json(raw))
 
 
 class MonitorRepository:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, id_secret: bytes | None = None):
         self.engine = engine
+        self._id_secret = id_secret
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         # Bulk writes (a replay's thousands of rows per transaction) skip SQLAlchemy's per-row
         # parameter processing; see BulkInsert.
@@ -83,6 +70,13 @@ class MonitorRepository:
         self._events_insert = BulkInsert(_EV.insert(), dialect)
         self._households_upsert = BulkInsert(upsert, dialect)
         self._alerts_insert = BulkInsert(self._insert(_AL).on_conflict_do_nothing(index_elements=[_AL.c.key]), dialect)
+
+    @property
+    def id_secret(self) -> bytes:
+        """Keys the pseudonyms of ids holding ID numbers (``engine.monitor.events.pseudonymous``)."""
+        if self._id_secret is None:
+            self._id_secret = load_id_secret(self.engine)
+        return self._id_secret
 
     # -- households ----------------------------------------------------------------
     def household(self, household_id: str, conn: Connection | None = None) -> HouseholdState | None:
@@ -256,6 +250,8 @@ class MonitorRepository:
         so a ``locality`` outside the scope finds nothing."""
         q = select(_AL)
         conds = []
+        if household_id:  # stored as the monitor saw it: ID numbers masked and tagged
+            household_id = pseudonym(household_id, self.id_secret, 128)
         for code in (locality, scope):
             if code and code != NATIONAL:  # 100000 (全国) covers every alert: no condition
                 # a prefecture or province code covers the localities under it (210000 -> 21xxxx)
@@ -302,7 +298,7 @@ class MonitorRepository:
             if row.status == status and not note:
                 return row, None
             notes = orjson.loads(row.notes_json)
-            notes.append({"status": status, "note": note, "by": by, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z")})
+            notes.append({"status": status, "note": scrub(note) if note else note, "by": scrub(by), "at": now.isoformat(timespec="seconds").replace("+00:00", "Z")})
             conn.execute(update(_AL).where(_AL.c.id == alert_id).values(status=status, notes_json=_dumps(notes), updated_at=now))
             row = conn.execute(select(_AL).where(_AL.c.id == alert_id)).first()
         return row, None

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.localities import NATIONAL, covers, is_valid
 from engine.model import InputError
-from engine.monitor.events import Event
+from engine.monitor.events import Event, pseudonymous
 from engine.monitor.monitor import HouseholdState, Monitor
 
 from .auth import out_of_scope
@@ -134,6 +134,9 @@ class MonitorService:
     # -- many requests, one transaction ----------------------------------------------------
     def handle(self, requests: list[Request]) -> None:
         """Apply every request's events in order and commit them together; fills each ``results``."""
+        secret = self.repo.id_secret
+        for r in requests:
+            r.events = [pseudonymous(e, secret) for e in r.events]
         try:
             self._handle(requests)
         except IntegrityError:

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import zlib
 from typing import Any
 
 import orjson
 
-from engine.model import id_check_digit, mask_id_number
+from engine.masking import has_id_number, id_key, mask_id_number, scrub, scrub_json
 
 from .auth import Caller
 from .ids import uuid7
 
-# An 18-character resident ID anywhere in a text (household_id, member ids, event notes...).
-_ID_LIKE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dX])(?![0-9A-Za-z])")
-
-
-def _scrub_match(m: re.Match) -> str:
-    v = m.group(1)
-    return mask_id_number(v) if id_check_digit(v[:17]) == v[17] else v
-
-
-def scrub(text: str) -> str:
-    """Mask every valid resident ID number in ``text``."""
-    return _ID_LIKE.sub(_scrub_match, text)
-
-
-def has_id_number(text: str) -> bool:
-    return any(id_check_digit(m.group(1)[:17]) == m.group(1)[17] for m in _ID_LIKE.finditer(text))
+__all__ = ["has_id_number", "id_key", "scrub", "scrub_json"]
 
 
 def masked_input(raw: dict) -> tuple[str, bool]:
@@ -39,13 +23,26 @@ def masked_input(raw: dict) -> tuple[str, bool]:
     if isinstance(members, list) and any(isinstance(m, dict) and m.get("id_number") for m in members):
         raw = dict(raw)
         raw["members"] = [
-            {**m, "id_number": mask_id_number(m["id_number"])} if isinstance(m, dict) and m.get("id_number") else m
+            {**m, "id_number": mask_id_number(m["id_number"])}
+            if isinstance(m, dict) and isinstance(m.get("id_number"), str) and m["id_number"]
+            else m
             for m in members
         ]
     text = orjson.dumps(raw).decode()
     if has_id_number(text):
         return scrub(text), True
     return text, False
+
+
+def household_key(household_id: str, secret: bytes) -> str | None:
+    """The keyed hash stored next to a household_id that holds an ID number (its stored text is masked,
+    and two such ids may mask alike); None for other ids, which are stored and looked up as they are."""
+    return id_key(household_id, secret) if has_id_number(household_id) else None
+
+
+def idempotency_key(key: str | None, secret: bytes) -> str | None:
+    """What is stored of an Idempotency-Key: its keyed hash (a key may be anything, an ID number too)."""
+    return None if key is None else id_key(key, secret)
 
 
 def request_hash(raw: dict) -> str:
@@ -76,15 +73,23 @@ def build_row(
     idempotency_key: str | None = None,
     batch_id: str | None = None,
     batch_index: int | None = None,
+    secret: bytes = b"",
 ) -> dict[str, Any]:
+    """A determinations row. ``idempotency_key`` is stored as given (``Service`` passes its keyed hash)."""
     stored_input, scrub_all = masked_input(raw)
     household_id = det["household_id"]
+    hh_key = None
+    summary_ = summary(det)
+    # The output is made from the input: it can hold an ID number only where the input did.
     if scrub_all:
         out = scrub(out.decode()).encode()
+        hh_key = household_key(household_id, secret)
         household_id = scrub(household_id)
+        summary_ = scrub_json(summary_)
     return {
         "id": uuid7(),
         "household_id": household_id,
+        "household_key": hh_key,
         "locality": det["locality"],
         "as_of": dt.date.fromisoformat(det["as_of"]),
         "ruleset_version": det["ruleset_version"],
@@ -98,7 +103,7 @@ def build_row(
         "batch_index": batch_index,
         "input_json": stored_input,
         "output_zlib": zlib.compress(out, 1),
-        "summary_json": orjson.dumps(summary(det)).decode(),
+        "summary_json": orjson.dumps(summary_).decode(),
     }
 
 

@@ -13,6 +13,8 @@ from sqlalchemy import Engine, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from engine.masking import scrub
+
 from .auth import KEY_PREFIX, NATIONAL_SCOPE, Caller, Role, Scope, hash_key, new_key
 from .db import writing
 from .ids import uuid7
@@ -45,7 +47,7 @@ class Repository:
         secret = new_key()
         row = ApiKey(
             id="k_" + uuid7().replace("-", "")[-12:],
-            name=name,
+            name=scrub(name),  # copied into every record the key makes
             role=str(role),
             prefix=secret[: len(KEY_PREFIX) + 6],
             secret_hash=hash_key(secret),
@@ -116,10 +118,16 @@ class Repository:
         with self.engine.connect() as conn:
             return self.existing_idempotent(conn, caller_key_id, key, batch)
 
-    def household_history(self, household_id: str, limit: int, before: str | None = None, *, scope: Scope) -> list:
-        """The household's records within ``scope``, newest first (filtered in SQL, so pages stay full)."""
-        cols = [c for c in _DET.c if c.name not in ("input_json", "output_zlib")]
-        q = select(*cols).where(_DET.c.household_id == household_id)
+    def household_history(
+        self, household_id: str, limit: int, before: str | None = None, key: str | None = None, *, scope: Scope
+    ) -> list:
+        """The household's records within ``scope``, newest first (filtered in SQL, so pages stay full).
+        ``key``: the household_id's keyed hash when it holds an ID number (``records.household_key``)."""
+        cols = [c for c in _DET.c if c.name not in ("input_json", "output_zlib", "household_key")]
+        if key is not None:
+            q = select(*cols).where(_DET.c.household_key == key)
+        else:  # not by a masked text, which several households may share
+            q = select(*cols).where(_DET.c.household_id == household_id, _DET.c.household_key.is_(None))
         if not scope.national:
             q = q.where(_DET.c.locality.like(scope.prefix + "%"))
         if before:

@@ -16,7 +16,7 @@ from engine.validate import parse
 from .auth import Caller, out_of_scope
 from .errors import ApiError, error_item
 from .ids import uuid7
-from .records import build_row, iso, output_of, request_hash, with_record_fields
+from .records import build_row, idempotency_key, iso, output_of, request_hash, scrub_json, with_record_fields
 from .repository import Repository
 from .settings import Settings
 
@@ -59,11 +59,12 @@ def _unavailable() -> ApiError:
 
 
 class Service:
-    def __init__(self, settings: Settings, engine: Engine, repo: Repository, writer):
+    def __init__(self, settings: Settings, engine: Engine, repo: Repository, writer, id_secret: bytes = b""):
         self.settings = settings
         self.engine = engine
         self.repo = repo
         self.writer = writer
+        self.id_secret = id_secret  # keys the hashes stored next to masked ID numbers (api/id_secret.py)
 
     # -- one household -------------------------------------------------------------
     async def evaluate(self, body: bytes, caller: Caller, idem: str | None) -> Response:
@@ -73,6 +74,7 @@ class Service:
             return Response(orjson.dumps(e.to_dict()), 422, media_type=_JSON)
         if not caller.scope.covers(parsed.locality):
             raise out_of_scope()
+        idem = idempotency_key(idem, self.id_secret)  # only its keyed hash is looked up and stored
         req_hash = request_hash(parsed.raw)
         if idem is not None:
             prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem)
@@ -82,7 +84,7 @@ class Service:
         det = self.engine.evaluate_parsed(parsed)
         out = orjson.dumps(det)
         now = dt.datetime.now(dt.UTC)
-        row = build_row(det, out, parsed.raw, req_hash, caller, now, idem)
+        row = build_row(det, out, parsed.raw, req_hash, caller, now, idem, secret=self.id_secret)
         try:
             replay = await self.writer.write([row], idem=(caller.key_id, idem, False) if idem else None)
         except Exception:
@@ -112,6 +114,7 @@ class Service:
     # -- many households -----------------------------------------------------------
     async def evaluate_batch(self, body: bytes, caller: Caller, idem: str | None) -> Response:
         households = self._batch_items(body)
+        idem = idempotency_key(idem, self.id_secret)
         req_hash = request_hash({"households": households})
         if idem is not None:
             prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem, True)
@@ -132,7 +135,8 @@ class Service:
             "request_hash": req_hash,
             "count": len(households),
             "answered": len(rows),
-            "refused_json": orjson.dumps({str(i): errs for i, errs in refused.items()}).decode(),
+            # errors can quote what was sent (an unknown field's name): stored with ID numbers masked
+            "refused_json": orjson.dumps(scrub_json({str(i): errs for i, errs in refused.items()})).decode(),
         }
         try:
             replay = await self.writer.write(rows, batch_row, (caller.key_id, idem, True) if idem else None)
@@ -186,7 +190,7 @@ class Service:
                 continue
             det = self.engine.evaluate_parsed(parsed)
             out = orjson.dumps(det)
-            row = build_row(det, out, parsed.raw, request_hash(parsed.raw), caller, now, None, batch_id, i)
+            row = build_row(det, out, parsed.raw, request_hash(parsed.raw), caller, now, None, batch_id, i, self.id_secret)
             rows.append(row)
             pieces.append(_answered_piece(i, row["id"], out))
         return rows, pieces, refused

@@ -64,6 +64,9 @@ class Settings:
     simulation_concurrency: int = 1
     simulation_poll_seconds: float = 2.0
     simulation_stale_seconds: float = 30.0
+    # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
+    # the database (api/id_secret.py). Set it only to share one value across databases; never change it.
+    id_hash_secret: str = ""
 
     @property
     def populations_path(self) -> Path:
@@ -109,4 +112,5 @@ class Settings:
             populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
             simulations_dir=_path("JIUZHU_SIMULATIONS_DIR"),
             simulation_concurrency=max(1, _int("JIUZHU_SIMULATION_CONCURRENCY", 1)),
+            id_hash_secret=os.environ.get("JIUZHU_ID_HASH_SECRET", ""),
         )

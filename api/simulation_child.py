@@ -121,6 +121,8 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
     from engine.batch.reform import load_reform
     from engine.rules import default_root, load_rulebook
 
+    from .simulation_outputs import mask_outputs
+
     job_dir = Path(spec["job_dir"])
     out = job_dir / "out"
     tmp = job_dir / "tmp"
@@ -151,8 +153,9 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
         shutil.copyfile(job_dir / "input" / "reform.yaml", out / "reform.yaml")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    mask_outputs(out, OUTPUT_FILES)
     files = {name: (out / name).stat().st_size for name in OUTPUT_FILES if (out / name).is_file()}
-    return d, files
+    return d, files  # stored with ID numbers masked (SimulationStore.finish)
 
 
 def _count_parts(simulate, conn) -> None:

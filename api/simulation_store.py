@@ -16,6 +16,7 @@ from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.localities import covers, scope_prefix
+from engine.masking import scrub
 
 from .db import writing
 from .errors import error_item
@@ -26,6 +27,8 @@ _PG_CLAIM_LOCK = 0x6A7A7369  # serialises claims between worker processes on Pos
 MAX_ATTEMPTS = 2  # a job interrupted twice (its worker died or restarted) fails instead of looping
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+# What a caller or a population writes, stored with resident ID numbers masked (not the hashes and ids).
+_FREE_TEXT = ("population", "reform_name", "reform_yaml", "rules_json", "reform_info_json", "caller_name")
 _SUMMARY_COLUMNS = [c for c in _SIM.c if c.name not in ("reform_yaml", "rules_json", "result_json")]
 
 
@@ -53,6 +56,7 @@ class SimulationStore:
         """Insert a queued job; returns ``(row, replayed)``. With an Idempotency-Key already used by this
         caller, the earlier job comes back instead (``replayed`` true) and nothing is inserted."""
         key = row.get("idempotency_key")
+        row = {k: scrub(v) if k in _FREE_TEXT and isinstance(v, str) else v for k, v in row.items()}
         try:
             with writing(self.engine) as conn, conn.begin():
                 if key is not None:
@@ -189,9 +193,10 @@ class SimulationStore:
             "status": FAILED if errors else DONE,
             "finished_at": utcnow(),
             "heartbeat_at": utcnow(),
-            "result_json": result_json,
-            "files_json": files_json,
-            "errors_json": orjson.dumps(errors).decode() if errors else None,
+            # outputs name households (gains and losses): an id that is an ID number is stored masked
+            "result_json": scrub(result_json) if result_json else result_json,
+            "files_json": scrub(files_json) if files_json else files_json,
+            "errors_json": scrub(orjson.dumps(errors).decode()) if errors else None,
         }
         if households_done is not None:
             values["households_done"] = households_done

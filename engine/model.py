@@ -25,6 +25,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from . import localities
+from .masking import check_digit as id_check_digit
+from .masking import mask_id_number  # noqa: F401  (re-exported)
 from .money import MoneyError, fmt_money, parse_money
 from .vocab import (
     AREAS,
@@ -94,21 +96,6 @@ def _date(value: Any) -> dt.date:
 
 
 Date = Annotated[dt.date, BeforeValidator(_date)]
-
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def id_check_digit(first17: str) -> str:
-    """GB 11643 check character for the first 17 digits of a resident ID."""
-    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
-
-
-def mask_id_number(id_number: str) -> str:
-    """``210102********123X``: area code and last four only."""
-    return id_number[:6] + "*" * 8 + id_number[-4:]
-
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)

@@ -233,5 +233,5 @@ def _repo(request: Request):
     if repo is None:
         from ..monitor_repo import MonitorRepository
 
-        repo = request.app.state.monitor_repo = MonitorRepository(request.app.state.db)
+        repo = request.app.state.monitor_repo = MonitorRepository(request.app.state.db, request.app.state.id_secret)
     return repo

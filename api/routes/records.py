@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from ..auth import Permission, caller_with
 from ..errors import not_found
 from ..openapi_docs import errors
-from ..records import iso, output_of, scrub
+from ..records import household_key, iso, output_of
 from ..schemas import DeterminationRecordOut, HistoryOut
 
 router = APIRouter(prefix="/v1", tags=["认定记录 records"])
@@ -67,9 +67,12 @@ async def household_history(
     limit: int = Query(50, ge=1, le=500, description="每页条数"),
     before: str | None = Query(None, max_length=64, description="上一页返回的 next_before"),
 ) -> dict:
-    # Stored household ids that are resident ID numbers were masked; look them up the same way.
-    key = scrub(household_id)
-    rows = await run_in_threadpool(request.app.state.repo.household_history, key, limit + 1, before, scope=caller.scope)
+    # A household_id holding an ID number was stored masked: it is found by its keyed hash, so that
+    # ids that mask alike keep their own histories.
+    key = household_key(household_id, request.app.state.id_secret)
+    rows = await run_in_threadpool(
+        request.app.state.repo.household_history, household_id, limit + 1, before, key, scope=caller.scope
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     items = [

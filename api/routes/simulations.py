@@ -25,7 +25,7 @@ from ..body import read_body
 from ..errors import ApiError, json_response, not_found
 from ..ids import uuid7
 from ..openapi_docs import errors
-from ..records import iso
+from ..records import idempotency_key, iso
 from ..repository import as_utc
 from ..service import check_idempotency_key
 from ..simulation_child import OUTPUT_FILES
@@ -190,7 +190,8 @@ def _reused() -> ApiError:
 async def submit(request: Request, caller: _Simulator) -> Response:
     state = request.app.state
     store = _store(request)
-    idem = check_idempotency_key(request.headers.get("idempotency-key"))
+    # only its keyed hash is looked up and stored
+    idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
     body = await read_body(request, state.settings.max_body_bytes)
     try:
         req = parse_body(body)

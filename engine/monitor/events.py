@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..masking import pseudonym
 from ..model import FieldError, InputError
 from ..validate import _ABSENT, _Validator
 from ..vocab import DISABILITY_CATEGORIES, INCOME_TYPES, PROGRAM_CODES, RELATIONS, SCHOOLING, SEXES
@@ -191,6 +192,43 @@ def _field(v: _Validator, kind: str, value: Any, path: str) -> Any:
     if kind in ("household", "member_record"):
         return v.obj(value, path, None)  # validated as a household when applied
     raise AssertionError(kind)
+
+
+# Lengths of the columns the ids end in (api/models.py): a pseudonym is longer than the id.
+_ID_LIMITS = {"household_id": 128, "event_id": 128, "member": 64, "id": 64}
+
+
+def _pseudonymous_json(value: Any, secret: bytes, key: str | None = None) -> Any:
+    if isinstance(value, str):
+        # ``id_number`` is validated as an ID number, then dropped from the record (engine.monitor.apply)
+        return value if key == "id_number" else pseudonym(value, secret, _ID_LIMITS.get(key or ""))
+    if isinstance(value, dict):
+        return {pseudonym(k, secret) if isinstance(k, str) else k: _pseudonymous_json(v, secret, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pseudonymous_json(v, secret, key if key == "id_number" else None) for v in value]
+    return value
+
+
+def pseudonymous(ev: Event, secret: bytes) -> Event:
+    """``ev`` with every resident ID number in its ids and texts masked and tagged (``engine.masking.pseudonym``).
+
+    The monitor works on this form only: the households, members, event keys and alerts it stores
+    hold no ID number, and two ids that mask alike stay two. The same id gives the same form in every
+    event, process and replay, so later events find what earlier ones stored.
+    """
+    data = ev.data
+    if any(k in data for k in ("household", "member_record")):
+        data = {k: _pseudonymous_json(v, secret) if k in ("household", "member_record") else v for k, v in data.items()}
+    return Event(
+        household_id=pseudonym(ev.household_id, secret, _ID_LIMITS["household_id"]),
+        type=ev.type,
+        date=ev.date,
+        event_id=pseudonym(ev.event_id, secret, _ID_LIMITS["event_id"]) if ev.event_id is not None else None,
+        member=pseudonym(ev.member, secret, _ID_LIMITS["member"]) if ev.member is not None else None,
+        data=data,
+        note=pseudonym(ev.note, secret) if ev.note is not None else None,
+        raw=_pseudonymous_json(ev.raw, secret),
+    )
 
 
 def parse_events(items: Any, field_name: str = "events") -> list[Event]:
