@@ -45,6 +45,7 @@ UNITS: dict[str, tuple[str, mpq]] = {
     "辆": ("count", mpq(1)),
     "套": ("count", mpq(1)),
     "人": ("count", mpq(1)),
+    "级": ("grade", mpq(1)),  # disability grade (GB/T 26341; 1 is the most severe)
 }
 _TYPES = {"money": MONEY, "number": NUMBER, "int": INT, "bool": BOOL}
 

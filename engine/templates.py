@@ -116,6 +116,12 @@ LABELS: dict[str, str] = {
     "ashes_storage": "骨灰存放",
     "paper_coffin": "纸棺",
     "urn": "骨灰盒",
+    # 特困: the ground of 无劳动能力 that applies (rules/tekun.yaml work_ground)
+    "tekun_elderly": "为60周岁以上的老年人，属于无劳动能力",
+    "tekun_minor": "为未成年人，属于无劳动能力",
+    "tekun_disabled": "的残疾类别和等级达到无劳动能力的认定标准，属于无劳动能力",
+    "tekun_student": "已超过未成年人年龄上限，作为原特困人员仍在校就读，按规定继续享受救助供养",
+    "tekun_able": "不属于无劳动能力",
     # statuses
     "eligible": "符合",
     "ineligible": "不符合",
