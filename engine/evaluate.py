@@ -24,6 +24,7 @@ from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
 _PD_NOTE = "项目默认值，待地方确认"
+_READING_NOTE = "按对政策文件的解释取值，待地方确认"
 
 
 class Determination(dict):
@@ -396,6 +397,7 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
         return hit
     parts = [base]
     defaults: list[str] = []
+    readings: list[str] = []
     for k in trace:
         c = ps.citation(k)
         if c not in parts:
@@ -403,11 +405,16 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
         info = ps.info.get(k)
         if info is not None and info.project_default and info.label not in defaults:
             defaults.append(info.label)
-    suffix = ""
+        if info is not None and info.interpretation and info.label not in readings:
+            readings.append(info.label)
+    notes = []
     if defaults:
-        suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
+        notes.append(f"{_PD_NOTE}：{'、'.join(defaults)}")
     elif project_default:
-        suffix = f"（{_PD_NOTE}）"
+        notes.append(_PD_NOTE)
+    if readings:
+        notes.append(f"{_READING_NOTE}：{'、'.join(readings)}")
+    suffix = f"（{'；'.join(notes)}）" if notes else ""
     hit = ("；".join(parts), suffix)
     cites[key] = hit
     return hit

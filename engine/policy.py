@@ -80,6 +80,9 @@ class Entry:
     source: str = ""
     note: str | None = None
     project_default: bool = False
+    # a reading of the source that is not its only possible one: a point picked in a range, or
+    # encouraging wording (鼓励/探索/逐步推进/有条件的地方) read as in force; explanations say so
+    interpretation: str | None = None
     file: str = ""
     line: int = 0
 
@@ -98,6 +101,7 @@ class ResolvedParam:
     formula: str | None
     depends: tuple[str, ...]
     original: str | None
+    interpretation: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -282,7 +286,7 @@ class PolicyStore:
         if not isinstance(item, dict):
             self._err(rel, line, f"参数 {key} 的条目应为映射 / entry must be a mapping")
             return None
-        allowed = {"from", "value", "formula", "unconfigured", "unit", "source", "note", "project_default"}
+        allowed = {"from", "value", "formula", "unconfigured", "unit", "source", "note", "project_default", "interpretation"}
         for k in item:
             if k not in allowed:
                 self._err(rel, item.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
@@ -302,6 +306,7 @@ class PolicyStore:
             source=str(source).strip(),
             note=str(item["note"]).strip() if item.get("note") else None,
             project_default=bool(item.get("project_default", False)),
+            interpretation=str(item["interpretation"]).strip() if item.get("interpretation") else None,
             file=rel,
             line=line,
         )
@@ -486,6 +491,7 @@ class _LazyValues(dict):
                 None,
                 (),
                 None,
+                entry.interpretation if entry else None,
             )
             self[key] = value
             return value
@@ -513,6 +519,7 @@ class _LazyValues(dict):
             entry.formula,
             entry.formula_deps,
             entry.original,
+            entry.interpretation,
         )
         self[key] = value
         return value

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+
 import pytest
+import yaml
 
 
 def _pension_household(as_of: str) -> dict:
@@ -48,3 +52,41 @@ def test_age_citation_glosses_article_1259_as_including_the_number(engine):
     step = next(s for s in engine.book.facts.steps if s.id == "household.age")
     assert "包括本数" in step.citation
     assert "周岁按日历计算" not in step.citation
+
+
+ENCOURAGING = ("鼓励", "探索", "逐步推进", "逐步扩大", "有条件的地方", "有条件的地区", "有条件的县")
+
+
+def _entries():
+    for path in sorted((Path(__file__).parents[1] / "policies").glob("[0-9]*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for key, entries in doc["parameters"].items():
+            for e in entries:
+                yield path.stem, key, e
+
+
+def test_encouraging_wording_read_as_in_force_is_labelled_an_interpretation():
+    """The same wording gets the same reading everywhere: on locally (labelled), off nationally (a default)."""
+    unlabelled = []
+    for code, key, e in _entries():
+        if not any(w in e["source"] for w in ENCOURAGING) or e.get("value") in (False, None):
+            continue
+        if code == "100000" and e.get("value") is not True:
+            continue  # a set (就业成本扣减的区域) read from such wording is labelled below
+        if not e.get("interpretation"):
+            unlabelled.append(f"{code} {key} {e['from']}")
+    assert unlabelled == []
+
+
+def test_national_switches_left_off_for_encouraging_wording_are_project_defaults():
+    off = [(k, e) for code, k, e in _entries() if code == "100000" and e.get("value") is False]
+    flagged = [k for k, e in off if any(w in e["source"] for w in ENCOURAGING)]
+    assert flagged, "the national plan's encouraging wording maps to switches left off"
+    assert [k for k, e in off if k in flagged and not e.get("project_default")] == []
+
+
+def test_the_emergency_place_wording_reads_alike_in_every_plan_that_has_it(engine):
+    on = dt.date(2021, 8, 1)
+    codes = ("210102", "350502", "500152", "620722")
+    got = {c: engine.policies.resolve(c, on).values["temporary.emergency_place.allowed"] for c in codes}
+    assert got == {"210102": True, "350502": True, "500152": True, "620722": False}
