@@ -125,7 +125,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
                 title.strip(),
                 list(programs),
                 keep,
-                citation.strip(),
+                book._cite(rel, item.line_of("citation"), citation.strip()),
                 bool(item.get("project_default", False)),
                 rel,
                 item.line,

@@ -27,6 +27,7 @@ from .expr.checker import TypeCheckError
 from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, INT, MONEY, NUMBER, T
 from .money import fmt_money, fmt_number
+from .sources import SourceRegistry, check_citation
 from .yamlio import LineDict, YamlError, load_yaml
 
 # unit -> (dimension, factor to the dimension's base)
@@ -150,7 +151,7 @@ class ParameterSet:
                 return
             text = f"{r.label}：{r.source}"
             if r.formula:
-                text += f"（{r.formula}）"
+                text += f"（{self._formula_text(r)}）"
             parts.append(text)
             for d in r.depends:
                 add(d)
@@ -159,6 +160,14 @@ class ParameterSet:
         out = "；".join(parts)
         self._citations[key] = out
         return out
+
+    def _formula_text(self, r: ResolvedParam) -> str:
+        """A formula as people read it: parameter keys become their labels (按1.3 × 城市低保标准计算)."""
+        text = r.formula or ""
+        for d in sorted(r.depends, key=len, reverse=True):
+            info = self.info.get(d)
+            text = text.replace(d, info.label if info is not None else d)
+        return "按" + text.replace("*", "×").replace("/", "÷") + "计算"
 
 
 def _display_value(raw: Any, unit: str | None) -> str:
@@ -225,8 +234,13 @@ class PolicyStore:
             self.schema[key] = ParamSpec(key, str(spec["label"]), t, unit, values)
 
         self._scope = Scope(names={k: s.type for k, s in self.schema.items()}, records={}, params={})
+        sources_path = self.root / "sources.yaml"
+        self.sources = SourceRegistry()
+        if sources_path.exists():
+            self.paths.append(sources_path)
+            self.sources = SourceRegistry.load(sources_path, self._rel(sources_path), self._err)
         for path in sorted(self.root.glob("*.yaml")):
-            if path.name == "parameters.yaml":
+            if path.name in ("parameters.yaml", "sources.yaml"):
                 continue
             self.paths.append(path)
             self._load_locality(path)
@@ -303,7 +317,7 @@ class PolicyStore:
             key=key,
             level=code,
             start=start,
-            source=str(source).strip(),
+            source=check_citation(self.sources, str(source).strip(), rel, line, self._err),
             note=str(item["note"]).strip() if item.get("note") else None,
             project_default=bool(item.get("project_default", False)),
             interpretation=str(item["interpretation"]).strip() if item.get("interpretation") else None,

@@ -47,7 +47,8 @@ def test_member_programs_once_per_counted_member():
 def test_reason_citation_names_the_seed_line_of_the_standard():
     det = evaluate(load("liaoning_shenyang_family.json"))
     r = next(r for r in det.program("dibao")["reasons"] if r["rule"] == "dibao.income_below_standard")
-    assert "001_1723463741dbcebc.txt L31" in r["citation"]
+    # the seed line (001 L31–34) is shown as the document and its chapter (issue 15)
+    assert "《辽宁省民政事业发展第十四个五年规划》第一章第一节" in r["citation"]
     assert r["values"]["standard"] == "672.00"
 
 

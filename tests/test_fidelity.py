@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from rulehome import ROOT, copy_home, edit
 
 
 def _pension_household(as_of: str) -> dict:
@@ -58,7 +62,7 @@ ENCOURAGING = ("鼓励", "探索", "逐步推进", "逐步扩大", "有条件的
 
 
 def _entries():
-    for path in sorted((Path(__file__).parents[1] / "policies").glob("[0-9]*.yaml")):
+    for path in sorted((ROOT / "policies").glob("[0-9]*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         for key, entries in doc["parameters"].items():
             for e in entries:
@@ -90,3 +94,67 @@ def test_the_emergency_place_wording_reads_alike_in_every_plan_that_has_it(engin
     codes = ("210102", "350502", "500152", "620722")
     got = {c: engine.policies.resolve(c, on).values["temporary.emergency_place.allowed"] for c in codes}
     assert got == {"210102": True, "350502": True, "500152": True, "620722": False}
+
+
+# ---- citations name documents (policies/sources.yaml) -----------------------------------------
+
+
+def _check(home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "where", "fragment"),
+    [
+        (
+            "rules/dibao.yaml",
+            "citation: 《社会救助暂行办法》第九条\n",
+            "citation: 《社会救助办法》第九条\n",
+            "rules/dibao.yaml:",
+            "《社会救助办法》",
+        ),
+        (
+            "policies/210000.yaml",
+            "source: 001_1723463741dbcebc.txt L31–34",
+            "source: 009_1723463741dbcebc.txt L31–34",
+            "policies/210000.yaml:",
+            "009_1723463741dbcebc.txt",
+        ),
+    ],
+)
+def test_rules_check_refuses_a_citation_to_an_unknown_source(tmp_path, file, old, new, where, fragment):
+    home = copy_home(tmp_path)
+    edit(home / file, old, new)
+    r = _check(home)
+    assert r.returncode != 0
+    line = next(ln for ln in (r.stdout + r.stderr).splitlines() if fragment in ln)
+    assert where in line and "未登记" in line
+
+
+def test_every_explanation_names_documents_not_files_or_parameter_keys(engine):
+    keys = set(engine.policies.schema)
+    for path in sorted((ROOT / "examples").glob("*.json")):
+        det = engine.evaluate(json.loads(path.read_text(encoding="utf-8")))
+        texts = [r["citation"] for r in det["household"]["reasons"]]
+        texts += [r["citation"] for p in det["programs"] for r in p["reasons"]]
+        texts += [link["citation"] for p in det["programs"] for link in p.get("links", [])]
+        for t in texts:
+            assert ".txt" not in t, (path.name, t)
+            assert not [k for k in keys if k in t], (path.name, t)
+        assert any("《辽宁省民政事业发展第十四个五年规划》" in t or "《“十四五”民政事业发展规划》" in t for t in texts)
+
+
+def test_a_seed_line_renders_as_its_document_and_chapter(engine):
+    src = engine.policies.sources.by_seed["000_e6fc943ba75c7f6b.txt"]
+    assert src.id == "national_plan_14th" and src.kind == "plan" and src.number == "民发〔2021〕51号"
+    assert src.section(173) == "第二章第二节"
+    out = engine.policies.sources.render("000_e6fc943ba75c7f6b.txt L173（探索）；L213", lambda *_: None, 1)
+    assert (
+        out
+        == "《“十四五”民政事业发展规划》（民发〔2021〕51号）第二章第二节（探索）；《“十四五”民政事业发展规划》（民发〔2021〕51号）第二章第四节"
+    )

@@ -69,7 +69,9 @@ def oracle(engine, h: dict) -> tuple[Fraction, Fraction, int] | None:
         disabled = any(m.get("disability") for m in counted)
         types = p["dibao.rigid_expense_deduction.types"]
         for e in h.get("rigid_expenses", []):
-            if e["type"] in types and ((e["type"] == "medical" and medical) or (e["type"] in ("rehabilitation", "care") and disabled)):
+            if e["type"] in types and (
+                (e["type"] == "medical" and medical) or (e["type"] in ("rehabilitation", "care") and disabled)
+            ):
                 deductions += Fraction(e["monthly"])
     n = len(counted)
     pci = max((income - deductions) / n, Fraction(0)) if n else Fraction(0)
