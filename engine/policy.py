@@ -51,6 +51,11 @@ UNITS: dict[str, tuple[str, mpq]] = {
 _TYPES = {"money": MONEY, "number": NUMBER, "int": INT, "bool": BOOL}
 
 
+# The label of a Missing value from an unconfigured parameter ends so: engine.evaluate.missing_text
+# tells such a setting (the bureau configures it) from a fact the family can supply.
+UNCONFIGURED = "未配置"
+
+
 class PolicyError(YamlError):
     pass
 
@@ -490,7 +495,7 @@ class _LazyValues(dict):
             raise PolicyError("policies", 0, f"参数公式循环引用：{key} / circular parameter formula at {key}")
         entry = store._find(self.chain, key, self.on)
         if entry is None or entry.unconfigured:
-            reason = f"{spec.label}未配置"
+            reason = f"{spec.label}{UNCONFIGURED}"
             value: Any = Missing(frozenset({(key, reason)}))
             self.info[key] = ResolvedParam(
                 key,

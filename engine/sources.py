@@ -59,6 +59,7 @@ class SourceRegistry:
         self.sources: dict[str, Source] = {}
         self.by_title: dict[str, list[Source]] = {}
         self.by_seed: dict[str, Source] = {}
+        self.by_number: dict[str, Source] = {}
 
     @classmethod
     def load(cls, path: Path, rel: str, err: Callable[[str, int, str], None]) -> SourceRegistry:
@@ -119,6 +120,8 @@ class SourceRegistry:
             reg.by_title.setdefault(src.title, []).append(src)
             if src.seed:
                 reg.by_seed[src.seed] = src
+            if src.number:
+                reg.by_number[src.number] = src
         return reg
 
     def render(self, text: str, report: Report, line: int) -> str:
@@ -138,6 +141,9 @@ class SourceRegistry:
         out = _SEED.sub(seed, text)
         if last:
             out = _MORE_LINES.sub(lambda m: f"{last[0].heading()}{_where(last[0], m.group(1))}", out)
+        for src in self.by_number.values():
+            # a bare 文号 ("国发〔2015〕52号（…）") reads as the document it numbers
+            out = re.sub(rf"(?<![（《]){re.escape(src.number)}(?!）)", src.heading(), out)
         for title in _TITLE.findall(out):
             if title not in self.by_title:
                 report(line, f"引用了未登记的文件《{title}》（见 policies/sources.yaml） / unknown source 《{title}》")
