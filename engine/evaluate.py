@@ -408,12 +408,13 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
         if info is not None and info.interpretation and info.label not in readings:
             readings.append(info.label)
     notes = []
+    # labels are quoted: many end in a bracket of their own ("…上限（折合月低保标准的月数）")
     if defaults:
-        notes.append(f"{_PD_NOTE}：{'、'.join(defaults)}")
+        notes.append(f"{_PD_NOTE}：{'、'.join(f'“{d}”' for d in defaults)}")
     elif project_default:
         notes.append(_PD_NOTE)
     if readings:
-        notes.append(f"{_READING_NOTE}：{'、'.join(readings)}")
+        notes.append(f"{_READING_NOTE}：{'、'.join(f'“{r}”' for r in readings)}")
     suffix = f"（{'；'.join(notes)}）" if notes else ""
     hit = ("；".join(parts), suffix)
     cites[key] = hit
