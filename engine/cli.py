@@ -107,7 +107,7 @@ def explain(file: str, home: Path | None, programs: str | None) -> None:
             sys.exit(2)
         if i:
             click.echo("\n" + "-" * 40 + "\n")
-        click.echo(render_report(det), nl=False)
+        click.echo(render_report(det, item), nl=False)
 
 
 @main.group()

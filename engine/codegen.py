@@ -844,7 +844,7 @@ class _Gen:
             if maybe:
                 self.emit("if type(amt) is Missing:")
                 self.depth += 1
-                self.emit("note = '（金额无法计算：缺少' + LABELS(amt) + '）'")
+                self.emit("note = AMOUNT_NOTE(amt)")
                 self.emit("amt = None")
                 self.depth -= 1
                 self.emit("else:")
@@ -864,7 +864,7 @@ class _Gen:
                 if maybe:
                     self.emit("if type(pv) is Missing:")
                     self.depth += 1
-                    self.emit(f"bd.append({{'name': {lbl!r}, 'amount': None, 'note': LABELS(pv) + '，未计入'}})")
+                    self.emit(f"bd.append({{'name': {lbl!r}, 'amount': None, 'note': PART_NOTE(pv)}})")
                     if required:
                         self.emit("req = _merge(req, pv)")
                     self.depth -= 1
@@ -875,7 +875,7 @@ class _Gen:
                 if maybe:
                     self.depth -= 1
             self.emit("if req is not None:")
-            self.emit("    note = '（金额无法计算：缺少' + LABELS(req) + '）'")
+            self.emit("    note = AMOUNT_NOTE(req)")
             self.emit("    amt = None")
             self.emit("else:")
             self.emit("    note = ''")
@@ -904,7 +904,7 @@ class _Gen:
         else:
             self.emit("text = ''")
         if c.status == "ineligible":
-            self.emit("if failed: text += '（未满足：' + '、'.join(failed) + '）'")
+            self.emit("if failed: text += FAILED_NOTE(failed)")
         self.emit("text += note")
         granted = {"eligible": "True", "gradual_exit": "True", "ineligible": "False"}.get(c.status, "None")
         key = self.const((rule,), "RK")
@@ -1038,7 +1038,19 @@ class FastPath:
 
     def _compile(self, key: tuple):
         # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
-        from .evaluate import Determination, _granted, _labels, _money, build_reason, cite, decision_amount, finish_program
+        from .evaluate import (
+            Determination,
+            _granted,
+            _labels,
+            _money,
+            amount_note,
+            build_reason,
+            cite,
+            decision_amount,
+            failed_note,
+            finish_program,
+            part_note,
+        )
         from .summary import finish as finish_summary
 
         gen = _Gen(self.engine, *key)
@@ -1052,6 +1064,9 @@ class FastPath:
                 "DECISION_AMOUNT": decision_amount,
                 "GRANTED": _granted,
                 "LABELS": _labels,
+                "AMOUNT_NOTE": amount_note,
+                "PART_NOTE": part_note,
+                "FAILED_NOTE": failed_note,
                 "MONEY": _money,
                 "DETERMINATION": Determination,
                 "FINISH_SUMMARY": finish_summary,

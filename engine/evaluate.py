@@ -17,13 +17,14 @@ from .expr import Env, Missing
 from .expr.runtime import merge
 from .model import PROGRAM_CODES
 from .money import fmt_money
-from .policy import ParameterSet
+from .policy import UNCONFIGURED, ParameterSet
 from .rules import Program, RuleBook, Step, Template, load_rulebook
 from .summary import PAID_AS, finish
 from .validate import Parsed, parse
 
 _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
 _PD_NOTE = "项目默认值，待地方确认"
+_READING_NOTE = "按对政策文件的解释取值，待地方确认"
 
 
 class Determination(dict):
@@ -376,7 +377,7 @@ def build_reason(cites: dict, ps: ParameterSet, s: Step, value: Any, raw: list, 
     text, values = render(reason_template(s, value), raw)
     if missing:
         who = f"成员{member_id}：" if s.scope == "member" else ""
-        text = f"{who}{s.title}：缺少{_labels(value)}，无法判断"
+        text = f"{who}{s.title}：暂无法判断（{missing_text(value)}）"
     citation, pd = cite(cites, ps, s.id, s.citation, tuple(dict.fromkeys(trace)), s.project_default)
     if pd:
         text += pd
@@ -396,6 +397,7 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
         return hit
     parts = [base]
     defaults: list[str] = []
+    readings: list[str] = []
     for k in trace:
         c = ps.citation(k)
         if c not in parts:
@@ -403,11 +405,17 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
         info = ps.info.get(k)
         if info is not None and info.project_default and info.label not in defaults:
             defaults.append(info.label)
-    suffix = ""
+        if info is not None and info.interpretation and info.label not in readings:
+            readings.append(info.label)
+    notes = []
+    # labels are quoted: many end in a bracket of their own ("…上限（折合月低保标准的月数）")
     if defaults:
-        suffix = f"（{_PD_NOTE}：{'、'.join(defaults)}）"
+        notes.append(f"{_PD_NOTE}：{'、'.join(f'“{d}”' for d in defaults)}")
     elif project_default:
-        suffix = f"（{_PD_NOTE}）"
+        notes.append(_PD_NOTE)
+    if readings:
+        notes.append(f"{_READING_NOTE}：{'、'.join(f'“{r}”' for r in readings)}")
+    suffix = f"（{'；'.join(notes)}）" if notes else ""
     hit = ("；".join(parts), suffix)
     cites[key] = hit
     return hit
@@ -417,7 +425,7 @@ def decision_amount(c, amount_value: Any, parts: list | None) -> tuple[Any, str,
     """The amount a chosen clause pays (exact, or None), a note when it cannot be computed, and the breakdown."""
     if c.amount is not None:
         if amount_value.__class__ is Missing:
-            return None, f"（金额无法计算：缺少{_labels(amount_value)}）", None
+            return None, amount_note(amount_value), None
         return amount_value, "", None
     if parts is not None:
         total = mpq(0)
@@ -425,14 +433,14 @@ def decision_amount(c, amount_value: Any, parts: list | None) -> tuple[Any, str,
         required_missing = None
         for (lbl, _fn, required), v in zip(c.parts, parts, strict=True):
             if v.__class__ is Missing:
-                breakdown.append({"name": lbl, "amount": None, "note": f"{_labels(v)}，未计入"})
+                breakdown.append({"name": lbl, "amount": None, "note": part_note(v)})
                 if required:
                     required_missing = merge(required_missing, v)
             else:
                 breakdown.append({"name": lbl, "amount": fmt_money(v)})
                 total += v
         if required_missing is not None:
-            return None, f"（金额无法计算：缺少{_labels(required_missing)}）", breakdown
+            return None, amount_note(required_missing), breakdown
         return total, "", breakdown
     return None, "", None
 
@@ -473,14 +481,14 @@ def finish_program(
             missing = sorted({k for k, _ in unknown.keys})
         text, decision_values = render(c.text, raw)
         if status == "ineligible" and failed:
-            text += f"（未满足：{'、'.join(failed)}）"
+            text += failed_note(failed)
         text += note
     else:
         status = "needs_info"
         amount = None
         decision_values = {}
         missing = sorted({k for k, _ in unknown.keys})
-        text = f"无法作出认定：缺少{_labels(unknown)}，请补充后重新评估"
+        text = f"暂无法作出认定：{missing_text(unknown)}"
     granted = _granted(status, unknown)
     citation, pd = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)
     text += pd  # an amount computed from project defaults says so
@@ -527,7 +535,7 @@ _LABELS: dict[frozenset, str] = {}
 
 
 def _labels(m: Any) -> str:
-    """What is missing, in Chinese ("城市低保标准未配置、成员p2的生活自理能力"); cached by content."""
+    """What is missing, as a list ("城市低保标准未配置、成员p2的生活自理能力"); cached by content."""
     if m.__class__ is not Missing:
         return ""
     text = _LABELS.get(m.keys)
@@ -536,6 +544,43 @@ def _labels(m: Any) -> str:
             _LABELS.clear()
         text = _LABELS[m.keys] = "、".join(sorted({label for _k, label in m.keys}))
     return text
+
+
+_MISSING_TEXT: dict[frozenset, str] = {}
+
+
+def missing_text(m: Any) -> str:
+    """What is missing, said to the family: facts they can supply apart from settings the bureau
+    has not configured ("请补充：成员c1的生活自理能力；本地尚未配置城市低保标准，请联系民政部门")."""
+    if m.__class__ is not Missing:
+        return ""
+    text = _MISSING_TEXT.get(m.keys)
+    if text is None:
+        labels = sorted({label for _k, label in m.keys})
+        settings = [lb[: -len(UNCONFIGURED)] for lb in labels if lb.endswith(UNCONFIGURED)]
+        facts = [lb for lb in labels if not lb.endswith(UNCONFIGURED)]
+        parts = []
+        if facts:
+            parts.append(f"请补充：{'、'.join(facts)}")
+        if settings:
+            parts.append(f"本地尚未配置{'、'.join(settings)}，请联系民政部门")
+        if len(_MISSING_TEXT) > 50_000:
+            _MISSING_TEXT.clear()
+        text = _MISSING_TEXT[m.keys] = "；".join(parts)
+    return text
+
+
+def amount_note(m: Any) -> str:
+    return f"（金额暂无法计算：{missing_text(m)}）"
+
+
+def part_note(m: Any) -> str:
+    return f"未计入（{missing_text(m)}）"
+
+
+def failed_note(failed: list[str]) -> str:
+    """The conditions an ineligible decision did not meet, by their titles."""
+    return "（不符合的条件：" + "、".join(f"“{t}”" for t in failed) + "）"
 
 
 def _money(v: Any) -> str | None:

@@ -29,6 +29,10 @@ from typing import Any
 from .yamlio import LineDict
 
 KEEP = ("first", "higher_amount")
+# household_amount: how a household program's amount treats the members a member program covers:
+# "includes_covered" (the default) counts them, so a partial overlap is flagged for review;
+# "excludes_covered" (the rule file already pays only the others) needs no review.
+HOUSEHOLD_AMOUNT = ("includes_covered", "excludes_covered")
 GRANTED = frozenset({"eligible", "gradual_exit"})
 _PD_NOTE = "项目默认值，待地方确认"
 
@@ -44,6 +48,7 @@ class Exclusion:
     file: str
     line: int
     kind: str  # the scopes of its programs: household, member or mixed
+    household_amount: str = "includes_covered"
 
 
 def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
@@ -58,7 +63,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
         book._err(rel, d.line, "module: interactions 需要 exclusions 列表 / 'exclusions' list required")
         return out
     known = {p.code: p for p in book.programs}
-    allowed = {"id", "title", "programs", "keep", "citation", "project_default"}
+    allowed = {"id", "title", "programs", "keep", "citation", "project_default", "household_amount"}
     seen: set[str] = set()
     for item in items:
         if not isinstance(item, LineDict):
@@ -102,6 +107,15 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
                 "家庭项目与成员项目之间不能比较金额，请用 keep: first / cannot compare a household with a member amount",
             )
             continue
+        household_amount = item.get("household_amount", "includes_covered")
+        if household_amount not in HOUSEHOLD_AMOUNT or (household_amount != "includes_covered" and len(scopes) == 1):
+            book._err(
+                rel,
+                item.line_of("household_amount"),
+                f"household_amount 应为 {' 或 '.join(HOUSEHOLD_AMOUNT)}，且只用于家庭与成员项目之间 / "
+                "household_amount is one of these, for a household program with member programs",
+            )
+            continue
         if len([p for p in programs if known[p].scope == "household"]) > 1 and "member" in scopes:
             book._err(rel, item.line_of("programs"), "混合排斥只能含一个家庭项目 / a mixed group holds one household program")
             continue
@@ -111,11 +125,12 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
                 title.strip(),
                 list(programs),
                 keep,
-                citation.strip(),
+                book._cite(rel, item.line_of("citation"), citation.strip()),
                 bool(item.get("project_default", False)),
                 rel,
                 item.line,
                 "mixed" if len(scopes) > 1 else next(iter(scopes)),
+                household_amount,
             )
         )
     return out
@@ -217,6 +232,19 @@ def _resolve_mixed(ex: Exclusion, household: dict[str, dict], by_member: dict[st
         _note(hh, ex, False, f"家庭全部共同生活成员均已享受{names}，{hh['name']}不重复发放", None, {"covered": list(covered)})
         for mid, e in covered.items():
             _note(e, ex, True, f"成员{mid}享受{e['name']}，家庭不再重复享受{hh['name']}", mid, {"kept": e["program"]})
+        return
+    if all(member_first.values()) and ex.household_amount == "excludes_covered":
+        # the household amount was worked out for the other members only: nothing is paid twice
+        _note(
+            hh,
+            ex,
+            True,
+            f"家庭中{names}已单独享受，{hh['name']}金额已按其余共同生活成员计算，不重复发放",
+            None,
+            {"covered": list(covered)},
+        )
+        for mid, e in covered.items():
+            _note(e, ex, True, f"成员{mid}享受{e['name']}，不再计入家庭{hh['name']}金额", mid, {"kept": e["program"]})
         return
     if all(member_first.values()):
         # only some members are covered: the household amount cannot be split here, so say so

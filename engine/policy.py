@@ -27,6 +27,7 @@ from .expr.checker import TypeCheckError
 from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, INT, MONEY, NUMBER, T
 from .money import fmt_money, fmt_number
+from .sources import SourceRegistry, check_citation
 from .yamlio import LineDict, YamlError, load_yaml
 
 # unit -> (dimension, factor to the dimension's base)
@@ -45,8 +46,14 @@ UNITS: dict[str, tuple[str, mpq]] = {
     "辆": ("count", mpq(1)),
     "套": ("count", mpq(1)),
     "人": ("count", mpq(1)),
+    "级": ("grade", mpq(1)),  # disability grade (GB/T 26341; 1 is the most severe)
 }
 _TYPES = {"money": MONEY, "number": NUMBER, "int": INT, "bool": BOOL}
+
+
+# The label of a Missing value from an unconfigured parameter ends so: engine.evaluate.missing_text
+# tells such a setting (the bureau configures it) from a fact the family can supply.
+UNCONFIGURED = "未配置"
 
 
 class PolicyError(YamlError):
@@ -79,6 +86,9 @@ class Entry:
     source: str = ""
     note: str | None = None
     project_default: bool = False
+    # a reading of the source that is not its only possible one: a point picked in a range, or
+    # encouraging wording (鼓励/探索/逐步推进/有条件的地方) read as in force; explanations say so
+    interpretation: str | None = None
     file: str = ""
     line: int = 0
 
@@ -97,6 +107,7 @@ class ResolvedParam:
     formula: str | None
     depends: tuple[str, ...]
     original: str | None
+    interpretation: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -145,7 +156,7 @@ class ParameterSet:
                 return
             text = f"{r.label}：{r.source}"
             if r.formula:
-                text += f"（{r.formula}）"
+                text += f"（{self._formula_text(r)}）"
             parts.append(text)
             for d in r.depends:
                 add(d)
@@ -154,6 +165,14 @@ class ParameterSet:
         out = "；".join(parts)
         self._citations[key] = out
         return out
+
+    def _formula_text(self, r: ResolvedParam) -> str:
+        """A formula as people read it: parameter keys become their labels (按1.3 × 城市低保标准计算)."""
+        text = r.formula or ""
+        for d in sorted(r.depends, key=len, reverse=True):
+            info = self.info.get(d)
+            text = text.replace(d, info.label if info is not None else d)
+        return "按" + text.replace("*", "×").replace("/", "÷") + "计算"
 
 
 def _display_value(raw: Any, unit: str | None) -> str:
@@ -220,8 +239,13 @@ class PolicyStore:
             self.schema[key] = ParamSpec(key, str(spec["label"]), t, unit, values)
 
         self._scope = Scope(names={k: s.type for k, s in self.schema.items()}, records={}, params={})
+        sources_path = self.root / "sources.yaml"
+        self.sources = SourceRegistry()
+        if sources_path.exists():
+            self.paths.append(sources_path)
+            self.sources = SourceRegistry.load(sources_path, self._rel(sources_path), self._err)
         for path in sorted(self.root.glob("*.yaml")):
-            if path.name == "parameters.yaml":
+            if path.name in ("parameters.yaml", "sources.yaml"):
                 continue
             self.paths.append(path)
             self._load_locality(path)
@@ -281,7 +305,7 @@ class PolicyStore:
         if not isinstance(item, dict):
             self._err(rel, line, f"参数 {key} 的条目应为映射 / entry must be a mapping")
             return None
-        allowed = {"from", "value", "formula", "unconfigured", "unit", "source", "note", "project_default"}
+        allowed = {"from", "value", "formula", "unconfigured", "unit", "source", "note", "project_default", "interpretation"}
         for k in item:
             if k not in allowed:
                 self._err(rel, item.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
@@ -298,9 +322,10 @@ class PolicyStore:
             key=key,
             level=code,
             start=start,
-            source=str(source).strip(),
+            source=check_citation(self.sources, str(source).strip(), rel, line, self._err),
             note=str(item["note"]).strip() if item.get("note") else None,
             project_default=bool(item.get("project_default", False)),
+            interpretation=str(item["interpretation"]).strip() if item.get("interpretation") else None,
             file=rel,
             line=line,
         )
@@ -470,7 +495,7 @@ class _LazyValues(dict):
             raise PolicyError("policies", 0, f"参数公式循环引用：{key} / circular parameter formula at {key}")
         entry = store._find(self.chain, key, self.on)
         if entry is None or entry.unconfigured:
-            reason = f"{spec.label}未配置"
+            reason = f"{spec.label}{UNCONFIGURED}"
             value: Any = Missing(frozenset({(key, reason)}))
             self.info[key] = ResolvedParam(
                 key,
@@ -485,6 +510,7 @@ class _LazyValues(dict):
                 None,
                 (),
                 None,
+                entry.interpretation if entry else None,
             )
             self[key] = value
             return value
@@ -512,6 +538,7 @@ class _LazyValues(dict):
             entry.formula,
             entry.formula_deps,
             entry.original,
+            entry.interpretation,
         )
         self[key] = value
         return value

@@ -30,6 +30,7 @@ from .expr.types import BOOL, MONEY, T, enum
 from .facts import HOUSEHOLD_FACTS, MEMBER_FIELDS, RECORDS
 from .model import PROGRAM_CODES
 from .policy import PolicyStore
+from .sources import check_citation
 from .templates import converter, split, unbalanced
 from .yamlio import LineDict, YamlError, load_yaml
 
@@ -326,7 +327,11 @@ class RuleBook:
         if not isinstance(citation, str) or not citation.strip():
             self._err(rel, item.line, f"{what} 缺少 citation（法规条款或种子文件行号） / {what} has no citation")
             return None
-        return citation.strip(), bool(item.get("project_default", False))
+        return self._cite(rel, item.line, citation.strip()), bool(item.get("project_default", False))
+
+    def _cite(self, rel: str, line: int, text: str) -> str:
+        """A citation checked against policies/sources.yaml and rendered for readers (engine.sources)."""
+        return check_citation(self.policies.sources, text, rel, line, self._err)
 
     def _load_facts(self, rel: str, d: LineDict) -> FactsModule | None:
         items = d.get("facts")
@@ -461,7 +466,7 @@ class RuleBook:
         local: dict[str, T] = {}
         local_names: dict[str, str] = {}
         steps: list[Step] = []
-        prog = Program(code, name, scope_kind, basis.strip(), None, steps, [], rel, d.line)
+        prog = Program(code, name, scope_kind, self._cite(rel, d.line_of("basis"), basis.strip()), None, steps, [], rel, d.line)
         pays = d.get("pays", "monthly")
         if pays not in PAYS:
             self._err(rel, d.line_of("pays"), f"pays 应为 {', '.join(PAYS)} 之一 / pays must be one of {', '.join(PAYS)}")
@@ -719,6 +724,7 @@ class RuleBook:
                 if k not in allowed:
                     self._err(rel, x.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
             public = {k: str(x[k]) for k in ("code", "name", "text", "citation") if k in x}
+            public["citation"] = self._cite(rel, x.line_of("citation"), public["citation"])
             link = Link(public)
             if "when" in x:
                 link.when_node, _ = self._expr(rel, x.line_of("when"), x["when"], scope, BOOL, f"{prog.code}.links.when")

@@ -109,13 +109,20 @@ LABELS: dict[str, str] = {
     "family_planning_special": "计划生育特殊家庭成员",
     "left_behind": "农村留守老年人",
     "no_group": "不属于七类对象",
-    # basic funeral services
+    # basic funeral services, in the order they are given (接运、纸棺、暂存、火化、骨灰盒、骨灰存放):
+    # a set is read in the order of this table (see ``set_order``)
     "body_transport": "遗体接运",
+    "paper_coffin": "纸棺",
     "body_storage": "遗体暂存",
     "cremation": "火化",
-    "ashes_storage": "骨灰存放",
-    "paper_coffin": "纸棺",
     "urn": "骨灰盒",
+    "ashes_storage": "骨灰存放",
+    # 特困: the ground of 无劳动能力 that applies (rules/tekun.yaml work_ground)
+    "tekun_elderly": "为60周岁以上的老年人，属于无劳动能力",
+    "tekun_minor": "为未成年人，属于无劳动能力",
+    "tekun_disabled": "的残疾类别和等级达到无劳动能力的认定标准，属于无劳动能力",
+    "tekun_student": "已超过未成年人年龄上限，作为原特困人员仍在校就读，按规定继续享受救助供养",
+    "tekun_able": "不属于无劳动能力",
     # statuses
     "eligible": "符合",
     "ineligible": "不符合",
@@ -133,11 +140,26 @@ DOMAIN_LABELS: dict[frozenset[str], dict[str, str]] = {
         "able": "义务人有履行义务能力",
     },
     frozenset({"full", "partial", "none"}): {"full": "全自理", "partial": "半失能", "none": "全失能"},
+    # the program a member is covered by (困难残疾人生活补贴); "none" never shows in a pass sentence
+    frozenset({"dibao", "dibao_single", "dibao_edge", "none"}): {
+        "dibao": "最低生活保障",
+        "dibao_single": "低保单人户",
+        "dibao_edge": "低保边缘家庭",
+        "none": "低保及低保边缘以外",
+    },
     frozenset({"none", "preschool", "compulsory", "high_school", "vocational", "college", "graduate"}): {
         **{k: LABELS[k] for k in ("preschool", "compulsory", "high_school", "vocational", "college", "graduate")},
         "none": "未在学",
     },
 }
+
+
+_RANK = {code: i for i, code in enumerate(LABELS)}
+
+
+def set_order(items) -> list:
+    """A set's members in reading order: the order of LABELS (funeral services in service order), then by code."""
+    return sorted(items, key=lambda x: (_RANK.get(x, len(_RANK)), x))
 
 
 def label(code: str) -> str:
@@ -170,7 +192,8 @@ def converter(t: T):
     kind = t.kind
 
     def missing_or_none(v):
-        return ("（未知）", None) if v.__class__ is Missing else ("无", None)
+        # no brackets: the value usually sits inside a sentence's own brackets
+        return ("未知", None) if v.__class__ is Missing else ("无", None)
 
     if kind == "money":
 
@@ -219,7 +242,7 @@ def converter(t: T):
             if v is None or v.__class__ is Missing:
                 return missing_or_none(v)
             items = sorted(v)
-            return ("、".join(lab(x) for x in items) or "无"), items
+            return ("、".join(lab(x) for x in set_order(items)) or "无"), items
     elif kind == "list" and t.record == "member":
 
         def conv(v):

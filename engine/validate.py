@@ -24,6 +24,7 @@ from .expr.runtime import Missing
 from .facts import member_missing
 from .model import FieldError, InputError, id_check_digit
 from .money import MoneyError, parse_money, parse_money_fast
+from .templates import LABELS
 from .vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
@@ -93,7 +94,7 @@ _TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
 MAX_MEMBERS = 50
 
-_ASSETS_MISSING = Missing(frozenset({("assets", "家庭财产情况（assets）")}))
+_ASSETS_MISSING = Missing(frozenset({("assets", "家庭财产情况（存款等金融资产、车辆、住房）")}))
 _EMPTY: tuple = ()
 _NO_TAGS: frozenset = frozenset()
 
@@ -570,7 +571,9 @@ class _Validator:
                     if loss is not None:
                         loss = self.money(loss, f"events[{j}].loss")
                     else:
-                        loss = Missing(frozenset({(f"events[{j}].loss", f"事件{et}的损失金额")}))
+                        loss = Missing(
+                            frozenset({(f"events[{j}].loss", f"第{j + 1}项事件（{LABELS.get(et, '其他事件')}）的损失金额")})
+                        )
                     place = ed.get("locality")
                     if place is not None:
                         place = self.locality(place, f"events[{j}].locality")
@@ -607,9 +610,7 @@ _TYPED_MONEY_KEYS = frozenset({"type", "monthly"})
 _ASSET_KEYS = frozenset({"financial", "vehicles", "properties"})
 _VEHICLE_KEYS = frozenset({"exempt"})
 _NO_AMOUNTS = {
-    f"current_amounts.{code}": Missing(
-        frozenset({(f"current_amounts.{code}", f"现领取的{code}月金额（current_amounts.{code}）")})
-    )
+    f"current_amounts.{code}": Missing(frozenset({(f"current_amounts.{code}", f"现领取的{LABELS.get(code, code)}月金额")}))
     for code in PROGRAM_CODES
 }
 

@@ -56,7 +56,11 @@ def test_explain_is_a_chinese_report():
     r = jiuzhu("explain", str(EXAMPLE))
     assert r.returncode == 0, r.stderr
     assert "社会救助资格评估报告" in r.stdout
-    assert "最低生活保障（全户）：【符合】，每月1044.00元" in r.stdout
+    # p1 is granted 特困, so 低保 is paid for p2 only (issue 15): (672 - 150) × 1
+    # the answer first (issue 15): page one lists each program, the appendix every rule with its citation
+    assert "✓ 最低生活保障（全户）：符合，每月522.00元" in r.stdout
+    assert "✓ 特困人员救助供养（户主p1）：符合，每月873.60元" in r.stdout
+    assert r.stdout.index("救助金额合计") < r.stdout.index("审核附录") < r.stdout.index("依据：")
     assert "依据：" in r.stdout
 
 

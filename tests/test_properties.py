@@ -24,15 +24,16 @@ def _age(birth: str, on: dt.date) -> int:
     return on.year - b.year - ((on.month, on.day) < (b.month, b.day))
 
 
-def _unable_to_work(m: dict, age: int, p: dict) -> bool:
+def _unable_to_work(m: dict, age: int, p: dict, on: dt.date) -> bool:
     d = m.get("disability") or {}
     cat, grade = d.get("category"), d.get("grade")
     return (
         age >= p["tekun.elderly_age"]
         or age < p["tekun.minor_age_limit"]
-        or (cat in ("intellectual", "mental") and grade <= 3)
-        or (cat == "limb" and grade <= 2)
-        or (cat == "visual" and grade == 1)
+        # disability grades are dated like the age limit (民发〔2016〕178号, then 民发〔2021〕43号 from 2021-07-01)
+        or (cat in ("intellectual", "mental") and grade <= (3 if on >= dt.date(2021, 7, 1) else 2))
+        or (cat == "limb" and grade <= (2 if on >= dt.date(2021, 7, 1) else 1))
+        or (cat == "visual" and grade == 1 and on >= dt.date(2021, 7, 1))
     )
 
 
@@ -59,17 +60,19 @@ def oracle(engine, h: dict) -> tuple[Fraction, Fraction, int] | None:
             if i["type"] == "wage":
                 wage += Fraction(i["monthly"])
         age = _age(m["birth_date"], on)
-        if h["area"] in p["dibao.employment_deduction.areas"] and m.get("employed") and not _unable_to_work(m, age, p):
+        if h["area"] in p["dibao.employment_deduction.areas"] and m.get("employed") and not _unable_to_work(m, age, p, on):
             deductions += min(wage * rate, cap)
-    if p["dibao.rigid_expense_deduction.enabled"] and any(m.get("serious_illness") or m.get("disability") for m in counted):
-        deductions += sum(
-            (
-                Fraction(e["monthly"])
-                for e in h.get("rigid_expenses", [])
-                if e["type"] in p["dibao.rigid_expense_deduction.types"]
-            ),
-            Fraction(0),
-        )
+    if p["dibao.rigid_expense_deduction.enabled"]:
+        # medical costs when a member is seriously ill or severely disabled (grade 1-2); rehabilitation
+        # and care costs when a member is disabled (泉州 004 L343)
+        medical = any(m.get("serious_illness") or (m.get("disability") or {}).get("grade", 9) <= 2 for m in counted)
+        disabled = any(m.get("disability") for m in counted)
+        types = p["dibao.rigid_expense_deduction.types"]
+        for e in h.get("rigid_expenses", []):
+            if e["type"] in types and (
+                (e["type"] == "medical" and medical) or (e["type"] in ("rehabilitation", "care") and disabled)
+            ):
+                deductions += Fraction(e["monthly"])
     n = len(counted)
     pci = max((income - deductions) / n, Fraction(0)) if n else Fraction(0)
     return std, pci, n
@@ -99,10 +102,33 @@ def test_dibao_amount_is_the_gap_times_counted_members(engine, h):
     assert det["household"]["per_capita_income"] == fmt_money(_q(pci))
     if prog["status"] == "eligible":
         assert pci < std
-        assert prog["monthly_amount"] == fmt_money(_q((std - pci) * n))
+        # members granted 特困 are not paid again in 低保 (unless every member is: then 低保 is not paid at all)
+        tekun = sum(1 for m in det["household"]["counted_members"] if det.program("tekun", m)["status"] == "eligible")
+        paid_n = n - tekun if 0 < tekun < n else n
+        assert prog["monthly_amount"] == fmt_money(_q((std - pci) * paid_n))
         assert prog["members"] == det["household"]["counted_members"]
     if pci >= std:
         assert prog["status"] != "eligible"
+
+
+@SETTINGS
+@given(households())
+def test_household_total_never_pays_one_person_twice(engine, h):
+    """低保, 单人户 and 特困 in the summary's paid list cover each counted member at most once."""
+    det = engine.evaluate(h)
+    counted = det["household"]["counted_members"]
+    paid = {(x["program"], x["members"][0] if x["scope"] == "member" else None): x for x in det["summary"]["paid"]}
+    tekun_paid = {m for m in counted if ("tekun", m) in paid}
+    single_paid = {m for m in counted if ("dibao_single", m) in paid}
+    assert not tekun_paid & single_paid
+    dibao = paid.get(("dibao", None))
+    if dibao is None or det.status("dibao") != "eligible":
+        return  # 渐退 keeps the amount paid before
+    std, pci, _n = oracle(engine, h)
+    # the 低保 amount is the gap times the members it pays for: never a member paid 特困 or 单人户 too
+    allowed = len(counted) - len(tekun_paid | single_paid)
+    assert allowed > 0
+    assert any(dibao["monthly_amount"] == fmt_money(_q((std - pci) * k)) for k in range(1, allowed + 1))
 
 
 @SETTINGS

@@ -253,7 +253,7 @@ def _as_date(v: Any) -> dt.date:
 
 
 def _scaled(e: dict, scale: Decimal | None, key: str) -> dict:
-    out = {k: v for k, v in e.items() if k not in ("value", "formula", "unconfigured", "project_default", "note")}
+    out = {k: v for k, v in e.items() if k not in ("value", "formula", "unconfigured", "project_default", "note", "interpretation")}
     if e.get("unconfigured"):
         out["unconfigured"] = True
         return out

@@ -41,7 +41,9 @@ def test_parameters_resolve_for_the_date_with_unit_source_and_level(get, engine)
     assert set(params) == set(engine.policies.schema)
     std = params["dibao.standard.urban"]
     assert (std["value"], std["unit"], std["level"], std["level_name"]) == ("672.00", "元/人/月", "210000", "辽宁省")
-    assert "001_1723463741dbcebc.txt" in std["source"]
+    # the document, not the seed file (issue 15); the file and line stay in policies/210000.yaml
+    assert "《辽宁省民政事业发展第十四个五年规划》第一章第一节" in std["source"]
+    assert ".txt" not in std["source"]
     for p in body["parameters"]:
         assert p["configured"] == (p["value"] is not None)
         assert p["source"] or not p["configured"]
@@ -77,7 +79,8 @@ def test_programs_and_their_rules_with_sentences_and_citations(get, engine):
     assert income["text_pass"] == "家庭人均收入{per_capita_income}元低于低保标准{standard}元"
     assert income["citation"] == "《社会救助暂行办法》第九条"
     assert by_id["household.financial_assets"]["citation"]  # shared facts show their own citation
-    assert [d["status"] for d in rules["decision"]] == ["eligible", "gradual_exit", "ineligible"]
+    # 低保 has a second eligible clause: paid for the members not granted 特困 (issue 15)
+    assert [d["status"] for d in rules["decision"]] == ["eligible", "eligible", "gradual_exit", "ineligible"]
     facts = get("/v1/programs/household/rules").json()
     assert any(r["id"] == "household.per_capita_income" for r in facts["rules"])
     assert get("/v1/programs/nothing/rules").status_code == 404
