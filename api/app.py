@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from engine import Engine, load_rulebook
 from engine.model import Household
@@ -66,6 +66,7 @@ def _household_schemas() -> dict:
 
     class BatchRequest(BaseModel):
         households: list[Household]
+        explain: bool = Field(False, description="每户返回逐条规则理由；默认只返回认定结论（成员总数上限较低）")
 
     schema = BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs")

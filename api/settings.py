@@ -54,6 +54,10 @@ class Settings:
     max_body_bytes: int = MIB
     max_batch_body_bytes: int = 32 * MIB
     max_batch_households: int = 1000
+    # What a batch may cost, not only what it may send: members across its households, and fewer when
+    # the answer carries every rule's reason (about 10 kB of JSON per member, against 2.4 kB without).
+    max_batch_members: int = 20_000
+    max_explained_batch_members: int = 5_000
     key_cache_seconds: float = 5.0
     sqlite_synchronous: str = "FULL"
     # Reform simulations: populations a caller may name, where jobs write their outputs, how many run at once
@@ -104,6 +108,8 @@ class Settings:
             max_body_bytes=_int("JIUZHU_MAX_BODY_BYTES", MIB),
             max_batch_body_bytes=_int("JIUZHU_MAX_BATCH_BODY_BYTES", 32 * MIB),
             max_batch_households=_int("JIUZHU_MAX_BATCH_HOUSEHOLDS", 1000),
+            max_batch_members=_int("JIUZHU_MAX_BATCH_MEMBERS", 20_000),
+            max_explained_batch_members=_int("JIUZHU_MAX_EXPLAINED_BATCH_MEMBERS", 5_000),
             key_cache_seconds=_float("JIUZHU_KEY_CACHE_SECONDS", 5.0),
             sqlite_synchronous=sync,
             populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
