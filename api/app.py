@@ -19,6 +19,7 @@ from engine.model import Household
 from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
+from .reform_checks import ReformChecker
 from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .service import Service
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.simulations = SimulationStore(db)
         app.state.simulation_home = engine.book.dir.parent
         app.state.reform_checks = asyncio.Semaphore(1)
+        checker = app.state.reform_checker = ReformChecker(settings.reform_check_timeout_seconds)
         # Locals, not app.state, are closed below: a lifespan entered twice on one app (a test
         # client inside another) must still stop the runner and monitor it started.
         runner = app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
@@ -172,6 +174,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         finally:
             await asyncio.to_thread(runner.close)  # ends a running simulation's process, re-queues its job
             await monitor.aclose()
+            checker.close()
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:

@@ -68,6 +68,11 @@ class Settings:
     simulation_concurrency: int = 1
     simulation_poll_seconds: float = 2.0
     simulation_stale_seconds: float = 30.0
+    # What one caller may hold of the simulation queue (queued or running jobs of one key), how long one job
+    # may run before its process is killed and the job fails, and how long checking a reform may take.
+    simulations_per_caller: int = 2
+    simulation_timeout_seconds: float = 1800.0
+    reform_check_timeout_seconds: float = 60.0
 
     @property
     def populations_path(self) -> Path:
@@ -115,4 +120,7 @@ class Settings:
             populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
             simulations_dir=_path("JIUZHU_SIMULATIONS_DIR"),
             simulation_concurrency=max(1, _int("JIUZHU_SIMULATION_CONCURRENCY", 1)),
+            simulations_per_caller=max(1, _int("JIUZHU_SIMULATIONS_PER_CALLER", 2)),
+            simulation_timeout_seconds=_float("JIUZHU_SIMULATION_TIMEOUT_SECONDS", 1800.0),
+            reform_check_timeout_seconds=_float("JIUZHU_REFORM_CHECK_TIMEOUT_SECONDS", 60.0),
         )
