@@ -17,36 +17,33 @@ applied on top of events that might still fail.
 
 from __future__ import annotations
 
-import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # api.monitoring runs its embedded monitor on these turns
-    from .monitoring import MonitorService, Request
-
-log = logging.getLogger("jiuzhu.api.monitor")
+from typing import Any
 
 SLICE_EVENTS = 20  # a registration takes about 25 ms to apply: about half a second per turn at most per request
 
 
 class MonitorTurns:
-    def __init__(self, service: MonitorService, slice_events: int = SLICE_EVENTS):
+    """Turns over an ``api.monitoring.MonitorService`` (``advance``, ``commit``) and its ``Request``s;
+    not imported from there, since its embedded monitor runs on these turns."""
+
+    def __init__(self, service: Any, slice_events: int = SLICE_EVENTS):
         self.service = service
         self.slice_events = max(1, slice_events)
-        self.waiting: deque[tuple[Request, Any]] = deque()
-        self.active: list[tuple[Request, Any]] = []
-        self.held: dict[str, Request] = {}  # household -> the admitted, uncommitted request applying to it
+        self.waiting: deque[tuple[Any, Any]] = deque()  # (Request, token)
+        self.active: list[tuple[Any, Any]] = []
+        self.held: dict[str, Any] = {}  # household -> the admitted, uncommitted request applying to it
         self.turns = 0
 
     @property
     def busy(self) -> bool:
         return bool(self.waiting or self.active)
 
-    def add(self, req: Request, token: Any) -> None:
+    def add(self, req: Any, token: Any) -> None:
         """Queue ``req``; ``token`` comes back with it once it is answered."""
         self.waiting.append((req, token))
 
-    def turn(self) -> list[tuple[Request, Any]]:
+    def turn(self) -> list[tuple[Any, Any]]:
         """Admit what may start, apply one slice of every active request, commit the requests that are
         complete; returns those (each with its ``results`` or its ``error``)."""
         self._admit()
@@ -68,7 +65,7 @@ class MonitorTurns:
     def _admit(self) -> None:
         # Arrival order per household: a request that must wait also holds back later ones for its households.
         blocked: set[str] = set()
-        still: deque[tuple[Request, Any]] = deque()
+        still: deque[tuple[Any, Any]] = deque()
         for req, token in self.waiting:
             hh = req.households()
             if hh & blocked or any(h in self.held for h in hh):
