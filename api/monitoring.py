@@ -5,9 +5,11 @@ durable-rules sessions and the households' states. ``jiuzhu serve`` runs it in
 a process of its own (``api/monitor_process.py``) that every worker sends its
 events to, so that one household's events are applied one after another
 whichever worker received them; embedded (tests, one process) it runs in a
-thread under a lock. ``handle`` takes every request that has arrived, applies
-their events, and writes them all in one transaction (group commit): an event
-and the alerts it raised are committed together, and only then answered.
+thread of its own. Requests are applied in turns (``api/monitor_turns.py``:
+``advance`` a slice of each, ``commit`` those complete, in one transaction), so
+a large request does not hold up the others; ``handle`` applies requests whole
+and commits them together. An event and the alerts it raised are committed
+together, a request's events all at once, and only then answered.
 
 After a restart (or when a household's session was dropped to bound memory)
 the session is rebuilt from the household's stored events. An event that
@@ -128,7 +130,6 @@ class MonitorService:
         self.monitor = monitor
         self.repo = repo
         self._states: OrderedDict[str, HouseholdState] = OrderedDict()
-        self.lock = threading.Lock()  # embedded use: one request applies at a time
         self.transactions = 0
 
     # -- state of a household (cached alongside its live session) ----------------------
