@@ -75,7 +75,9 @@ def _tree_rss(root: int) -> int:
 class Service:
     def __init__(self, source: Path, workers: int, env_extra: dict[str, str]):
         self.data = tempfile.mkdtemp(prefix="jiuzhu-bench-costs-")
-        self.env = {k: v for k, v in os.environ.items() if k not in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET", "DATABASE_URL")}
+        self.env = {
+            k: v for k, v in os.environ.items() if k not in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET", "DATABASE_URL")
+        }
         self.env.update(env_extra)
         if source != ROOT:
             self.env["PYTHONPATH"] = str(source)
@@ -130,7 +132,9 @@ class Singles(threading.Thread):
         while not self.stop.is_set():
             t = time.perf_counter()
             try:
-                r = httpx.post(self.url + "/v1/evaluate", json=HOUSEHOLD, headers={"Authorization": f"Bearer {self.key}"}, timeout=120)
+                r = httpx.post(
+                    self.url + "/v1/evaluate", json=HOUSEHOLD, headers={"Authorization": f"Bearer {self.key}"}, timeout=120
+                )
                 ok = r.status_code == 200
             except httpx.TransportError:
                 ok = False
@@ -161,7 +165,12 @@ def _big_household(i: int, members: int) -> dict:
 
 def batch(svc: Service, args) -> None:
     window = svc.key("window")
-    body = json.dumps({"households": [_big_household(i, args.members) for i in range(args.households)], **({"explain": True} if args.explain else {})}).encode()
+    body = json.dumps(
+        {
+            "households": [_big_household(i, args.members) for i in range(args.households)],
+            **({"explain": True} if args.explain else {}),
+        }
+    ).encode()
     singles = Singles(svc.url, window)
     singles.start()
     time.sleep(1.0)
@@ -199,7 +208,11 @@ def batch(svc: Service, args) -> None:
 
 def events(svc: Service, args) -> None:
     window, caseworker = svc.key("window"), svc.key("caseworker")
-    reg = {"type": "register", "date": "2021-08-01", "household": {k: v for k, v in HOUSEHOLD.items() if k not in ("household_id", "as_of")}}
+    reg = {
+        "type": "register",
+        "date": "2021-08-01",
+        "household": {k: v for k, v in HOUSEHOLD.items() if k not in ("household_id", "as_of")},
+    }
     body = {"events": [{**reg, "household_id": f"BIG-{i:05d}", "event_id": f"big-{i}"} for i in range(args.events)]}
     small: list[tuple[float, float]] = []  # (sent, answered) perf_counter
     big_done = threading.Event()
@@ -227,9 +240,13 @@ def events(svc: Service, args) -> None:
     th.join()
     during = [(a - s) * 1e3 for s, a in small if s >= t and a <= end]
     print(f"events: one request of {args.events} registrations, while another client registers households one at a time")
-    print(f"  large request: HTTP {r.status_code}, {r.json().get('recorded') if r.status_code == 200 else r.text[:200]} recorded, {end - t:.1f} s")
+    print(
+        f"  large request: HTTP {r.status_code}, {r.json().get('recorded') if r.status_code == 200 else r.text[:200]} recorded, {end - t:.1f} s"
+    )
     if during:
-        print(f"  single events answered while it ran: {len(during)}, p50 {statistics.median(during):.0f} ms, max {max(during):.0f} ms")
+        print(
+            f"  single events answered while it ran: {len(during)}, p50 {statistics.median(during):.0f} ms, max {max(during):.0f} ms"
+        )
     else:
         waited = [(a - s) * 1e3 for s, a in small if s < end and a > t]
         print(f"  single events answered while it ran: 0 (the one in flight waited {max(waited) if waited else 0:.0f} ms)")
@@ -266,7 +283,9 @@ def reform(svc: Service, args) -> None:
     busy.join()
     for c in clients:
         c.join()
-    print(f"reform checks: {args.policy_clients} policy clients for {args.seconds} s: {counts['checks']} checks, answers {counts['codes']}")
+    print(
+        f"reform checks: {args.policy_clients} policy clients for {args.seconds} s: {counts['checks']} checks, answers {counts['codes']}"
+    )
     print(quiet.report("without them"))
     print(busy.report("with them   "))
 

@@ -49,7 +49,9 @@ def _running_elsewhere(c, key_id: str) -> None:
         "reform_name": "示例",
         "reform_yaml": EXAMPLE_REFORM.read_text(encoding="utf-8"),
         "rules_json": "{}",
-        "reform_info_json": orjson.dumps({"name": "示例", "description": "", "changes": [], "rules": [], "effective": None}).decode(),
+        "reform_info_json": orjson.dumps(
+            {"name": "示例", "description": "", "changes": [], "rules": [], "effective": None}
+        ).decode(),
         "caller_key_id": key_id,
         "caller_name": "政策科",
         "caller_role": "policy",
@@ -65,7 +67,9 @@ def _running_elsewhere(c, key_id: str) -> None:
     c.app.state.simulations.submit(row)
 
 
-def test_a_caller_with_two_jobs_queued_or_running_gets_429_and_another_caller_does_not(db_settings, populations, tmp_path, engine):
+def test_a_caller_with_two_jobs_queued_or_running_gets_429_and_another_caller_does_not(
+    db_settings, populations, tmp_path, engine
+):
     c = _client(configured(db_settings, populations, tmp_path), engine)
     try:
         (first_id, first_key), (_second_id, second_key) = c.keys["政策科"], c.keys["统计科"]
@@ -113,7 +117,10 @@ def test_reforms_are_read_and_checked_in_another_process(sqlite_settings, popula
         assert r.status_code == 202, r.text
         assert checker.checks == 2  # the body read, the reform checked: both answered by the checking process
         assert c.portal.call(checker.pid) != os.getpid()
-        bad = {"population": POPULATION, "reform": {"parameters": [{"key": "no.such.parameter", "value": 1, "from": "2022-01-01"}]}}
+        bad = {
+            "population": POPULATION,
+            "reform": {"parameters": [{"key": "no.such.parameter", "value": 1, "from": "2022-01-01"}]},
+        }
         r = c.post("/v1/simulations", json=bad, headers=auth(key))
         assert r.status_code == 422
         assert r.json()["errors"][0]["field"].startswith("reform.parameters[0]")
@@ -129,7 +136,9 @@ def test_a_reform_check_over_its_time_limit_is_refused_and_the_next_one_runs(sql
         r = c.post("/v1/simulations", json={"population": POPULATION, "reform": REFORM}, headers=auth(key))
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["code"] == "check_timeout"
-        c.app.state.reform_checker.timeout = dataclasses.replace(settings, reform_check_timeout_seconds=60).reform_check_timeout_seconds
+        c.app.state.reform_checker.timeout = dataclasses.replace(
+            settings, reform_check_timeout_seconds=60
+        ).reform_check_timeout_seconds
         r = c.post("/v1/simulations", json={"population": POPULATION, "reform": REFORM}, headers=auth(key))
         assert r.status_code == 202, r.text
     finally:

@@ -72,12 +72,25 @@ def test_a_single_event_sent_during_a_thousand_registrations_is_answered_first(s
 def test_a_request_for_a_household_a_larger_one_is_changing_waits_for_its_commit(service):
     turns = MonitorTurns(service, slice_events=5)
     events = [_register("H-1", event_id="r")]
-    events += [{"household_id": "H-1", "type": "income_change", "date": "2021-09-01", "member": "p1", "income_type": "wage", "monthly": str(1400 + i), "event_id": f"i{i}"} for i in range(20)]
+    events += [
+        {
+            "household_id": "H-1",
+            "type": "income_change",
+            "date": "2021-09-01",
+            "member": "p1",
+            "income_type": "wage",
+            "monthly": str(1400 + i),
+            "event_id": f"i{i}",
+        }
+        for i in range(20)
+    ]
     big = _request(events)
     turns.add(big, "big")
     answered: list[str] = []
     answered.extend(t for _r, t in turns.turn())
-    same = _request([{"household_id": "H-1", "type": "job_lost", "date": "2021-10-01", "member": "p1", "event_id": "late"}], "k_window")
+    same = _request(
+        [{"household_id": "H-1", "type": "job_lost", "date": "2021-10-01", "member": "p1", "event_id": "late"}], "k_window"
+    )
     other = _request([_register("H-2", event_id="h2")], "k_window")
     turns.add(same, "same")
     turns.add(other, "other")
@@ -125,7 +138,9 @@ def app_client(tmp_path, monkeypatch, engine, monitor_engine):
 
     for var in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(mp, "make_service", lambda settings, db: MonitorService(Monitor(engine=monitor_engine), MonitorRepository(db)))
+    monkeypatch.setattr(
+        mp, "make_service", lambda settings, db: MonitorService(Monitor(engine=monitor_engine), MonitorRepository(db))
+    )
     with TestClient(create_app(Settings(data_dir=tmp_path), rules=engine)) as c:
         yield c
 
