@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from engine import Engine, load_rulebook
 from engine.model import Household
@@ -21,6 +21,7 @@ from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .id_secret import load_id_secret
 from .logmask import install_log_masking
+from .reform_checks import ReformChecker
 from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .service import Service
@@ -69,6 +70,7 @@ def _household_schemas() -> dict:
 
     class BatchRequest(BaseModel):
         households: list[Household]
+        explain: bool = Field(False, description="每户返回逐条规则理由；默认只返回认定结论（成员总数上限较低）")
 
     schema = BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = schema.pop("$defs")
@@ -161,6 +163,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.simulations = SimulationStore(db)
         app.state.simulation_home = engine.book.dir.parent
         app.state.reform_checks = asyncio.Semaphore(1)
+        checker = app.state.reform_checker = ReformChecker(settings.reform_check_timeout_seconds)
         # Locals, not app.state, are closed below: a lifespan entered twice on one app (a test
         # client inside another) must still stop the runner and monitor it started.
         runner = app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
@@ -176,6 +179,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         finally:
             await asyncio.to_thread(runner.close)  # ends a running simulation's process, re-queues its job
             await monitor.aclose()
+            checker.close()
             if isinstance(writer, RemoteWriter):
                 await writer.aclose()
             else:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 
+from .monitor_turns import SLICE_EVENTS, MonitorTurns
 from .sidecar import GroupServer, RemoteCaller, serve, supervised
 
 log = logging.getLogger("jiuzhu.api.monitor")
@@ -30,9 +31,13 @@ class RemoteMonitor(RemoteCaller):
 
 
 class _Server(GroupServer):
+    """Requests are applied in turns (api/monitor_turns.py): after each turn the loop reads the frames
+    that arrived meanwhile, so a small request sent during a large one is answered after one turn."""
+
     def __init__(self, service):
         super().__init__()
         self.service = service
+        self.turns = MonitorTurns(service, int(os.environ.get("JIUZHU_MONITOR_SLICE_EVENTS") or SLICE_EVENTS))
 
     def receive(self, transport: asyncio.Transport, seq: int, args: tuple) -> None:
         from engine.model import InputError
@@ -48,10 +53,23 @@ class _Server(GroupServer):
             return
         self.add(transport, seq, (Request(events, key_id, name, scope=scope),))
 
-    def handle(self, items: list[tuple[asyncio.Transport, int, tuple]]) -> list[tuple[bool, object]]:
-        requests = [req for _t, _s, (req,) in items]
-        self.service.handle(requests)
-        return [(False, r.error) if r.error is not None else (True, r.results) for r in requests]
+    def flush(self) -> None:
+        self.scheduled = False
+        items, self.pending = self.pending, []
+        for transport, seq, (req,) in items:
+            self.turns.add(req, (transport, seq))
+        if not self.turns.busy:
+            return
+        for req, (transport, seq) in self.turns.turn():
+            self.reply(transport, seq, *((False, req.error) if req.error is not None else (True, req.results)))
+        if self.turns.busy and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)  # the next turn, after reading what has arrived
+
+    def drain(self) -> None:
+        self.flush()
+        while self.turns.busy:
+            self.flush()
 
 
 def run_monitor(path: str, parent: int, ready) -> None:

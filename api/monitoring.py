@@ -5,9 +5,11 @@ durable-rules sessions and the households' states. ``jiuzhu serve`` runs it in
 a process of its own (``api/monitor_process.py``) that every worker sends its
 events to, so that one household's events are applied one after another
 whichever worker received them; embedded (tests, one process) it runs in a
-thread under a lock. ``handle`` takes every request that has arrived, applies
-their events, and writes them all in one transaction (group commit): an event
-and the alerts it raised are committed together, and only then answered.
+thread of its own. Requests are applied in turns (``api/monitor_turns.py``:
+``advance`` a slice of each, ``commit`` those complete, in one transaction), so
+a large request does not hold up the others; ``handle`` applies requests whole
+and commits them together. An event and the alerts it raised are committed
+together, a request's events all at once, and only then answered.
 
 After a restart (or when a household's session was dropped to bound memory)
 the session is rebuilt from the household's stored events. An event that
@@ -17,8 +19,11 @@ the answer is the stored one (``"status": "duplicate"``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
+import queue
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -35,8 +40,19 @@ from .auth import out_of_scope
 from .db import writing
 from .errors import error_item
 from .monitor_repo import Accepted, MonitorRepository
+from .monitor_turns import SLICE_EVENTS, MonitorTurns
 
 log = logging.getLogger("jiuzhu.api.monitor")
+
+
+@dataclass
+class _Applied:
+    """What applying a request's events has produced so far, not yet committed."""
+
+    accepted: list[Accepted] = field(default_factory=list)
+    touched: dict[str, HouseholdState] = field(default_factory=dict)
+    seen_keys: dict[tuple[str, str], dict] = field(default_factory=dict)
+    uncommitted: dict[str, list[list]] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +65,19 @@ class Request:
     results: list[dict] = field(default_factory=list)
     error: str | None = None
     scope: str = NATIONAL  # the caller's locality scope (auth.Scope.code)
+    pseudonymous: bool = False  # its ids already carry masked ID numbers (``pseudonymous``)
+    done: int = 0  # events applied so far (a large request is applied a slice at a time, api/monitor_turns.py)
+    applied: _Applied = field(default_factory=_Applied)
+
+    @property
+    def finished(self) -> bool:
+        return self.error is not None or self.done >= len(self.events)
+
+    def households(self) -> set[str]:
+        return {e.household_id for e in self.events}
+
+    def reset(self) -> None:
+        self.results, self.error, self.done, self.applied = [], None, 0, _Applied()
 
 
 def alert_out(a: dict | object) -> dict:
@@ -106,7 +135,6 @@ class MonitorService:
         self.monitor = monitor
         self.repo = repo
         self._states: OrderedDict[str, HouseholdState] = OrderedDict()
-        self.lock = threading.Lock()  # embedded use: one request applies at a time
         self.transactions = 0
 
     # -- state of a household (cached alongside its live session) ----------------------
@@ -134,19 +162,49 @@ class MonitorService:
     # -- many requests, one transaction ----------------------------------------------------
     def handle(self, requests: list[Request]) -> None:
         """Apply every request's events in order and commit them together; fills each ``results``."""
-        secret = self.repo.id_secret
         for r in requests:
-            r.events = [pseudonymous(e, secret) for e in r.events]
+            self._pseudonymise(r)
         try:
-            self._handle(requests)
+            self._apply_all(requests)
+        except Exception as e:
+            self._fail(requests, e)
+            return
+        self.commit(requests)
+
+    def _pseudonymise(self, req: Request) -> None:
+        # ID numbers in ids are masked and tagged before the monitor sees them, once per request
+        if not req.pseudonymous:
+            req.events = [pseudonymous(e, self.repo.id_secret) for e in req.events]
+            req.pseudonymous = True
+
+    def _apply_all(self, requests: list[Request]) -> None:
+        shared = _Applied()  # a later request sees what an earlier one did to the same household
+        for req in requests:
+            req.applied = shared
+            self._apply(req, None)
+
+    def advance(self, req: Request, limit: int) -> None:
+        """Apply up to ``limit`` more of ``req``'s events, uncommitted (``commit`` writes them once all
+        are applied). Until then no other request may apply events to its households (``MonitorTurns``)."""
+        self._pseudonymise(req)
+        try:
+            self._apply(req, limit)
+        except Exception as e:
+            self._fail([req], e)
+
+    def commit(self, requests: list[Request]) -> None:
+        """Write what ``requests`` applied in one transaction (group commit); each answered or failed."""
+        try:
+            self._commit(requests)
         except IntegrityError:
             # Another writer (a replay into the same database) got there first: start again from what is stored.
             log.warning("monitor tables changed underneath; reloading the households concerned")
             self._forget({e.household_id for r in requests for e in r.events})
             for r in requests:
-                r.results, r.error = [], None
+                r.reset()
             try:
-                self._handle(requests)
+                self._apply_all(requests)
+                self._commit(requests)
             except Exception as e:
                 self._fail(requests, e)
         except Exception as e:
@@ -159,64 +217,66 @@ class MonitorService:
             r.results = []
             r.error = f"{type(e).__name__}: {e}"
 
-    def _handle(self, requests: list[Request]) -> None:
+    def _apply(self, req: Request, limit: int | None) -> None:
         mon = self.monitor
-        accepted: list[Accepted] = []
-        touched: dict[str, HouseholdState] = {}
-        seen_keys: dict[tuple[str, str], dict] = {}
-        uncommitted: dict[str, list[list]] = {}
-        for req in requests:
-            for i, ev in enumerate(req.events):
-                hid = ev.household_id
-                if req.scope != NATIONAL:  # before the duplicate check: a stored answer is the household's too
-                    errs = self._scope_refusal(
-                        req.scope, ev, touched.get(hid) or self._state(hid), f"events[{i}]" if len(req.events) > 1 else ""
-                    )
-                    if errs is not None:
-                        req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": errs})
-                        continue
-                if ev.event_id is not None:
-                    prior = seen_keys.get((hid, ev.event_id))
-                    if prior is None:
-                        row = self.repo.event_by_key(hid, ev.event_id)
-                        if row is not None:
-                            prior = self._stored_result(row)
-                    if prior is not None:
-                        req.results.append({**prior, "index": i, "status": "duplicate"})
-                        continue
-                st = touched.get(hid) or self._state(hid)
-                # a session dropped meanwhile is rebuilt from the stored events and those of this transaction
-                history = lambda hid=hid: [*self.repo.event_ops(hid), *uncommitted.get(hid, ())]  # noqa: E731
-                try:
-                    out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
-                except InputError as e:
-                    req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
-                    continue
-                touched[hid] = out.state
-                uncommitted.setdefault(hid, []).append(out.ops)
-                accepted.append(
-                    Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name)
+        w = req.applied
+        end = len(req.events) if limit is None else min(len(req.events), req.done + limit)
+        for i in range(req.done, end):
+            ev = req.events[i]
+            req.done = i + 1
+            hid = ev.household_id
+            if req.scope != NATIONAL:  # before the duplicate check: a stored answer is the household's too
+                errs = self._scope_refusal(
+                    req.scope, ev, w.touched.get(hid) or self._state(hid), f"events[{i}]" if len(req.events) > 1 else ""
                 )
-                res = {
-                    "index": i,
-                    "status": "recorded",
-                    "household_id": hid,
-                    "event_key": out.key,
-                    "seq": out.seq,
-                    "type": ev.type,
-                    "date": ev.date.isoformat(),
-                    "evaluated": out.evaluated,
-                    "alerts": [alert_out(a) for a in out.alerts],
-                }
-                if ev.event_id is not None:
-                    seen_keys[(hid, ev.event_id)] = res
-                req.results.append(res)
+                if errs is not None:
+                    req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": errs})
+                    continue
+            if ev.event_id is not None:
+                prior = w.seen_keys.get((hid, ev.event_id))
+                if prior is None:
+                    row = self.repo.event_by_key(hid, ev.event_id)
+                    if row is not None:
+                        prior = self._stored_result(row)
+                if prior is not None:
+                    req.results.append({**prior, "index": i, "status": "duplicate"})
+                    continue
+            st = w.touched.get(hid) or self._state(hid)
+            # a session dropped meanwhile is rebuilt from the stored events and those applied but not yet committed
+            history = lambda hid=hid: [*self.repo.event_ops(hid), *w.uncommitted.get(hid, ())]  # noqa: E731
+            try:
+                out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
+            except InputError as e:
+                req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
+                continue
+            w.touched[hid] = out.state
+            w.uncommitted.setdefault(hid, []).append(out.ops)
+            w.accepted.append(Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name))
+            res = {
+                "index": i,
+                "status": "recorded",
+                "household_id": hid,
+                "event_key": out.key,
+                "seq": out.seq,
+                "type": ev.type,
+                "date": ev.date.isoformat(),
+                "evaluated": out.evaluated,
+                "alerts": [alert_out(a) for a in out.alerts],
+            }
+            if ev.event_id is not None:
+                w.seen_keys[(hid, ev.event_id)] = res
+            req.results.append(res)
+
+    def _commit(self, requests: list[Request]) -> None:
+        applied = list({id(r.applied): r.applied for r in requests}.values())  # requests of ``handle`` share one
+        accepted = [a for w in applied for a in w.accepted]
         if not accepted:
             return
+        touched = {h: st for w in applied for h, st in w.touched.items()}
         now = dt.datetime.now(dt.UTC)
         try:
             with writing(self.repo.engine) as conn, conn.begin():
-                self.repo.write(conn, accepted, mon.version, now)
+                self.repo.write(conn, accepted, self.monitor.version, now)
         except BaseException:
             self._forget(touched)
             raise
@@ -272,12 +332,17 @@ class MonitorService:
 
 
 class LocalMonitor:
-    """Embedded use (tests, one process): the service runs in a thread, one request at a time."""
+    """Embedded use (tests, one process): the service runs in a thread of its own, in turns as in the
+    monitor process (api/monitor_turns.py)."""
 
-    def __init__(self, make_service):
+    def __init__(self, make_service, slice_events: int = SLICE_EVENTS):
         self._make = make_service
         self._service: MonitorService | None = None
         self._init = threading.Lock()
+        self.slice_events = slice_events
+        self.turns: MonitorTurns | None = None
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
 
     @property
     def service(self) -> MonitorService:
@@ -291,19 +356,57 @@ class LocalMonitor:
 
         from engine.monitor.events import parse_event, parse_events
 
-        def run() -> Request:
+        def parse() -> Request:
             events = parse_events(raw_events) if len(raw_events) != 1 else [parse_event(raw_events[0])]
-            req = Request(events, caller.key_id, caller.name, scope=caller.scope.code)
-            svc = self.service
-            with svc.lock:
-                svc.handle([req])
-            return req
+            self.service  # noqa: B018 -- loaded here, in a pool thread, rather than holding up the turns
+            return Request(events, caller.key_id, caller.name, scope=caller.scope.code)
 
-        req = await run_in_threadpool(run)
+        req = await run_in_threadpool(parse)
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._init:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jiuzhu-monitor", daemon=True)
+                self._thread.start()
+        self._q.put((req, (fut, loop)))
+        req = await fut
         if req.error is not None:
             raise RuntimeError(req.error)
         return req.results
 
+    def _run(self) -> None:
+        turns = self.turns = MonitorTurns(self.service, self.slice_events)
+        stop = False
+        while not (stop and not turns.busy):
+            if not turns.busy:
+                item = self._q.get()
+                if item is _STOP:
+                    break
+                turns.add(*item)
+            while True:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                else:
+                    turns.add(*item)
+            for req, (fut, loop) in turns.turn():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(_settle, fut, req)
+
     async def aclose(self) -> None:
+        if self._thread is not None:
+            self._q.put(_STOP)
+            await asyncio.to_thread(self._thread.join, 60)
         if self._service is not None:
             self._service.close()
+
+
+_STOP = object()
+
+
+def _settle(fut: asyncio.Future, req: Request) -> None:
+    if not fut.done():
+        fut.set_result(req)

@@ -43,6 +43,7 @@ def errors(*codes: int) -> dict:
         404: "未找到",
         413: "请求体过大",
         422: "输入有误：逐项说明出错字段（中英文）",
+        429: "该密钥排队中的请求已达上限，请按 Retry-After 稍后再试",
         503: "数据库暂不可用，未作记录",
     }
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}

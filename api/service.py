@@ -8,7 +8,7 @@ import re
 
 import orjson
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from engine import Engine, InputError
 from engine.validate import parse
@@ -112,10 +112,12 @@ class Service:
         )
 
     # -- many households -----------------------------------------------------------
-    async def evaluate_batch(self, body: bytes, caller: Caller, idem: str | None) -> Response:
-        households = self._batch_items(body)
+    async def evaluate_batch(self, body: bytes, caller: Caller, idem: str | None, explain: bool = False) -> Response:
+        """``explain``: every rule's reason in each determination (as POST /v1/evaluate gives it); without
+        it, decisions only (``"explained": false``), which bounds the answer and the memory it takes."""
+        households, explain = self._batch_items(body, explain)
         idem = idempotency_key(idem, self.id_secret)
-        req_hash = request_hash({"households": households})
+        req_hash = request_hash({"households": households, **({"explain": True} if explain else {})})
         if idem is not None:
             prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem, True)
             if prior is not None:
@@ -124,7 +126,8 @@ class Service:
         batch_id = uuid7()
         now = dt.datetime.now(dt.UTC)
         # Evaluation is CPU work: in a worker thread the event loop still answers other requests between slices.
-        rows, pieces, refused = await run_in_threadpool(self._evaluate_many, households, caller, now, batch_id, idem)
+        rows, pieces, refused = await run_in_threadpool(self._evaluate_many, households, caller, now, batch_id, explain)
+        del households  # the parsed request is not needed to answer: let it go before the answer is sent
         batch_row = {
             "id": batch_id,
             "caller_key_id": caller.key_id,
@@ -133,7 +136,7 @@ class Service:
             "created_at": now,
             "idempotency_key": idem,
             "request_hash": req_hash,
-            "count": len(households),
+            "count": len(pieces),
             "answered": len(rows),
             # errors can quote what was sent (an unknown field's name): stored with ID numbers masked
             "refused_json": orjson.dumps(scrub_json({str(i): errs for i, errs in refused.items()})).decode(),
@@ -145,15 +148,27 @@ class Service:
             raise _unavailable() from None
         if replay is not None:
             return await self._replay_batch(replay.row, req_hash)
-        return self._batch_response(batch_id, now, len(households), len(rows), pieces)
+        count, answered = len(pieces), len(rows)
+        del rows  # recorded: only the answer's pieces stay in memory while it is sent
+        return self._batch_response(batch_id, now, count, answered, pieces)
 
-    def _batch_items(self, body: bytes) -> list:
+    def _batch_items(self, body: bytes, explain: bool) -> tuple[list, bool]:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as e:
             raise ApiError(422, "(root)", "不是有效的 JSON", f"invalid JSON: {e}", "json_invalid") from None
-        if not isinstance(data, dict) or set(data) != {"households"}:
-            raise ApiError(422, "(root)", '请求体应为 {"households": [...]}', 'body must be {"households": [...]}', "invalid")
+        if not isinstance(data, dict) or "households" not in data or not set(data) <= {"households", "explain"}:
+            raise ApiError(
+                422,
+                "(root)",
+                '请求体应为 {"households": [...]}（可加 "explain": true）',
+                'body must be {"households": [...]} (optionally with "explain": true)',
+                "invalid",
+            )
+        if "explain" in data:
+            if not isinstance(data["explain"], bool):
+                raise ApiError(422, "explain", "应为 true 或 false", "must be true or false", "bool_type")
+            explain = explain or data["explain"]
         households = data["households"]
         if not isinstance(households, list):
             raise ApiError(422, "households", "应为数组", "must be an array", "list_type")
@@ -168,9 +183,30 @@ class Service:
                 f"at most {limit} households per call (got {len(households)})",
                 "too_long",
             )
-        return households
+        # Cost grows with members, not households: bound them before anything is evaluated.
+        members = sum(len(h["members"]) for h in households if isinstance(h, dict) and isinstance(h.get("members"), list))
+        if explain and members > self.settings.max_explained_batch_members:
+            cap = self.settings.max_explained_batch_members
+            raise ApiError(
+                422,
+                "households",
+                f"要求逐条理由（explain）时一次最多{cap}名成员（本次{members}名）：请分批提交，或不要求逐条理由",
+                f"at most {cap} members per call with explanations (got {members}): split the batch, or leave out explain",
+                "too_many_members",
+            )
+        if members > self.settings.max_batch_members:
+            cap = self.settings.max_batch_members
+            raise ApiError(
+                422,
+                "households",
+                f"一次最多评估{cap}名成员（本次{members}名），请分批提交",
+                f"at most {cap} members per call (got {members})",
+                "too_many_members",
+            )
+        # Only the compiled evaluator has a decisions-only form; the reference interpreter always explains.
+        return households, explain or self.engine.fast is None
 
-    def _evaluate_many(self, households: list, caller: Caller, now: dt.datetime, batch_id: str, idem: str | None):
+    def _evaluate_many(self, households: list, caller: Caller, now: dt.datetime, batch_id: str, explain: bool):
         rows: list[dict] = []
         pieces: list[bytes] = []
         refused: dict[int, list] = {}
@@ -188,7 +224,9 @@ class Service:
                 refused[i] = errs
                 pieces.append(orjson.dumps({"index": i, "status": "refused", "errors": errs}))
                 continue
-            det = self.engine.evaluate_parsed(parsed)
+            det = self.engine.evaluate_parsed(parsed, explain=explain)
+            if not explain:
+                det["explained"] = False  # said in the answer and in the record: no reason per rule checked
             out = orjson.dumps(det)
             row = build_row(det, out, parsed.raw, request_hash(parsed.raw), caller, now, None, batch_id, i, self.id_secret)
             rows.append(row)
@@ -208,9 +246,8 @@ class Service:
                 "refused": count - answered,
             }
         )
-        body = head[:-1] + b',"results":[' + b",".join(pieces) + b"]}"
         headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return Response(body, 200, media_type=_JSON, headers=headers)
+        return StreamingResponse(_stream(head[:-1] + b',"results":[', pieces), 200, media_type=_JSON, headers=headers)
 
     async def _replay_batch(self, batch, req_hash: str) -> Response:
         b = batch._mapping if hasattr(batch, "_mapping") else batch
@@ -227,6 +264,15 @@ class Service:
                 r = by_index[i]
                 pieces.append(_answered_piece(i, r.id, output_of(r._mapping)))
         return self._batch_response(b["id"], b["created_at"], b["count"], b["answered"], pieces, replayed=True)
+
+
+async def _stream(head: bytes, pieces: list[bytes]):
+    """The batch answer piece by piece: never joined into one copy, each piece freed once sent."""
+    yield head
+    for i in range(len(pieces)):
+        piece, pieces[i] = pieces[i], b""
+        yield piece if i == 0 else b"," + piece
+    yield b"]}"
 
 
 def _answered_piece(i: int, determination_id: str, out: bytes) -> bytes:

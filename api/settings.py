@@ -54,6 +54,10 @@ class Settings:
     max_body_bytes: int = MIB
     max_batch_body_bytes: int = 32 * MIB
     max_batch_households: int = 1000
+    # What a batch may cost, not only what it may send: members across its households, and fewer when
+    # the answer carries every rule's reason (about 10 kB of JSON per member, against 2.4 kB without).
+    max_batch_members: int = 20_000
+    max_explained_batch_members: int = 5_000
     key_cache_seconds: float = 5.0
     sqlite_synchronous: str = "FULL"
     # Reform simulations: populations a caller may name, where jobs write their outputs, how many run at once
@@ -67,6 +71,11 @@ class Settings:
     # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
     # the database (api/id_secret.py). Set it only to share one value across databases; never change it.
     id_hash_secret: str = ""
+    # What one caller may hold of the simulation queue (queued or running jobs of one key), how long one job
+    # may run before its process is killed and the job fails, and how long checking a reform may take.
+    simulations_per_caller: int = 2
+    simulation_timeout_seconds: float = 1800.0
+    reform_check_timeout_seconds: float = 60.0
 
     @property
     def populations_path(self) -> Path:
@@ -107,10 +116,15 @@ class Settings:
             max_body_bytes=_int("JIUZHU_MAX_BODY_BYTES", MIB),
             max_batch_body_bytes=_int("JIUZHU_MAX_BATCH_BODY_BYTES", 32 * MIB),
             max_batch_households=_int("JIUZHU_MAX_BATCH_HOUSEHOLDS", 1000),
+            max_batch_members=_int("JIUZHU_MAX_BATCH_MEMBERS", 20_000),
+            max_explained_batch_members=_int("JIUZHU_MAX_EXPLAINED_BATCH_MEMBERS", 5_000),
             key_cache_seconds=_float("JIUZHU_KEY_CACHE_SECONDS", 5.0),
             sqlite_synchronous=sync,
             populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
             simulations_dir=_path("JIUZHU_SIMULATIONS_DIR"),
             simulation_concurrency=max(1, _int("JIUZHU_SIMULATION_CONCURRENCY", 1)),
             id_hash_secret=os.environ.get("JIUZHU_ID_HASH_SECRET", ""),
+            simulations_per_caller=max(1, _int("JIUZHU_SIMULATIONS_PER_CALLER", 2)),
+            simulation_timeout_seconds=_float("JIUZHU_SIMULATION_TIMEOUT_SECONDS", 1800.0),
+            reform_check_timeout_seconds=_float("JIUZHU_REFORM_CHECK_TIMEOUT_SECONDS", 60.0),
         )

@@ -139,6 +139,10 @@ class GroupServer:
         for (transport, seq, _args), (ok, payload) in zip(items, answers, strict=True):
             self.reply(transport, seq, ok, payload)
 
+    def drain(self) -> None:
+        """Answer everything queued (the helper is stopping)."""
+        self.flush()
+
     @staticmethod
     def reply(transport: asyncio.Transport, seq: int, ok: bool, payload: Any) -> None:
         if not transport.is_closing():
@@ -186,7 +190,7 @@ async def serve(server_factory: Callable[[], GroupServer], path: str, parent: in
             break
     listener.close()
     await asyncio.sleep(0.2)  # let the last frames arrive
-    server.flush()
+    server.drain()
 
 
 @contextlib.contextmanager

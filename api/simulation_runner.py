@@ -153,6 +153,7 @@ class SimulationRunner:
         final = None
         buf = b""
         last_beat = time.monotonic()
+        deadline = last_beat + self.settings.simulation_timeout_seconds
         while True:
             readable, _, _ = select.select([fd], [], [], 1.0)
             if readable:
@@ -174,6 +175,18 @@ class SimulationRunner:
                 self.store.requeue(job_id, self.runner_id)
                 log.info("simulation %s re-queued: the service is stopping", job_id)
                 return None
+            if final is None and time.monotonic() > deadline:  # a job may not hold a slot (and its memory) forever
+                self._end(proc)
+                limit = f"{self.settings.simulation_timeout_seconds:g}"
+                log.warning("simulation %s stopped: over its time limit of %s s", job_id, limit)
+                return "failed", [
+                    error_item(
+                        "(job)",
+                        f"试算运行超过时限（{limit}秒），已停止；请缩小人口数据或联系管理员调整 JIUZHU_SIMULATION_TIMEOUT_SECONDS",
+                        f"the simulation ran over its time limit ({limit} s) and was stopped; use a smaller population or ask the operator to raise JIUZHU_SIMULATION_TIMEOUT_SECONDS",
+                        "timeout",
+                    )
+                ]
             since = time.monotonic() - last_beat
             if since >= self.heartbeat_seconds or (done != recorded and since >= 1.0):  # progress shows within a second
                 last_beat = time.monotonic()

@@ -47,14 +47,23 @@ def interrupted_error() -> list[dict]:
     ]
 
 
+class CallerQueueFull(Exception):
+    """The caller already has as many queued or running jobs as one caller may."""
+
+    def __init__(self, held: int):
+        super().__init__(f"{held} simulations queued or running")
+        self.held = held
+
+
 class SimulationStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
     # -- submitting ----------------------------------------------------------------
-    def submit(self, row: dict):
+    def submit(self, row: dict, per_caller: int | None = None):
         """Insert a queued job; returns ``(row, replayed)``. With an Idempotency-Key already used by this
-        caller, the earlier job comes back instead (``replayed`` true) and nothing is inserted."""
+        caller, the earlier job comes back instead (``replayed`` true) and nothing is inserted. Raises
+        ``CallerQueueFull`` when the caller already has ``per_caller`` jobs queued or running."""
         key = row.get("idempotency_key")
         row = {k: scrub(v) if k in _FREE_TEXT and isinstance(v, str) else v for k, v in row.items()}
         try:
@@ -63,6 +72,12 @@ class SimulationStore:
                     prior = self._by_idempotency(conn, row["caller_key_id"], key)
                     if prior is not None:
                         return prior, True
+                if per_caller is not None:
+                    if conn.dialect.name == "postgresql":  # two workers must not both see room for one more
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_CLAIM_LOCK})
+                    held = self._held(conn, row["caller_key_id"])
+                    if held >= per_caller:
+                        raise CallerQueueFull(held)
                 conn.execute(insert(_SIM), [row])
         except IntegrityError:  # the same key, submitted at the same moment by a retry in another worker
             if key is None:
@@ -73,6 +88,19 @@ class SimulationStore:
                 raise
             return prior, True
         return self.get(row["id"]), False
+
+    @staticmethod
+    def _held(conn, caller_key_id: str) -> int:
+        return conn.execute(
+            select(func.count())
+            .select_from(_SIM)
+            .where(_SIM.c.caller_key_id == caller_key_id, _SIM.c.status.in_((QUEUED, RUNNING)))
+        ).scalar_one()
+
+    def held(self, caller_key_id: str) -> int:
+        """The caller's jobs queued or running."""
+        with self.engine.connect() as conn:
+            return self._held(conn, caller_key_id)
 
     @staticmethod
     def _by_idempotency(conn, caller_key_id: str, key: str):

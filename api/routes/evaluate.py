@@ -71,16 +71,29 @@ async def fast_evaluate(scope, receive, send) -> None:
     await response(scope, receive, send)
 
 
+_EXPLAIN_PARAM = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "description": '为 1 或 true 时每户返回逐条理由（同请求体中的 `"explain": true`）；默认只返回认定结论（`"explained": false`）',
+    "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
+}
+_TRUE = frozenset({"1", "true"})
+
+
 @router.post(
     "/evaluate/batch",
-    summary="批量评估（最多1000户），每户单独认定或单独拒绝",
+    summary="批量评估（最多1000户、20000名成员），每户单独认定或单独拒绝",
     description=(
         '请求体为 `{"households": [...]}`。每户单独校验：有误的一户在结果中列出错误，不影响其他户。'
-        "全部结果在同一事务中记录后返回。角色：window、admin。"
+        "全部结果在同一事务中记录后返回。"
+        '默认只返回认定结论：各项目的状态、金额、缺少的信息及其决定理由，不含逐条规则理由（`"explained": false`，记录中亦然）；'
+        '需要逐条理由时在请求体中加 `"explain": true` 或使用 `?explain=1`（成员总数上限较低，默认5000名）。'
+        "成员总数超过上限（JIUZHU_MAX_BATCH_MEMBERS，默认20000）返回 422。角色：window、admin。"
     ),
     response_model=None,
     responses={200: {"model": BatchResponse, "description": "逐户结果，与请求顺序一致"}, **errors(401, 403, 413, 422, 503)},
-    openapi_extra={**json_body("BatchRequest", BATCH_EXAMPLES, "多户家庭记录"), "parameters": [_IDEM_PARAM]},
+    openapi_extra={**json_body("BatchRequest", BATCH_EXAMPLES, "多户家庭记录"), "parameters": [_IDEM_PARAM, _EXPLAIN_PARAM]},
 )
 async def evaluate_batch(
     request: Request,
@@ -88,5 +101,8 @@ async def evaluate_batch(
 ) -> Response:
     svc = request.app.state.service
     idem = check_idempotency_key(request.headers.get("idempotency-key"))
+    explain = request.query_params.get("explain")
+    if explain is not None and explain.lower() not in _TRUE | {"0", "false"}:
+        raise ApiError(422, "explain", "应为 1、true、0 或 false", "must be 1, true, 0 or false", "bool_type")
     body = await read_body(request, svc.settings.max_batch_body_bytes)
-    return await svc.evaluate_batch(body, caller, idem)
+    return await svc.evaluate_batch(body, caller, idem, explain is not None and explain.lower() in _TRUE)

@@ -29,9 +29,9 @@ from ..records import idempotency_key, iso
 from ..repository import as_utc
 from ..service import check_idempotency_key
 from ..simulation_child import OUTPUT_FILES
-from ..simulation_request import RequestInvalid, check_reform, parse_body
+from ..simulation_request import RequestInvalid
 from ..simulation_schemas import PopulationList, SimulationList, SimulationOut, SimulationRequestDoc
-from ..simulation_store import DONE, FAILED, QUEUED, RUNNING, SimulationStore
+from ..simulation_store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)
@@ -168,7 +168,9 @@ def _reused() -> ApiError:
         "方案在提交时即按命令行的方式检查：参数未声明、日期格式、规则文件错误等返回 422，逐项指明字段（中英文）。"
         "通过检查后排队，返回 202 与 `Location`：用 `GET /v1/simulations/{id}` 轮询状态（queued、running、done、failed）与进度，"
         "完成后取结果与文件（简报 report.html、得益与受损名单 gains_losses.csv 等）。"
-        "同时运行的试算数有上限（JIUZHU_SIMULATION_CONCURRENCY，默认1），其余排队。"
+        "同时运行的试算数有上限（JIUZHU_SIMULATION_CONCURRENCY，默认1），其余排队；"
+        "每个密钥排队与运行中的试算最多 JIUZHU_SIMULATIONS_PER_CALLER 个（默认2），超出返回 429 与 Retry-After；"
+        "运行超过 JIUZHU_SIMULATION_TIMEOUT_SECONDS（默认1800秒）的试算被停止并标记为 failed。"
         "带 `Prefer: wait=N` 时，在 N 秒内完成则直接返回 201 与结果。角色：policy、admin。"
     ),
     status_code=202,
@@ -176,7 +178,7 @@ def _reused() -> ApiError:
     responses={
         201: {"model": SimulationOut, "description": "已在 Prefer: wait 的时限内完成（done 或 failed）"},
         202: {"model": SimulationOut, "description": "已排队或正在运行；按 Location 轮询"},
-        **errors(401, 403, 413, 422, 503),
+        **errors(401, 403, 413, 422, 429, 503),
     },
     openapi_extra={
         "requestBody": {
@@ -193,8 +195,9 @@ async def submit(request: Request, caller: _Simulator) -> Response:
     # only its keyed hash is looked up and stored
     idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
     body = await read_body(request, state.settings.max_body_bytes)
+    checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
     try:
-        req = parse_body(body)
+        req = await checker.parse(body)
     except RequestInvalid as e:
         return json_response({"errors": e.errors}, 422)
     population = await run_in_threadpool(populations.find, state.settings.populations_path, req.population, caller.scope.code)
@@ -203,9 +206,13 @@ async def submit(request: Request, caller: _Simulator) -> Response:
         prior = await run_in_threadpool(store.by_idempotency, caller.key_id, idem)
         if prior is not None:
             return await _replay(request, prior, req_hash)
+    per_caller = state.settings.simulations_per_caller
+    held = await run_in_threadpool(store.held, caller.key_id)
+    if held >= per_caller:  # before spending a reform check on it (submit counts again, under a lock)
+        raise _queue_full(per_caller, held)
     async with state.reform_checks:  # a reform check loads a rule book (~0.5 s of CPU): one at a time per worker
         try:
-            info = await run_in_threadpool(check_reform, req, state.simulation_home)
+            info = await checker.check(req, state.simulation_home)
         except RequestInvalid as e:
             return json_response({"errors": e.errors}, 422)
     row = {
@@ -228,7 +235,9 @@ async def submit(request: Request, caller: _Simulator) -> Response:
         "households_total": population.households,
     }
     try:
-        stored, replayed = await run_in_threadpool(store.submit, row)
+        stored, replayed = await run_in_threadpool(store.submit, row, state.settings.simulations_per_caller)
+    except CallerQueueFull as e:
+        raise _queue_full(state.settings.simulations_per_caller, e.held) from None
     except Exception:
         raise ApiError(503, "(database)", "数据库暂不可用，试算未提交，请稍后重试", "database unavailable: nothing queued, retry later", "unavailable") from None
     if replayed:
@@ -241,6 +250,17 @@ async def submit(request: Request, caller: _Simulator) -> Response:
         if m["status"] in (DONE, FAILED):
             return await _job_response(request, m, 201, {"Preference-Applied": f"wait={wait}"})
     return await _job_response(request, m, 202)
+
+
+def _queue_full(limit: int, held: int) -> ApiError:
+    return ApiError(
+        429,
+        "(caller)",
+        f"该密钥已有{held}个试算在排队或运行（每个密钥最多{limit}个），请待其完成后再提交",
+        f"this key already has {held} simulations queued or running (at most {limit} per key): submit again once one has finished",
+        "too_many_simulations",
+        {"Retry-After": "30"},
+    )
 
 
 async def _replay(request: Request, prior, req_hash: str) -> Response:
