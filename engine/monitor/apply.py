@@ -103,11 +103,14 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
         cause = d.get("cause") or ("natural_disaster" if t == "disaster" else "accident")
         _add_event(rec, {"type": cause, "date": ev.date.isoformat(), "loss": fmt_money(d["loss"])})
     elif t == "death":
+        if "deceased" in m.get("status", ()):
+            raise refuse(p + "member", f"成员 {ev.member} 已登记死亡", f"member {ev.member!r} is already recorded as deceased", "already_deceased")
         m["status"] = sorted({*m.get("status", []), "deceased"})
     elif t == "birth":
         if any(x.get("id") == ev.member for x in members):
             raise refuse(p + "member", f"成员编号 {ev.member} 已存在", f"member id {ev.member!r} already exists", "duplicate_member")
         baby = {"id": ev.member, "relation": d.get("relation", "child"), "birth_date": ev.date.isoformat()}
+        _born_after_elders(members, baby, p)
         for k in ("sex", "hukou_locality"):
             if k in d:
                 baby[k] = d[k]
@@ -136,6 +139,22 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
         return record, None  # nothing the programs read has changed (a job lost by someone without one...)
     parsed = _parse(rec, p + "household" if p else "household", None, None, previous)
     return rec, parsed
+
+
+# Relations to the head: who a newborn of that relation cannot be born before (a parent or grandparent).
+_ELDERS = {"child": ("head",), "grandchild": ("head",), "sibling": ("parent",)}
+
+
+def _born_after_elders(members: list, baby: dict, p: str) -> None:
+    """A birth dated before the birth of one of the newborn's parents or grandparents is impossible."""
+    for x in members:
+        if x.get("relation") in _ELDERS.get(baby["relation"], ()) and str(x.get("birth_date", "")) >= baby["birth_date"]:
+            raise refuse(
+                p + "date",
+                f"出生日期不能早于或等于 {x['id']}（{x['relation']}）的出生日期 {x['birth_date']}",
+                f"a birth cannot be dated on or before the birth of {x['id']!r} ({x['relation']}, born {x['birth_date']})",
+                "impossible_date",
+            )
 
 
 def _set(m: dict, key: str, value: Any, default: Any) -> None:
