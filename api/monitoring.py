@@ -24,13 +24,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from engine.model import InputError
 from engine.monitor.events import Event
 from engine.monitor.monitor import HouseholdState, Monitor
 
 from .db import writing
+from .errors import Unrecordable, error_item, is_bad_data
 from .monitor_repo import Accepted, MonitorRepository
 
 log = logging.getLogger("jiuzhu.api.monitor")
@@ -129,25 +130,52 @@ class MonitorService:
 
     # -- many requests, one transaction ----------------------------------------------------
     def handle(self, requests: list[Request]) -> None:
-        """Apply every request's events in order and commit them together; fills each ``results``."""
+        """Apply every request's events in order and commit them together; fills each ``results``.
+
+        One request never fails another: when the group's transaction fails (other than by the
+        database being unreachable) its requests are applied and committed again one at a time, and
+        only a request that fails alone fails; refused (422) when the database refused its data."""
         try:
             self._handle(requests)
+            return
         except IntegrityError:
             # Another writer (a replay into the same database) got there first: start again from what is stored.
             log.warning("monitor tables changed underneath; reloading the households concerned")
-            self._forget({e.household_id for r in requests for e in r.events})
-            for r in requests:
-                r.results, r.error = [], None
+            self._restart(requests)
             try:
                 self._handle(requests)
+                return
             except Exception as e:
-                self._fail(requests, e)
+                error = e
         except Exception as e:
-            self._fail(requests, e)
+            error = e
+        if len(requests) == 1 or isinstance(error, OperationalError | InterfaceError):
+            self._fail(requests, error)
+            return
+        log.warning("a group of %d monitoring requests failed (%s: %s); applying them one at a time", len(requests), type(error).__name__, error)
+        self._restart(requests)
+        for r in requests:
+            try:
+                self._handle([r])
+            except Exception as e:
+                self._fail([r], e)
+
+    def _restart(self, requests: list[Request]) -> None:
+        self._forget({e.household_id for r in requests for e in r.events})
+        for r in requests:
+            r.results, r.error = [], None
 
     def _fail(self, requests: list[Request], e: Exception) -> None:
-        log.exception("could not record %d monitoring request(s)", len(requests), exc_info=e)
         self._forget({ev.household_id for r in requests for ev in r.events})
+        if len(requests) == 1 and is_bad_data(e):
+            (r,) = requests
+            log.warning("a monitoring request holds a value the database refused: %s: %s", type(e).__name__, e)
+            err = Unrecordable().api_error()
+            item = error_item(err.field, err.zh, err.en, err.code)
+            r.results = [{"index": i, "status": "refused", "household_id": ev.household_id, "errors": [item]} for i, ev in enumerate(r.events)]
+            r.error = None
+            return
+        log.exception("could not record %d monitoring request(s)", len(requests), exc_info=e)
         for r in requests:
             r.results = []
             r.error = f"{type(e).__name__}: {e}"
@@ -173,10 +201,18 @@ class MonitorService:
                 st = touched.get(hid) or self._state(hid)
                 # a session dropped meanwhile is rebuilt from the stored events and those of this transaction
                 history = lambda hid=hid: [*self.repo.event_ops(hid), *uncommitted.get(hid, ())]  # noqa: E731
+                prefix = f"events[{i}]" if len(req.events) > 1 else ""
                 try:
-                    out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
+                    out = mon.process(ev, st, history, prefix)
                 except InputError as e:
                     req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
+                    continue
+                except (TypeError, ValueError, ArithmeticError) as e:
+                    # A value validation let through that the rules engine cannot hold (its session was dropped
+                    # and is rebuilt from the stored events): refuse this event, not the group.
+                    log.exception("event %d of a request could not be processed", i)
+                    item = error_item(prefix or "(event)", "事件中的值无法处理，未记录", f"the event holds a value that cannot be processed ({type(e).__name__}): nothing recorded", "unprocessable")
+                    req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": [item]})
                     continue
                 touched[hid] = out.state
                 uncommitted.setdefault(hid, []).append(out.ops)

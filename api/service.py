@@ -14,7 +14,7 @@ from engine import Engine, InputError
 from engine.validate import parse
 
 from .auth import Caller
-from .errors import ApiError
+from .errors import ApiError, Unrecordable
 from .ids import uuid7
 from .records import build_row, iso, output_of, request_hash, with_record_fields
 from .repository import Repository
@@ -83,6 +83,8 @@ class Service:
         row = build_row(det, out, parsed.raw, req_hash, caller, now, idem)
         try:
             replay = await self.writer.write([row], idem=(caller.key_id, idem, False) if idem else None)
+        except Unrecordable as e:
+            raise e.api_error() from None
         except Exception:
             log.exception("recording a determination failed")
             raise _unavailable() from None
@@ -134,6 +136,8 @@ class Service:
         }
         try:
             replay = await self.writer.write(rows, batch_row, (caller.key_id, idem, True) if idem else None)
+        except Unrecordable as e:
+            raise e.api_error() from None
         except Exception:
             log.exception("recording a batch failed")
             raise _unavailable() from None
