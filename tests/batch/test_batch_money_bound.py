@@ -1,0 +1,30 @@
+"""A population file's amounts have the same bound as a household's, whatever the column's type."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from engine.batch.job import run_batch
+from engine.batch.tables import PopulationError, from_contract, write_tables
+
+ROOT = Path(__file__).resolve().parents[2]
+# yuan whose fen wrap around int64 to 84 fen: before, read as an income of 0.84 yuan
+WRAPS = 2**64 // 100 + 1
+
+
+@pytest.mark.parametrize("values", [pa.array([WRAPS], pa.int64()), pa.array([1e18], pa.float64()), pa.array([float("inf")], pa.float64())])
+def test_an_amount_beyond_the_bound_is_refused_in_an_integer_or_float_column(engine, tmp_path, values):
+    households = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    hh, mem, ev = from_contract(households)
+    i = mem.schema.get_field_index("income_wage")
+    first = values.cast(values.type)
+    rest = pa.array([0] * (mem.num_rows - 1), values.type)
+    mem = mem.set_column(i, pa.field("income_wage", values.type), pa.concat_arrays([first, rest]))
+    write_tables(tmp_path / "pop", hh, mem, ev)
+    with pytest.raises(PopulationError) as e:
+        run_batch(engine, tmp_path / "pop", tmp_path / "out")
+    assert any(err.column == "income_wage" and "过大" in err.zh for err in e.value.errors), e.value.errors
