@@ -1,4 +1,4 @@
-"""A population file's amounts have the same bound as a household's, whatever the column's type."""
+"""A population file is bounded like a household: amounts whatever the column's type, event types from the vocabulary."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def test_an_amount_beyond_the_bound_is_refused_in_an_integer_or_float_column(eng
     with pytest.raises(PopulationError) as e:
         run_batch(engine, tmp_path / "pop", tmp_path / "out")
     assert any(err.column == "income_wage" and "过大" in err.zh for err in e.value.errors), e.value.errors
+
+
+def test_an_unknown_event_type_in_the_events_table_is_refused(engine, tmp_path):
+    households = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    hh, mem, ev = from_contract(households)
+    assert ev is not None and ev.num_rows
+    i = ev.schema.get_field_index("type")
+    ev = ev.set_column(i, "type", pa.array(["Fire"] + ev.column("type").to_pylist()[1:]))
+    write_tables(tmp_path / "pop", hh, mem, ev)
+    with pytest.raises(PopulationError) as e:
+        run_batch(engine, tmp_path / "pop", tmp_path / "out")
+    assert any(err.column == "type" and "fire" in err.zh for err in e.value.errors), e.value.errors
