@@ -128,3 +128,10 @@ def test_impossible_monitoring_facts_are_refused_naming_the_field(events_client)
     assert events_client.post("/v1/events", json=death).status_code == 200
     r = events_client.post("/v1/events", json={**death, "date": "2021-10-01"})
     assert r.status_code == 422 and _fields(r)["member"]["code"] == "already_deceased"
+
+
+def test_a_key_name_with_a_control_character_is_refused(db_client, db_keys):
+    # the name is stored with every determination the key records: on PostgreSQL a NUL failed with a 500
+    r = db_client.post("/v1/keys", json={"name": "窗口\x00", "role": "window"}, headers=auth(db_keys["admin"]))
+    assert r.status_code == 422, r.text
+    assert db_client.post("/v1/keys", json={"name": "城关镇窗口", "role": "window"}, headers=auth(db_keys["admin"])).status_code == 201
