@@ -126,3 +126,11 @@ def test_the_death_of_a_member_already_deceased_is_refused(monitor):
         d.send("death", "2021-10-01", member="p1")
     assert _fields(e.value)["member"].code == "already_deceased"
     assert d.state.seq == 2
+
+
+def test_a_clock_tick_before_registration_is_not_refused(monitor):
+    # `jiuzhu monitor tick --date D` visits every household, also those registered after D
+    d = Driver(monitor, "T-0")
+    d.register("2021-08-01", household(WORKER))
+    d.send("tick", "2021-07-01")
+    assert d.state.seq == 2
