@@ -33,6 +33,15 @@ def is_id(text: str) -> bool:
     return ID_RE.fullmatch(text) is not None
 
 
+_NOT_ID = re.compile(f"[^{_ID_FIRST}_.\\-]+")
+
+
+def to_id(text: str, max_len: int = 128) -> str:
+    """An identifier made from any text (a test case's name): other characters become ``-``."""
+    out = _NOT_ID.sub("-", text)[:max_len].lstrip("-_.").rstrip("-")
+    return out or "id"
+
+
 def has_control(text: str) -> bool:
     """True when ``text`` holds a character free text may not hold."""
     return _CONTROL_RE.search(text) is not None
