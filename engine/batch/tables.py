@@ -30,6 +30,7 @@ from engine import localities
 from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
 from engine.model import PROGRAM_CODES, InputError, id_check_digit
 from engine.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
+from engine.text import ID_EN, ID_RE, ID_ZH, is_id
 from engine.validate import MAX_MEMBERS, parse
 
 from . import schema as S
@@ -491,6 +492,9 @@ class _Conv:
             elif col.kind == "text" and (not s or len(s) > (64 if col.name in ("member_id", "type") else 128)):
                 ok = False
                 msg = ("应为1到128个字符的文本", "must be 1 to 128 characters")
+            elif col.name == "member_id" and not is_id(s):
+                ok = False
+                msg = (ID_ZH, ID_EN)
             if not ok:
                 bad_entries.append((j, msg))
             table[j] = self.I.id(s)
@@ -890,6 +894,9 @@ def _codes_check_text(ids: pa.Array, file: str, base: int, errs: _Errors) -> Non
     bad = (lens < 1) | (lens > 128)
     if bad.any():
         errs.rows(file, base, bad, "household_id", "应为1到128个字符的文本", "must be 1 to 128 characters")
+    chars = ~pc.fill_null(pc.match_substring_regex(ids.cast(pa.string()), f"^(?:{ID_RE.pattern})$"), True).to_numpy(zero_copy_only=False)
+    if (chars & ~bad).any():
+        errs.rows(file, base, chars & ~bad, "household_id", ID_ZH, ID_EN)
     if len(pc.unique(ids)) != len(ids):
         vc = pc.value_counts(ids)
         dups = {d["values"] for d in vc.to_pylist() if d["counts"] > 1}

@@ -40,3 +40,23 @@ def test_an_unknown_event_type_in_the_events_table_is_refused(engine, tmp_path):
     with pytest.raises(PopulationError) as e:
         run_batch(engine, tmp_path / "pop", tmp_path / "out")
     assert any(err.column == "type" and "fire" in err.zh for err in e.value.errors), e.value.errors
+
+
+@pytest.mark.parametrize("column, table", [("household_id", "households"), ("member_id", "members")])
+def test_an_id_outside_the_character_set_is_refused(engine, tmp_path, column, table):
+    households = [json.loads(p.read_text()) for p in sorted((ROOT / "examples").glob("*.json"))]
+    tables = dict(zip(("households", "members", "events"), from_contract(households), strict=True))
+    t = tables[table]
+    values = t.column(column).to_pylist()
+    bad = values[0] + "/x"
+    t = t.set_column(t.schema.get_field_index(column), column, pa.array([v if v != values[0] else bad for v in values]))
+    tables[table] = t
+    if column == "household_id":  # the household's members and events follow it
+        for other in ("members", "events"):
+            o = tables[other]
+            ids = [bad if v == values[0] else v for v in o.column("household_id").to_pylist()]
+            tables[other] = o.set_column(o.schema.get_field_index("household_id"), "household_id", pa.array(ids))
+    write_tables(tmp_path / "pop", tables["households"], tables["members"], tables["events"])
+    with pytest.raises(PopulationError) as e:
+        run_batch(engine, tmp_path / "pop", tmp_path / "out")
+    assert any(err.column == column and "汉字" in err.zh for err in e.value.errors), e.value.errors
