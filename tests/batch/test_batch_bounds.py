@@ -35,7 +35,7 @@ def test_an_unknown_event_type_in_the_events_table_is_refused(engine, tmp_path):
     hh, mem, ev = from_contract(households)
     assert ev is not None and ev.num_rows
     i = ev.schema.get_field_index("type")
-    ev = ev.set_column(i, "type", pa.array(["Fire"] + ev.column("type").to_pylist()[1:]))
+    ev = ev.set_column(i, "type", pa.array(["Fire", *ev.column("type").to_pylist()[1:]]))
     write_tables(tmp_path / "pop", hh, mem, ev)
     with pytest.raises(PopulationError) as e:
         run_batch(engine, tmp_path / "pop", tmp_path / "out")
