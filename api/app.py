@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from engine import Engine, load_rulebook
 from engine.model import Household
+from engine.money import MAX_YUAN, MONEY_DIGITS
 
 from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
@@ -46,10 +47,10 @@ jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员
 
 _MONEY_SCHEMA = {
     "anyOf": [
-        {"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$"},
-        {"type": "number", "minimum": 0, "multipleOf": 0.01},
+        {"type": "string", "pattern": rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"},
+        {"type": "number", "minimum": 0, "maximum": MAX_YUAN + 0.99, "multipleOf": 0.01},
     ],
-    "description": "金额（元），最多两位小数，不能为负",
+    "description": f"金额（元），最多两位小数，不能为负，不超过 {MAX_YUAN}.99",
     "examples": ["1200.00"],
 }
 _MONEY_FIELDS = {"financial", "monthly", "loss"}

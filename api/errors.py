@@ -9,6 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("jiuzhu.api")
@@ -35,6 +36,33 @@ class ApiError(Exception):
 
     def response(self) -> Response:
         return error_response(self.status, self.field, self.zh, self.en, self.code, self.headers)
+
+
+class Unrecordable(Exception):
+    """A request whose own data the database refused (a value it cannot hold), found when its group
+    commit was retried one request at a time: that request is answered 422, the others are recorded."""
+
+    def __init__(self, detail: str = ""):
+        super().__init__(detail)
+        self.detail = detail
+
+    def api_error(self) -> ApiError:
+        return ApiError(
+            422,
+            "(request)",
+            "请求中有数据库无法保存的值（字符或数值超出范围），未记录",
+            "the request holds a value the database cannot store (a character or number out of range): nothing recorded",
+            "unrecordable",
+        )
+
+
+def is_bad_data(e: BaseException) -> bool:
+    """Did storing a request fail because of a value in it (not because the database is unavailable)?
+    PostgreSQL says so with a DataError (a NUL character, a number out of range); SQLite's driver raises
+    before the statement runs (OverflowError, ValueError)."""
+    if isinstance(e, DataError):
+        return True
+    return isinstance(e, ValueError | TypeError | ArithmeticError) and not isinstance(e, DBAPIError)
 
 
 def not_found(field: str, zh: str, en: str) -> ApiError:

@@ -29,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from engine.localities import NATIONAL, covers, is_valid
 from engine.model import InputError
@@ -38,7 +38,7 @@ from engine.monitor.monitor import HouseholdState, Monitor
 
 from .auth import out_of_scope
 from .db import writing
-from .errors import error_item
+from .errors import Unrecordable, error_item, is_bad_data
 from .monitor_repo import Accepted, MonitorRepository
 from .monitor_turns import SLICE_EVENTS, MonitorTurns
 
@@ -193,26 +193,54 @@ class MonitorService:
             self._fail([req], e)
 
     def commit(self, requests: list[Request]) -> None:
-        """Write what ``requests`` applied in one transaction (group commit); each answered or failed."""
+        """Write what ``requests`` applied in one transaction (group commit); each answered or failed.
+
+        One request never fails another: when the group's transaction fails (other than by the
+        database being unreachable) its requests are applied and committed again one at a time, and
+        only a request that fails alone fails; refused (422) when the database refused its data."""
         try:
             self._commit(requests)
+            return
         except IntegrityError:
             # Another writer (a replay into the same database) got there first: start again from what is stored.
             log.warning("monitor tables changed underneath; reloading the households concerned")
-            self._forget({e.household_id for r in requests for e in r.events})
-            for r in requests:
-                r.reset()
+            self._restart(requests)
             try:
                 self._apply_all(requests)
                 self._commit(requests)
+                return
             except Exception as e:
-                self._fail(requests, e)
+                error = e
         except Exception as e:
-            self._fail(requests, e)
+            error = e
+        if len(requests) == 1 or isinstance(error, OperationalError | InterfaceError):
+            self._fail(requests, error)
+            return
+        log.warning("a group of %d monitoring requests failed (%s: %s); applying them one at a time", len(requests), type(error).__name__, error)
+        self._restart(requests)
+        for r in requests:
+            try:
+                self._apply_all([r])
+                self._commit([r])
+            except Exception as e:
+                self._fail([r], e)
+
+    def _restart(self, requests: list[Request]) -> None:
+        self._forget({e.household_id for r in requests for e in r.events})
+        for r in requests:
+            r.reset()
 
     def _fail(self, requests: list[Request], e: Exception) -> None:
-        log.exception("could not record %d monitoring request(s)", len(requests), exc_info=e)
         self._forget({ev.household_id for r in requests for ev in r.events})
+        if len(requests) == 1 and is_bad_data(e):
+            (r,) = requests
+            log.warning("a monitoring request holds a value the database refused: %s: %s", type(e).__name__, e)
+            err = Unrecordable().api_error()
+            item = error_item(err.field, err.zh, err.en, err.code)
+            r.results = [{"index": i, "status": "refused", "household_id": ev.household_id, "errors": [item]} for i, ev in enumerate(r.events)]
+            r.error = None
+            return
+        log.exception("could not record %d monitoring request(s)", len(requests), exc_info=e)
         for r in requests:
             r.results = []
             r.error = f"{type(e).__name__}: {e}"
@@ -244,10 +272,18 @@ class MonitorService:
             st = w.touched.get(hid) or self._state(hid)
             # a session dropped meanwhile is rebuilt from the stored events and those applied but not yet committed
             history = lambda hid=hid: [*self.repo.event_ops(hid), *w.uncommitted.get(hid, ())]  # noqa: E731
+            prefix = f"events[{i}]" if len(req.events) > 1 else ""
             try:
-                out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
+                out = mon.process(ev, st, history, prefix)
             except InputError as e:
                 req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
+                continue
+            except (TypeError, ValueError, ArithmeticError) as e:
+                # A value validation let through that the rules engine cannot hold (its session was dropped
+                # and is rebuilt from the stored events): refuse this event, not the group.
+                log.exception("event %d of a request could not be processed", i)
+                item = error_item(prefix or "(event)", "事件中的值无法处理，未记录", f"the event holds a value that cannot be processed ({type(e).__name__}): nothing recorded", "unprocessable")
+                req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": [item]})
                 continue
             w.touched[hid] = out.state
             w.uncommitted.setdefault(hid, []).append(out.ops)

@@ -6,9 +6,11 @@ JSON (CONTRACT.md's determination plus the record fields) without re-validating 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from engine.text import TEXT_EN, TEXT_ZH, has_control
 
 
 class _Open(BaseModel):
@@ -230,9 +232,16 @@ class KeyOut(BaseModel):
     revoked_at: str | None
 
 
+def _no_control(v: str) -> str:
+    # the name is stored with every determination the key records (PostgreSQL cannot hold NUL)
+    if has_control(v):
+        raise ValueError(f"{TEXT_ZH} / {TEXT_EN}")
+    return v
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200, examples=["城关镇窗口"])
+    name: Annotated[str, AfterValidator(_no_control)] = Field(min_length=1, max_length=200, examples=["城关镇窗口"])
     role: Literal["window", "caseworker", "policy", "admin"]
     locality: str | None = Field(
         default=None,

@@ -14,7 +14,7 @@ from engine import Engine, InputError
 from engine.validate import parse
 
 from .auth import Caller, out_of_scope
-from .errors import ApiError, error_item
+from .errors import ApiError, Unrecordable, error_item
 from .ids import uuid7
 from .records import build_row, idempotency_key, iso, output_of, request_hash, scrub_json, with_record_fields
 from .repository import Repository
@@ -87,6 +87,8 @@ class Service:
         row = build_row(det, out, parsed.raw, req_hash, caller, now, idem, secret=self.id_secret)
         try:
             replay = await self.writer.write([row], idem=(caller.key_id, idem, False) if idem else None)
+        except Unrecordable as e:
+            raise e.api_error() from None
         except Exception:
             log.exception("recording a determination failed")
             raise _unavailable() from None
@@ -143,6 +145,8 @@ class Service:
         }
         try:
             replay = await self.writer.write(rows, batch_row, (caller.key_id, idem, True) if idem else None)
+        except Unrecordable as e:
+            raise e.api_error() from None
         except Exception:
             log.exception("recording a batch failed")
             raise _unavailable() from None

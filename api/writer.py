@@ -25,9 +25,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from .db import writing
+from .errors import Unrecordable, is_bad_data
 from .repository import Repository
 
 log = logging.getLogger("jiuzhu.api.writer")
@@ -89,23 +90,28 @@ class Committer:
             self._conn = None
 
     def commit(self, jobs: list[Job]) -> None:
-        """Write ``jobs`` in one transaction and settle each (``result`` / ``error``)."""
+        """Write ``jobs`` in one transaction and settle each (``result`` / ``error``).
+
+        When the transaction fails for a reason other than the database being unreachable, its jobs
+        are redone one at a time: another process may have committed the same Idempotency-Key between
+        our look-up and insert (only the duplicate turns into a replay), or one job holds a value the
+        database refuses (only that job fails, with ``Unrecordable``: its request is answered 422)."""
         try:
             self._transaction(jobs)
-        except IntegrityError:
-            # Another process committed the same Idempotency-Key between our look-up and insert:
-            # redo the jobs one by one so only the duplicate turns into a replay.
-            for j in jobs:
-                j.result = j.same_as = None
-                try:
-                    self._transaction([j])
-                except Exception as e:
-                    j.error = e
-        except Exception as e:
+        except (OperationalError, InterfaceError) as e:
             log.exception("could not record %d job(s)", len(jobs))
             self.close()  # start afresh next time (the database may have restarted)
             for j in jobs:
                 j.error = e
+        except Exception as e:
+            if not isinstance(e, IntegrityError):
+                log.warning("a group of %d job(s) failed (%s: %s); recording them one at a time", len(jobs), type(e).__name__, e)
+            for j in jobs:
+                j.result = j.same_as = None
+                try:
+                    self._transaction([j])
+                except Exception as e1:
+                    j.error = _settled(e1)
         for j in jobs:
             if j.same_as is not None and j.error is None:
                 first = j.same_as
@@ -137,6 +143,15 @@ class Committer:
             repo.insert(conn, rows)
         self.commits += 1
         self.jobs += len(jobs)
+
+
+def _settled(e: Exception) -> Exception:
+    """The error a job that failed alone is answered with: its own bad data, or the database's failure."""
+    if is_bad_data(e):
+        log.warning("a request holds a value the database refused: %s: %s", type(e).__name__, e)
+        return Unrecordable(f"{type(e).__name__}: {e}")
+    log.error("could not record a job: %s: %s", type(e).__name__, e)
+    return e
 
 
 _STOP = object()

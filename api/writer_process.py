@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .errors import Unrecordable
 from .sidecar import GroupServer, RemoteCaller, serve
 from .writer import Committer, Job
 
@@ -26,7 +27,10 @@ class RemoteWriter(RemoteCaller):
         super().__init__(path, "writer", log)
 
     async def write(self, rows: list[dict], batch: dict | None = None, idem: tuple[str, str, bool] | None = None):
-        return await self.call(rows, batch, idem)
+        out = await self.call(rows, batch, idem)
+        if isinstance(out, Unrecordable):
+            raise out
+        return out
 
 
 class _Server(GroupServer):
@@ -44,7 +48,10 @@ class _Server(GroupServer):
     def handle(self, items: list[tuple[asyncio.Transport, int, tuple]]) -> list[tuple[bool, object]]:
         jobs = [Job(rows, batch, idem, None) for _t, _s, (rows, batch, idem) in items]
         self.committer.commit(jobs)
-        return [(True, j.result) if j.error is None else (False, f"{type(j.error).__name__}: {j.error}") for j in jobs]
+        return [
+            (True, j.result) if j.error is None else (True, j.error) if isinstance(j.error, Unrecordable) else (False, f"{type(j.error).__name__}: {j.error}")
+            for j in jobs
+        ]
 
 
 def run_writer(path: str, parent: int, ready) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from .evaluate import Determination, Engine
 from .model import InputError
+from .text import to_id
 from .yamlio import LineDict, YamlError, load_yaml
 
 
@@ -95,7 +96,7 @@ def load_cases(path: Path) -> list[Case]:
                     "每个用例需要 name、household、expect / each case needs name, household, expect",
                 )
             household = _merge(defaults, _plain(c["household"]))
-            household.setdefault("household_id", str(c["name"])[:128])
+            household.setdefault("household_id", to_id(str(c["name"])))  # the name, in the id character set
             cases.append(Case(str(f), c.line, str(c["name"]), household, _plain(c["expect"])))
     return cases
 

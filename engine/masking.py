@@ -115,14 +115,17 @@ def tag(id_number: str, secret: bytes) -> str:
 
 
 def pseudonym(text: str, secret: bytes, limit: int | None = None) -> str:
-    """``text`` with each ID number masked and followed by its tag (``210102********123X#K7Q3ZB2M4A``).
+    """``text`` with each ID number masked and followed by its tag (``210102********123X-K7Q3ZB2M4A``).
+
+    The result is itself a valid identifier (``engine.text``: ``*`` may follow the first character), so
+    the monitor can validate the household records it stores under pseudonyms.
 
     Deterministic, so the same id gives the same stored form every time and in every process,
     and two ids that mask alike stay two. ``limit``: the longest the result may be (a column's
     length); a longer one is cut and ends with the tag of the whole text instead.
     """
-    out = _sub(text, lambda v: mask_id_number(v) + "#" + tag(v, secret))
+    out = _sub(text, lambda v: mask_id_number(v) + "-" + tag(v, secret))
     if limit is not None and len(out) > limit:
         whole = base64.b32encode(hmac.new(secret, _canonical(text).encode(), hashlib.sha256).digest()[:10]).decode()[:10]
-        out = out[: limit - 11] + "#" + whole
+        out = out[: limit - 11] + "-" + whole
     return out

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from gmpy2 import mpq
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,10 +29,13 @@ from . import localities
 from .masking import check_digit as id_check_digit
 from .masking import mask_id_number  # noqa: F401  (re-exported)
 from .money import MoneyError, fmt_money, parse_money
+from .text import ID_EN, ID_ZH, TEXT_EN, TEXT_ZH, has_control, is_id
 from .vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
     EXPENSE_TYPES,
+    HOUSEHOLD_EVENT_LABELS,
+    HOUSEHOLD_EVENT_TYPES,
     INCOME_TYPES,
     MEMBER_STATUSES,
     PARENT_STATUSES,
@@ -97,6 +101,33 @@ def _date(value: Any) -> dt.date:
 
 Date = Annotated[dt.date, BeforeValidator(_date)]
 
+
+def _ident(value: str) -> str:
+    if not is_id(value):
+        raise PydanticCustomError("string_pattern_mismatch", "{zh} / {en}", {"zh": ID_ZH, "en": ID_EN})
+    return value
+
+
+# household_id, member ids: engine.text's character set (no "/", whitespace or control characters)
+Ident = Annotated[str, AfterValidator(_ident)]
+
+
+def _event_type(value: Any) -> str:
+    if isinstance(value, str) and value in HOUSEHOLD_EVENT_TYPES:
+        return value
+    choices = "、".join(f"{t}（{HOUSEHOLD_EVENT_LABELS[t]}）" for t in HOUSEHOLD_EVENT_TYPES)
+    raise PydanticCustomError(
+        "literal_error",
+        "{zh} / {en}",
+        {"zh": f"未知的事件类型，可选值：{choices}", "en": f"unknown event type {value!r}, expected one of {list(HOUSEHOLD_EVENT_TYPES)}"},
+    )
+
+
+HouseholdEventType = Annotated[str, BeforeValidator(_event_type)]
+MAX_EVENT_EXTRAS = 20  # fields kept on a household event besides type, date, loss and locality
+MAX_TEXT = 500  # a free-text value (an event's note, an extra field of a household event)
+MAX_INT = 2**53 - 1  # an integer kept as given: exact in JSON, in int64 and in a double alike
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -134,15 +165,40 @@ class Event(BaseModel):
     """A dated fact (fire, illness, job loss...). Extra fields are kept for monitoring."""
 
     model_config = ConfigDict(extra="allow", frozen=True, arbitrary_types_allowed=True)
-    type: str = Field(min_length=1, max_length=64)
+    type: HouseholdEventType
     date: Date
     loss: Money | None = None
     # where the emergency happened (GB/T 2260), for localities that let 临时救助 be given there
     locality: LocalityCode | None = None
 
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> Event:
+        extra = self.model_extra or {}
+        if len(extra) > MAX_EVENT_EXTRAS:
+            raise _located((), f"附加字段最多{MAX_EVENT_EXTRAS}个", f"at most {MAX_EVENT_EXTRAS} extra fields")
+        for k, x in extra.items():
+            if len(k) > 64 or has_control(k):
+                raise _located((k,), "字段名过长或含控制字符", "field name is too long or holds control characters")
+            if x is None or isinstance(x, bool):
+                continue
+            if isinstance(x, str):
+                if len(x) > MAX_TEXT:
+                    raise _located((k,), f"过长（最多{MAX_TEXT}个字符）", f"is too long (at most {MAX_TEXT} characters)")
+                if has_control(x):
+                    raise _located((k,), TEXT_ZH, TEXT_EN)
+            elif isinstance(x, int):
+                if not -MAX_INT <= x <= MAX_INT:
+                    raise _located((k,), f"整数应在±{MAX_INT}之间", f"integer must be within ±{MAX_INT}")
+            elif isinstance(x, float):
+                if x != x or x in (float("inf"), float("-inf")):
+                    raise _located((k,), "应为有限数字", "must be a finite number")
+            else:
+                raise _located((k,), "附加字段应为文本、数字、true/false 或 null", "an extra field must be text, a number, a boolean or null")
+        return self
+
 
 class Member(_Strict):
-    id: str = Field(min_length=1, max_length=64)
+    id: Ident = Field(min_length=1, max_length=64)
     relation: Relation
     birth_date: Date
     sex: Sex | None = None
@@ -200,7 +256,7 @@ class Member(_Strict):
 
 
 class Household(_Strict):
-    household_id: str = Field(min_length=1, max_length=128)
+    household_id: Ident = Field(min_length=1, max_length=128)
     locality: LocalityCode
     as_of: Date
     area: Area

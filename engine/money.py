@@ -18,7 +18,14 @@ from gmpy2 import mpq
 Q = mpq
 ZERO = mpq(0)
 
-_MONEY_RE = re.compile(r"^(\d{1,12})(?:\.(\d{1,2}))?$")
+# The one bound on money, in every form it arrives in (text, JSON integer, JSON number): at most
+# 12 digits of whole yuan, i.e. 999,999,999,999.99. In fen that is below 10**14, so any amount, and
+# the sum of every amount a household may hold, fits a signed 64-bit integer: what SQLite, PostgreSQL's
+# bigint, orjson and durable-rules' C engine can hold.
+MONEY_DIGITS = 12
+MAX_YUAN = 10**MONEY_DIGITS - 1  # the largest whole-yuan amount
+MAX_FEN = (MAX_YUAN + 1) * 100 - 1
+_MONEY_RE = re.compile(rf"^(\d{{1,{MONEY_DIGITS}}})(?:\.(\d{{1,2}}))?$")
 _NUMBER_RE = re.compile(r"^(-?)(\d+)(?:\.(\d+))?$")
 
 
@@ -42,6 +49,8 @@ def parse_money(value: object) -> mpq:
     if isinstance(value, int):
         if value < 0:
             raise MoneyError("金额不能为负数", "amount must not be negative")
+        if value > MAX_YUAN:
+            raise too_large()
         return mpq(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -61,12 +70,18 @@ def parse_money(value: object) -> mpq:
     if not m:
         if re.match(r"^\d+\.\d{3,}$", text):
             raise MoneyError("金额最多保留两位小数", "amount must have at most 2 decimals")
+        if re.match(r"^\d+(?:\.\d{1,2})?$", text):
+            raise too_large()
         raise MoneyError('金额格式无效，应为如 "1200.50" 的数字', 'malformed amount, expected e.g. "1200.50"')
     whole, frac = m.group(1), m.group(2) or ""
     return mpq(int(whole + frac.ljust(2, "0")), 100)
 
 
-_FAST_MONEY = re.compile(r"^(\d{1,12})\.(\d\d)$")
+def too_large() -> MoneyError:
+    return MoneyError(f"金额过大（最多{MAX_YUAN}.99元）", f"amount is too large (at most {MAX_YUAN}.99 yuan)")
+
+
+_FAST_MONEY = re.compile(rf"^(\d{{1,{MONEY_DIGITS}}})\.(\d\d)$")
 
 
 def parse_money_fast(text: str) -> mpq | None:

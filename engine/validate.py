@@ -22,13 +22,16 @@ from gmpy2 import mpq
 from . import localities
 from .expr.runtime import Missing
 from .facts import member_missing
-from .model import FieldError, InputError, id_check_digit
-from .money import MoneyError, parse_money, parse_money_fast
+from .model import MAX_EVENT_EXTRAS, MAX_INT, MAX_TEXT, FieldError, InputError, id_check_digit
+from .money import MAX_YUAN, MoneyError, parse_money, parse_money_fast
 from .templates import LABELS
+from .text import ID_EN, ID_RE, ID_ZH, TEXT_EN, TEXT_ZH, has_control
 from .vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
     EXPENSE_TYPES,
+    HOUSEHOLD_EVENT_LABELS,
+    HOUSEHOLD_EVENT_TYPES,
     INCOME_TYPES,
     MEMBER_STATUSES,
     PARENT_STATUSES,
@@ -52,6 +55,10 @@ _PARENT = frozenset(PARENT_STATUSES)
 _INCOMES = frozenset(INCOME_TYPES)
 _EXPENSES = frozenset(EXPENSE_TYPES)
 _PROGRAMS = frozenset(PROGRAM_CODES)
+_EVENT_TYPES = frozenset(HOUSEHOLD_EVENT_TYPES)
+_EVENT_CHOICES = "、".join(f"{t}（{HOUSEHOLD_EVENT_LABELS[t]}）" for t in HOUSEHOLD_EVENT_TYPES)
+_EVENT_KEYS = frozenset({"type", "date", "loss", "locality"})
+_is_id = ID_RE.fullmatch
 
 _HOUSEHOLD_KEYS = frozenset(
     {
@@ -153,6 +160,22 @@ class _Validator:
             return None
         if len(v) > max_len:
             self.e.add(path, f"过长（最多{max_len}个字符）", f"is too long (at most {max_len} characters)", "string_too_long")
+            return None
+        return v
+
+    def ident(self, v: Any, path: str, max_len: int) -> str | None:
+        """An identifier (household, member, event): engine.text's character set, 1 to ``max_len`` long."""
+        v = self.str_(v, path, 1, max_len)
+        if v is not None and _is_id(v) is None:
+            self.e.add(path, ID_ZH, ID_EN, "string_pattern_mismatch")
+            return None
+        return v
+
+    def text(self, v: Any, path: str, min_len: int = 0, max_len: int = MAX_TEXT) -> str | None:
+        """Free text: any printable character, tabs and line breaks; no other control character."""
+        v = self.str_(v, path, min_len, max_len)
+        if v is not None and has_control(v):
+            self.e.add(path, TEXT_ZH, TEXT_EN, "string_control_character")
             return None
         return v
 
@@ -266,9 +289,10 @@ class _Validator:
         n = len(self.e.items)
         g = v.get
         mid = g("id", _ABSENT)
-        if type(mid) is not str or not 0 < len(mid) <= 64:
+        # plain letters and digits ("p1") are an id without the regular expression (a quarter of the cost)
+        if type(mid) is not str or not 0 < len(mid) <= 64 or (not (mid.isascii() and mid.isalnum()) and _is_id(mid) is None):
             mid = self.required(v, "id", f"members[{i}]")
-            mid = self.str_(mid, f"members[{i}].id", 1, 64) if mid is not _ABSENT else None
+            mid = self.ident(mid, f"members[{i}].id", 64) if mid is not _ABSENT else None
         rel = g("relation", _ABSENT)
         if rel.__class__ is not str or rel not in _RELATIONS:
             if rel is _ABSENT:
@@ -413,7 +437,7 @@ class _Validator:
                     money = parse_money_fast(m)
                     if money is not None:
                         return {"type": t, "monthly": money}
-                elif m.__class__ is int and m >= 0:
+                elif m.__class__ is int and 0 <= m <= MAX_YUAN:
                     return {"type": t, "monthly": mpq(m)}
         return self._typed_money(x, f"members[{i}].incomes[{j}]", _INCOMES)
 
@@ -426,6 +450,42 @@ class _Validator:
         m = self.required(d, "monthly", path)
         m = self.money(m, f"{path}.monthly") if m is not _ABSENT else None
         return {"type": t, "monthly": m}
+
+    def _event_type(self, v: Any, path: str) -> str | None:
+        if type(v) is str and v in _EVENT_TYPES:
+            return v
+        self.e.add(
+            path,
+            f"未知的事件类型，可选值：{_EVENT_CHOICES}",
+            f"unknown event type {v!r}, expected one of {list(HOUSEHOLD_EVENT_TYPES)}",
+            "literal_error",
+        )
+        return None
+
+    def _event_extras(self, ed: dict, path: str) -> None:
+        """Fields kept on a household event for monitoring: a few scalars, bounded like every other field."""
+        extras = [k for k in ed if k not in _EVENT_KEYS]
+        if len(extras) > MAX_EVENT_EXTRAS:
+            self.e.add(path, f"附加字段最多{MAX_EVENT_EXTRAS}个", f"at most {MAX_EVENT_EXTRAS} extra fields", "too_long")
+            return
+        for k in extras:
+            p = _key_path(path, k)
+            if len(k) > 64 or has_control(k):
+                self.e.add(p, "字段名过长或含控制字符", "field name is too long or holds control characters", "invalid")
+                continue
+            x = ed[k]
+            if x is None or x is True or x is False:
+                continue
+            if type(x) is str:
+                self.text(x, p)
+            elif type(x) is int:
+                if not -MAX_INT <= x <= MAX_INT:
+                    self.e.add(p, f"整数应在±{MAX_INT}之间", f"integer must be within ±{MAX_INT}", "range")
+            elif type(x) is float:
+                if x != x or x in (float("inf"), float("-inf")):
+                    self.e.add(p, "应为有限数字", "must be a finite number", "finite_number")
+            else:
+                self.e.add(p, "附加字段应为文本、数字、true/false 或 null", "an extra field must be text, a number, a boolean or null", "invalid")
 
     def _id_number(self, v: Any, path: str, birth: dt.date | None) -> str | None:
         if type(v) is not str or not _ID_RE.match(v):
@@ -460,7 +520,7 @@ class _Validator:
         if d is None:
             raise InputError(self.e.items)
         hid = self.required(d, "household_id", "")
-        hid = self.str_(hid, "household_id", 1, 128) if hid is not _ABSENT else None
+        hid = self.ident(hid, "household_id", 128) if hid is not _ABSENT else None
         loc = self.required(d, "locality", "")
         loc = self.locality(loc, "locality") if loc is not _ABSENT else None
         ao = self.required(d, "as_of", "")
@@ -564,7 +624,9 @@ class _Validator:
                     if ed is None:
                         continue
                     et = self.required(ed, "type", f"events[{j}]")
-                    et = self.str_(et, f"events[{j}].type", 1, 64) if et is not _ABSENT else None
+                    et = self._event_type(et, f"events[{j}].type") if et is not _ABSENT else None
+                    if not _EVENT_KEYS.issuperset(ed):
+                        self._event_extras(ed, f"events[{j}]")
                     edt = self.required(ed, "date", f"events[{j}]")
                     edate = self.date(edt, f"events[{j}].date") if edt is not _ABSENT else None
                     loss: Any = ed.get("loss")

@@ -56,3 +56,29 @@ INCOME_TYPES = (
     "resident_pension_base",
 )
 EXPENSE_TYPES = ("medical", "rehabilitation", "care", "education", "housing", "other")
+# The household record's own dated facts (events[].type). The emergencies 临时救助 can recognise
+# (policies/parameters.yaml temporary.event_types lists the same; a test keeps them equal) and a fall
+# in income, recorded but not an emergency. A type outside this list is refused, not ignored: a
+# 50,000-yuan "Fire" must not pass as "no emergency registered".
+HOUSEHOLD_EVENT_TYPES = (
+    "fire",
+    "flood",
+    "natural_disaster",
+    "traffic_accident",
+    "accident",
+    "serious_illness",
+    "epidemic",
+    "other_emergency",
+    "income_drop",
+)
+HOUSEHOLD_EVENT_LABELS = {
+    "fire": "火灾",
+    "flood": "洪涝灾害",
+    "natural_disaster": "自然灾害",
+    "traffic_accident": "交通事故",
+    "accident": "意外事故",
+    "serious_illness": "突发重大疾病",
+    "epidemic": "疫情",
+    "other_emergency": "其他突发事件",
+    "income_drop": "收入下降",
+}

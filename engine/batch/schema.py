@@ -13,6 +13,7 @@ from engine.vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
     EXPENSE_TYPES,
+    HOUSEHOLD_EVENT_TYPES,
     INCOME_TYPES,
     MEMBER_STATUSES,
     PARENT_STATUSES,
@@ -193,7 +194,7 @@ COLUMNS: tuple[Column, ...] = (
     ),
     # ---- events (optional third table) -------------------------------------------------
     _c(EVENTS, "household_id", "text", "(所属户)", "所属户编号", required=True),
-    _c(EVENTS, "type", "text", "events[].type", "事件类型（如 fire）", required=True),
+    _c(EVENTS, "type", "enum", "events[].type", "事件类型", required=True, values=HOUSEHOLD_EVENT_TYPES),
     _c(EVENTS, "date", "date", "events[].date", "事件日期，不晚于评估日期", required=True),
     _c(EVENTS, "loss", "money", "events[].loss", "损失金额（元）", null="未提供（needs_info）"),
     _c(EVENTS, "locality", "locality", "events[].locality", "事件发生地代码（如异地遭遇急难）", null="未提供"),

@@ -29,7 +29,8 @@ import pyarrow.compute as pc
 from engine import localities
 from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
 from engine.model import PROGRAM_CODES, InputError, id_check_digit
-from engine.money import MoneyError, fmt_money, parse_money
+from engine.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
+from engine.text import ID_EN, ID_RE, ID_ZH, is_id
 from engine.validate import MAX_MEMBERS, parse
 
 from . import schema as S
@@ -38,7 +39,7 @@ from .values import Bool, Date, Interner, List, Num, Set, Str, V
 
 DEFAULT_PART = 500_000
 MAX_ERRORS = 50
-_MONEY_RE = r"^\d{1,12}(\.\d{1,2})?$"
+_MONEY_RE = rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"
 _TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
@@ -491,6 +492,9 @@ class _Conv:
             elif col.kind == "text" and (not s or len(s) > (64 if col.name in ("member_id", "type") else 128)):
                 ok = False
                 msg = ("应为1到128个字符的文本", "must be 1 to 128 characters")
+            elif col.name == "member_id" and not is_id(s):
+                ok = False
+                msg = (ID_ZH, ID_EN)
             if not ok:
                 bad_entries.append((j, msg))
             table[j] = self.I.id(s)
@@ -532,10 +536,13 @@ class _Conv:
             raw = np.frombuffer(a.buffers()[1], dtype=np.int64)[2 * a.offset : 2 * (a.offset + len(a))].reshape(-1, 2)
             fen = raw[:, 0] * (10 ** (2 - t.scale))
         elif pa.types.is_integer(t):
-            fen = pc.fill_null(a, 0).to_numpy(zero_copy_only=False).astype(np.int64) * FEN
+            # bounded before scaling to fen, which would wrap around in int64 for a huge value
+            y = pc.fill_null(a, 0).to_numpy(zero_copy_only=False)
+            fen = np.where(y > MAX_YUAN, MAX_FEN + 1, np.clip(y, -MAX_YUAN, MAX_YUAN).astype(np.int64) * FEN)
         elif pa.types.is_floating(t):
             x = pc.fill_null(a, 0).to_numpy(zero_copy_only=False)
-            fen = np.round(x * FEN).astype(np.int64)
+            x = np.where(np.isfinite(x), x, MAX_YUAN + 1)
+            fen = np.round(np.clip(x, -(MAX_YUAN + 1), MAX_YUAN + 1) * FEN).astype(np.int64)
             off = np.abs(x * FEN - fen) > 1e-6 * np.maximum(1, np.abs(x * FEN))
             if off.any():
                 self.errs.rows(file, base, off & ~null, name, "金额最多保留两位小数", "at most 2 decimals")
@@ -546,9 +553,9 @@ class _Conv:
         neg = fen < 0
         if neg.any():
             self.errs.rows(file, base, neg, name, "金额不能为负数", "amount must not be negative")
-        big = fen >= 10**14
+        big = fen > MAX_FEN
         if big.any():
-            self.errs.rows(file, base, big, name, "金额过大（最多12位整数）", "amount too large")
+            self.errs.rows(file, base, big, name, f"金额过大（最多{MAX_YUAN}.99元）", f"amount is too large (at most {MAX_YUAN}.99 yuan)")
         return fen, null
 
     def ints(self, a: pa.Array, file: str, base: int, col: S.Column) -> tuple[np.ndarray, np.ndarray]:
@@ -887,6 +894,9 @@ def _codes_check_text(ids: pa.Array, file: str, base: int, errs: _Errors) -> Non
     bad = (lens < 1) | (lens > 128)
     if bad.any():
         errs.rows(file, base, bad, "household_id", "应为1到128个字符的文本", "must be 1 to 128 characters")
+    chars = ~pc.fill_null(pc.match_substring_regex(ids.cast(pa.string()), f"^(?:{ID_RE.pattern})$"), True).to_numpy(zero_copy_only=False)
+    if (chars & ~bad).any():
+        errs.rows(file, base, chars & ~bad, "household_id", ID_ZH, ID_EN)
     if len(pc.unique(ids)) != len(ids):
         vc = pc.value_counts(ids)
         dups = {d["values"] for d in vc.to_pylist() if d["counts"] > 1}

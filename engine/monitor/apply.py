@@ -34,6 +34,8 @@ def register(ev: Event, prefix: str) -> tuple[dict, Parsed]:
         raise refuse(f"{prefix}household.household_id", "应与事件的 household_id 相同", "must equal the event's household_id")
     rec["as_of"] = ev.date.isoformat()
     parsed = _parse(rec, f"{prefix}household", None)
+    for i, m in enumerate(rec["members"]):
+        _birth_order(rec["members"], m, f"{prefix}household.members[{i}].birth_date")
     rec["members"] = _strip_ids(rec.get("members", []))
     parsed.raw = rec
     return rec, parsed
@@ -103,11 +105,14 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
         cause = d.get("cause") or ("natural_disaster" if t == "disaster" else "accident")
         _add_event(rec, {"type": cause, "date": ev.date.isoformat(), "loss": fmt_money(d["loss"])})
     elif t == "death":
+        if "deceased" in m.get("status", ()):
+            raise refuse(p + "member", f"成员 {ev.member} 已登记死亡", f"member {ev.member!r} is already recorded as deceased", "already_deceased")
         m["status"] = sorted({*m.get("status", []), "deceased"})
     elif t == "birth":
         if any(x.get("id") == ev.member for x in members):
             raise refuse(p + "member", f"成员编号 {ev.member} 已存在", f"member id {ev.member!r} already exists", "duplicate_member")
         baby = {"id": ev.member, "relation": d.get("relation", "child"), "birth_date": ev.date.isoformat()}
+        _birth_order(members, baby, p + "date")
         for k in ("sex", "hukou_locality"):
             if k in d:
                 baby[k] = d[k]
@@ -121,6 +126,7 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
             raise refuse(p + "member_record.id", f"成员编号 {ev.member} 已存在", f"member id {ev.member!r} already exists", "duplicate_member")
         members.append(dict(d["member_record"]))
         parsed = _parse(rec, p + "household" if p else "household", len(members) - 1, p + "member_record", previous)
+        _birth_order(members, members[-1], p + "member_record.birth_date")
         rec["members"] = _strip_ids(members)
         parsed.raw = rec
         return rec, parsed
@@ -136,6 +142,30 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
         return record, None  # nothing the programs read has changed (a job lost by someone without one...)
     parsed = _parse(rec, p + "household" if p else "household", None, None, previous)
     return rec, parsed
+
+
+# Relations to the head born after the head (its descendants) and before it (its ancestors).
+_YOUNGER = frozenset({"child", "grandchild"})
+_OLDER = frozenset({"parent", "grandparent"})
+
+
+def _birth_order(members: list, m: dict, path: str) -> None:
+    """Refuse a member born before the head it descends from, or after the head it is an ancestor of.
+    ``m``'s birth_date is an ISO date (already validated); ``path`` names the field refused."""
+    rel = m.get("relation")
+    if rel not in _YOUNGER and rel not in _OLDER:
+        return
+    head = next((x for x in members if x.get("relation") == "head" and x is not m), None)
+    if head is None:
+        return
+    born, head_born = str(m["birth_date"]), str(head["birth_date"])
+    if rel in _YOUNGER and born <= head_born:
+        zh, en = f"不能早于或等于户主 {head['id']} 的出生日期 {head_born}", f"cannot be on or before the birth of the head {head['id']!r} ({head_born})"
+    elif rel in _OLDER and born >= head_born:
+        zh, en = f"不能晚于或等于户主 {head['id']} 的出生日期 {head_born}", f"cannot be on or after the birth of the head {head['id']!r} ({head_born})"
+    else:
+        return
+    raise refuse(path, f"出生日期{zh}", f"birth date {en}", "impossible_date")
 
 
 def _set(m: dict, key: str, value: Any, default: Any) -> None:

@@ -163,6 +163,13 @@ class Monitor:
         (nothing changed) for an event that cannot apply."""
         p = (prefix + ".") if prefix else ""
         live = self.pool.get(ev.household_id)
+        if state is not None and ev.date.isoformat() < state.registered and ev.type != "tick":  # a clock never moves back
+            raise refuse(
+                p + "date",
+                f"事件日期早于该户纳入监测的日期（{state.registered}）",
+                f"the event is dated before the household entered monitoring ({state.registered})",
+                "before_registration",
+            )
         if ev.type == "register":
             record, parsed = register(ev, prefix)
         elif state is None:

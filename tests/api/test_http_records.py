@@ -47,7 +47,7 @@ def test_an_answer_is_already_committed_when_it_arrives(db_client, db_keys, db_s
 
 def test_id_numbers_are_stored_masked_only(db_client, db_keys, db_settings):
     hh = copy.deepcopy(HH)
-    hh["events"] = [{"type": "note", "date": "2021-07-01", "about": "户主身份证 21010219560501123X"}]
+    hh["events"] = [{"type": "fire", "date": "2021-07-01", "about": "户主身份证 21010219560501123X"}]
     r = db_client.post("/v1/evaluate", json=hh, headers=auth(db_keys["window"]))
     assert r.status_code == 200
     row = _raw_rows(db_settings)[0]

@@ -47,7 +47,7 @@ def with_events(draw):
     events = []
     for _ in range(draw(st.integers(0, 3))):
         e = {
-            "type": draw(st.sampled_from(["fire", "flood", "illness"])),
+            "type": draw(st.sampled_from(["fire", "flood", "serious_illness"])),
             "date": (as_of - dt.timedelta(days=draw(st.integers(0, 200)))).isoformat(),
         }
         if draw(st.booleans()):
