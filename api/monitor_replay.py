@@ -2,8 +2,10 @@
 
 Households are independent (no rule reads two households), so the replay
 partitions them over worker processes (``--workers``, default: one per CPU) by
-a hash of ``household_id``; each worker applies its households' events in file
-order, one household at a time (so that one durable-rules session is live per
+a hash of ``household_id``; each worker applies its households' events in date
+order (ties: file order; an event dated before the household's stored ones makes
+it be applied again in date order, as in the service: ``api/monitor_order.py``),
+one household at a time (so that one durable-rules session is live per
 household while its events are applied), and commits every ``--batch`` events
 in one transaction. The whole file is validated first: a malformed event
 refuses the file (every bad line named) and nothing is written. An event that
@@ -26,6 +28,8 @@ import orjson
 
 from engine.model import InputError
 from engine.monitor.events import Event, parse_event, today
+
+from . import monitor_order as order
 
 
 @dataclass
@@ -127,6 +131,7 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
     service = make_service(settings, db)
     mon, repo = service.monitor, service.repo
     pending: list[Accepted] = []
+    rebuilds: list = []  # households applied again in date order (an event dated before stored ones)
     t_write = 0.0
 
     def flush() -> None:
@@ -135,11 +140,15 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             return
         t = time.perf_counter()
         rows = repo.rows(pending, mon.version, dt.datetime.now(dt.UTC))  # outside the write lock
+        now = dt.datetime.now(dt.UTC)
         with writing(db) as conn, conn.begin():
             stats.alerts += repo.write_rows(conn, rows)
+            for rb in rebuilds:
+                stats.alerts += order.write(conn, repo, rb, now)[0]
         t_write += time.perf_counter() - t
         stats.transactions += 1
         pending.clear()
+        rebuilds.clear()
 
     t1 = time.perf_counter()
     known = repo.household_ids()  # one query instead of one per household (most are new in a bulk replay)
@@ -151,19 +160,33 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         keys = {r.event_key for r in stored}
         if clock_date is not None:
             items = [*items, (0, Event(hid, "tick", clock_date, f"tick:{clock_date.isoformat()}", None, {}, None, {"household_id": hid, "type": "tick", "date": clock_date.isoformat()}))]
+        # applied in date order (ties: file order), as the service applies them (api/monitor_order.py):
+        # sorted here, only an event dated before the stored ones makes the household be applied again
+        items.sort(key=lambda t: t[1].date)
+        own: list[tuple[Event, Accepted]] = []
+
+        def applied(hid=hid, own=own):
+            stored_events = order.stored_events(repo, hid)
+            return [*stored_events, *((e, a.outcome.key, a.outcome.seq) for e, a in own)], {k for _e, k, _s in stored_events}
+
         for no, ev in items:
             stats.events += 1
             if ev.event_id is not None and ev.event_id in keys:
                 stats.duplicates += 1
                 continue
             try:
-                out = mon.process(ev, state, lambda ops=stored_ops: ops)
+                out, rebuild = order.apply(mon, ev, state, lambda ops=stored_ops: ops, applied)
             except InputError as e:
                 stats.refused += 1
                 if len(stats.refusals) < 20:
                     stats.refusals.extend(f"line {no}: {x.field}: {x.message_zh} ({x.message_en})" for x in e.errors)
                 continue
-            pending.append(Accepted(out, state is None, ev.raw, ev.member, ev.type, ev.date, *caller))
+            if rebuild is not None:
+                order.replace_uncommitted(rebuild, [a for _e, a in own])
+                rebuilds.append(rebuild)
+            acc = Accepted(out, state is None, ev.raw, ev.member, ev.type, ev.date, *caller)
+            pending.append(acc)
+            own.append((ev, acc))
             state = out.state
             keys.add(out.key)
             stats.recorded += 1

@@ -30,6 +30,7 @@ from engine.model import InputError
 from engine.monitor.events import Event
 from engine.monitor.monitor import HouseholdState, Monitor
 
+from . import monitor_order as order
 from .db import writing
 from .monitor_repo import Accepted, MonitorRepository
 
@@ -158,6 +159,9 @@ class MonitorService:
         touched: dict[str, HouseholdState] = {}
         seen_keys: dict[tuple[str, str], dict] = {}
         uncommitted: dict[str, list[list]] = {}
+        mine: dict[str, list[tuple[Event, Accepted]]] = {}  # this transaction's events, per household
+        reordered: set[str] = set()  # households applied again in date order: their ops are all in `uncommitted`
+        rebuilds: list[tuple[order.Rebuild, dict]] = []
         for req in requests:
             for i, ev in enumerate(req.events):
                 hid = ev.household_id
@@ -172,17 +176,23 @@ class MonitorService:
                         continue
                 st = touched.get(hid) or self._state(hid)
                 # a session dropped meanwhile is rebuilt from the stored events and those of this transaction
-                history = lambda hid=hid: [*self.repo.event_ops(hid), *uncommitted.get(hid, ())]  # noqa: E731
+                history = lambda hid=hid: [*(() if hid in reordered else self.repo.event_ops(hid)), *uncommitted.get(hid, ())]  # noqa: E731
                 try:
-                    out = mon.process(ev, st, history, f"events[{i}]" if len(req.events) > 1 else "")
+                    out, rebuild = order.apply(mon, ev, st, history, lambda hid=hid: self._applied(hid, mine),
+                                               f"events[{i}]" if len(req.events) > 1 else "")
                 except InputError as e:
                     req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
                     continue
                 touched[hid] = out.state
-                uncommitted.setdefault(hid, []).append(out.ops)
-                accepted.append(
-                    Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name)
-                )
+                if rebuild is not None:
+                    order.replace_uncommitted(rebuild, [a for _e, a in mine.get(hid, ())])
+                    uncommitted[hid] = [o.ops for o in rebuild.outcomes]
+                    reordered.add(hid)
+                else:
+                    uncommitted.setdefault(hid, []).append(out.ops)
+                acc = Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name)
+                accepted.append(acc)
+                mine.setdefault(hid, []).append((ev, acc))
                 res = {
                     "index": i,
                     "status": "recorded",
@@ -194,6 +204,9 @@ class MonitorService:
                     "evaluated": out.evaluated,
                     "alerts": [alert_out(a) for a in out.alerts],
                 }
+                if rebuild is not None:
+                    res["replayed"] = rebuild.replayed
+                    rebuilds.append((rebuild, res))
                 if ev.event_id is not None:
                     seen_keys[(hid, ev.event_id)] = res
                 req.results.append(res)
@@ -203,6 +216,9 @@ class MonitorService:
         try:
             with writing(self.repo.engine) as conn, conn.begin():
                 self.repo.write(conn, accepted, mon.version, now)
+                for rebuild, res in rebuilds:
+                    _n, shown = order.write(conn, self.repo, rebuild, now)
+                    res["alerts"] = [*res["alerts"], *(alert_out(a) for a in shown)]
         except BaseException:
             self._forget(touched)
             raise
@@ -217,6 +233,12 @@ class MonitorService:
                     for a in res.get("alerts", ()):
                         if a.get("alert_id") is None:
                             a["alert_id"] = ids.get(a["key"])
+
+    def _applied(self, hid: str, mine: dict[str, list[tuple[Event, Accepted]]]) -> tuple[list, set[str]]:
+        """A household's events applied so far: those stored, then this transaction's."""
+        stored = order.stored_events(self.repo, hid)
+        keys = {k for _e, k, _s in stored}
+        return [*stored, *((e, a.outcome.key, a.outcome.seq) for e, a in mine.get(hid, ()))], keys
 
     def _stored_result(self, row) -> dict:
         m = row._mapping

@@ -1,0 +1,179 @@
+"""Events applied in date order, whatever order they arrive in: one place for the service and the replays.
+
+An event dated on or after the latest event applied to its household (the common case) is applied
+to the household's state as it is. One dated before it (an income change of 08-15 arriving after
+one of 09-01) would otherwise overwrite the newer state: instead the household is applied again
+from its first event, every event in date order (ties: the order they arrived in, their ``seq``),
+the late one in its place (``Monitor.replay_in_order``). The state, the durable-rules session and
+the alerts are then those of the events having arrived in date order:
+
+* the stored rows of the events applied again get the session operations they now made (so a
+  session rebuilt from the stored operations, in date order, is the same);
+* an alert raised again keeps its ``alert_id``, status and notes, its text and determinations
+  brought up to date; a new one is added; an alert the events no longer raise in date order is
+  closed with a note by the monitor (withdrawn), and opened again if a later replay raises it.
+
+An event that makes a later stored one impossible (a member moved out before the income change
+recorded for them) is refused, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from engine.monitor.events import Event, parse_event
+from engine.monitor.monitor import HouseholdState, Monitor, Outcome
+
+from .models import AlertRecord, MonitorEventRecord
+from .monitor_repo import Accepted, MonitorRepository
+
+_EV = MonitorEventRecord.__table__
+_AL = AlertRecord.__table__
+MONITOR = "jiuzhu-monitor"  # who withdraws or reopens an alert, in its notes
+WITHDRAWN = "按日期顺序重新应用事件后，此预警不再成立（迟到事件 {late}）/ no longer raised once events are applied in date order"
+RAISED_AGAIN = "按日期顺序重新应用事件后，此预警再次成立（迟到事件 {late}）/ raised again once events are applied in date order"
+
+Applied = tuple[Event, str, int]  # an event applied to a household, its key and seq
+
+
+@dataclass
+class Rebuild:
+    """A household applied again in date order: written with the transaction of its late event."""
+
+    household_id: str
+    late: str  # the key of the event that arrived out of order
+    outcomes: list[Outcome]  # every event of the household, in date order
+    stored: set[str] = field(default_factory=set)  # keys of events already committed (their rows are updated)
+
+    @property
+    def replayed(self) -> int:
+        """How many events dated after the late one were applied again after it."""
+        keys = [o.key for o in self.outcomes]
+        return len(keys) - keys.index(self.late) - 1
+
+
+def is_late(ev: Event, state: HouseholdState | None) -> bool:
+    return state is not None and state.last_date is not None and ev.date.isoformat() < state.last_date
+
+
+def apply(
+    mon: Monitor,
+    ev: Event,
+    state: HouseholdState | None,
+    history: Callable[[], Iterable[list]] | None,
+    applied: Callable[[], tuple[list[Applied], set[str]]],
+    prefix: str = "",
+) -> tuple[Outcome, Rebuild | None]:
+    """Apply ``ev``: as it is when it is not late, else the household again in date order.
+    ``applied`` gives the household's events applied so far (stored and not yet committed), with their
+    keys and seqs, and the keys of those stored. The outcome of a late event carries the household's
+    final state and no alerts (the ``Rebuild`` holds them all)."""
+    if not is_late(ev, state):
+        return mon.process(ev, state, history, prefix), None
+    assert state is not None
+    items, stored = applied()
+    seq = state.seq + 1
+    key = ev.event_id or f"{ev.household_id}:{seq}"
+    items = sorted([*items, (ev, key, seq)], key=lambda t: (t[0].date, t[2]))
+    outcomes = mon.replay_in_order(items, key, prefix)
+    mine = next(o for o in outcomes if o.key == key)
+    final = outcomes[-1].state
+    own = Outcome(final, key, seq, mine.ops, [], mine.evaluated, mine.changes)
+    return own, Rebuild(ev.household_id, key, outcomes, stored)
+
+
+def stored_events(repo: MonitorRepository, household_id: str) -> list[Applied]:
+    """A household's committed events as they were received (payloads re-read), with keys and seqs."""
+    out = []
+    for row in repo.events_of(household_id):
+        obj = orjson.loads(row.payload_json)
+        # ID numbers are masked in stored payloads; the monitor never keeps them in records anyway
+        hh = obj.get("household")
+        if isinstance(hh, dict) and isinstance(hh.get("members"), list):
+            obj["household"] = {**hh, "members": [_no_id(m) for m in hh["members"]]}
+        if isinstance(obj.get("member_record"), dict):
+            obj["member_record"] = _no_id(obj["member_record"])
+        if row.type == "tick" and "event_id" not in obj:
+            obj["event_id"] = row.event_key
+        ev = parse_event(obj, "", dt.date.max)
+        out.append((ev, row.event_key, row.seq))
+    return out
+
+
+def _no_id(m):
+    return {k: v for k, v in m.items() if k != "id_number"} if isinstance(m, dict) else m
+
+
+def replace_uncommitted(rb: Rebuild, pending: Iterable[Accepted]) -> None:
+    """Events of this transaction applied again: they are written with the operations they now made
+    (their alerts are written with the rebuild's)."""
+    by_key = {o.key: o for o in rb.outcomes}
+    for a in pending:
+        o = by_key.get(a.outcome.key)
+        if o is not None and a.outcome.state.household_id == rb.household_id and a.outcome.key != rb.late:
+            a.outcome = Outcome(o.state, o.key, a.outcome.seq, o.ops, [], o.evaluated, o.changes)
+
+
+def write(conn: Connection, repo: MonitorRepository, rb: Rebuild, now: dt.datetime) -> tuple[int, list[dict]]:
+    """Write a rebuild (after the transaction's events are inserted): update the stored events'
+    operations, and the household's alerts. Returns how many alerts are new, and the alerts the
+    late event's answer shows (those not stored before)."""
+    for o in rb.outcomes:
+        if o.key in rb.stored:
+            conn.execute(
+                update(_EV)
+                .where(_EV.c.household_id == rb.household_id, _EV.c.event_key == o.key)
+                .values(ops_json=orjson.dumps(o.ops).decode(), evaluated=o.evaluated)
+            )
+    raised: dict[str, dict] = {}
+    for o in rb.outcomes:
+        for a in o.alerts:
+            raised.setdefault(a["key"], a)
+    existing = {
+        r.key: r
+        for r in conn.execute(select(_AL.c.key, _AL.c.id, _AL.c.status, _AL.c.notes_json).where(_AL.c.household_id == rb.household_id))
+    }
+    keys = {o.key for o in rb.outcomes}
+    new: list[dict] = []
+    for k, a in raised.items():
+        row = existing.get(k)
+        if row is None:
+            new.append(a)
+            continue
+        values = {
+            "text": a["text"],
+            "member_id": a["member"],
+            "event_key": a["event_key"],
+            "event_type": a["event_type"],
+            "event_date": dt.date.fromisoformat(a["event_date"]),
+            "determinations_json": orjson.dumps(a["determinations"]).decode(),
+        }
+        notes = orjson.loads(row.notes_json)
+        if row.status == "closed" and notes and notes[-1].get("by") == MONITOR and notes[-1].get("withdrawn"):
+            notes.append(_note("open", RAISED_AGAIN.format(late=rb.late), now))
+            values.update(status="open", notes_json=orjson.dumps(notes).decode(), updated_at=now)
+        conn.execute(update(_AL).where(_AL.c.key == k).values(**values))
+    for k, row in existing.items():
+        if k in raised or row.status == "closed":
+            continue
+        ek = conn.execute(select(_AL.c.event_key).where(_AL.c.key == k)).scalar_one()
+        if ek not in keys:
+            continue  # not raised by an event of the household (none such today): left as it is
+        notes = [*orjson.loads(row.notes_json), {**_note("closed", WITHDRAWN.format(late=rb.late), now), "withdrawn": True}]
+        conn.execute(update(_AL).where(_AL.c.key == k).values(status="closed", notes_json=orjson.dumps(notes).decode(), updated_at=now))
+    if new:
+        conn.execute(_AL.insert(), [repo.alert_row(a, now) for a in new])
+    return len(new), new
+
+
+def _note(status: str, note: str, now: dt.datetime) -> dict:
+    return {"status": status, "note": note, "by": MONITOR, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z")}
+
+
+__all__ = ["Rebuild", "apply", "is_late", "replace_uncommitted", "stored_events", "write"]
