@@ -71,10 +71,10 @@ def test_a_late_income_change_does_not_overwrite_a_newer_one(settings, monitor_e
         _send(svc, _ev("register", "2021-08-01", "r", household=household(WORKER)))
         _send(svc, _ev("income_change", "2021-09-01", "sep", member="p1", income_type="wage", monthly="3000.00"))
         [late] = _send(svc, _ev("income_change", "2021-08-15", "aug", member="p1", income_type="wage", monthly="800.00"))
-        assert late["status"] == "recorded" and late["replayed"] == 1
         state = svc.repo.household(HID)
         p1 = state.record["members"][0]
-        assert p1["incomes"] == [{"type": "wage", "monthly": "3000.00"}]
+        assert p1["incomes"] == [{"type": "wage", "monthly": "3000.00"}]  # the 09-01 one, the newer
+        assert late["status"] == "recorded" and late["replayed"] == 1
         assert state.record["as_of"] == "2021-09-01" and state.seq == 3
         assert state.figures["monthly_income"] == 300000
 
