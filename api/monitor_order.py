@@ -27,7 +27,8 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from engine.monitor.events import Event, parse_event
+from engine.model import InputError
+from engine.monitor.events import Event, parse_event, refuse
 from engine.monitor.monitor import HouseholdState, Monitor, Outcome
 
 from .models import AlertRecord, MonitorEventRecord
@@ -99,9 +100,22 @@ def stored_events(repo: MonitorRepository, household_id: str) -> list[Applied]:
             obj["household"] = {**hh, "members": [_no_id(m) for m in hh["members"]]}
         if isinstance(obj.get("member_record"), dict):
             obj["member_record"] = _no_id(obj["member_record"])
-        if row.type == "tick" and "event_id" not in obj:
-            obj["event_id"] = row.event_key
-        ev = parse_event(obj, "", dt.date.max)
+        # the ids as stored in their columns (the payload is scrubbed of anything like an ID number)
+        obj["household_id"] = row.household_id
+        if row.member_id is not None and "member" in obj:
+            obj["member"] = row.member_id
+        if isinstance(obj.get("household"), dict) and "household_id" in obj["household"]:
+            obj["household"] = {**obj["household"], "household_id": row.household_id}
+        try:
+            ev = parse_event(obj, "", dt.date.max)
+        except InputError as e:
+            raise refuse(
+                "date",
+                f"该事件早于已记录的事件，但已记录的事件 {row.event_key} 无法重新读取，不能按日期顺序应用：{e.errors[0].message_zh}",
+                f"this event is dated before events already recorded, and the recorded event {row.event_key!r} cannot be "
+                f"read again to apply them in date order: {e.errors[0].message_en}",
+                "cannot_reorder",
+            ) from None
         out.append((ev, row.event_key, row.seq))
     return out
 

@@ -156,7 +156,8 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         stats.households += 1
         state = repo.household(hid) if hid in known else None
         stored = repo.events_of(hid) if state is not None else []  # a replay run again: what is there already
-        stored_ops = [orjson.loads(r.ops_json) for r in stored]
+        # the household's session operations in the order they apply (date, then arrival), kept up to date below
+        ops_now = [orjson.loads(r.ops_json) for r in sorted(stored, key=lambda r: (r.date, r.seq))]
         keys = {r.event_key for r in stored}
         if clock_date is not None:
             items = [*items, (0, Event(hid, "tick", clock_date, f"tick:{clock_date.isoformat()}", None, {}, None, {"household_id": hid, "type": "tick", "date": clock_date.isoformat()}))]
@@ -175,7 +176,7 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
                 stats.duplicates += 1
                 continue
             try:
-                out, rebuild = order.apply(mon, ev, state, lambda ops=stored_ops: ops, applied)
+                out, rebuild = order.apply(mon, ev, state, lambda ops=ops_now: list(ops), applied)
             except InputError as e:
                 stats.refused += 1
                 if len(stats.refusals) < 20:
@@ -184,6 +185,9 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             if rebuild is not None:
                 order.replace_uncommitted(rebuild, [a for _e, a in own])
                 rebuilds.append(rebuild)
+                ops_now[:] = [o.ops for o in rebuild.outcomes]
+            else:
+                ops_now.append(out.ops)
             acc = Accepted(out, state is None, ev.raw, ev.member, ev.type, ev.date, *caller)
             pending.append(acc)
             own.append((ev, acc))

@@ -62,6 +62,7 @@ class EventResult(_Open):
     event_key: str | None = None
     seq: int | None = None
     evaluated: bool | None = Field(default=None, description="是否因事实变化而重新认定")
+    replayed: int | None = Field(default=None, description="事件早于已记录的事件时：按日期顺序在其后重新应用的事件数")
     alerts: list[AlertOut] | None = None
     errors: list[dict[str, Any]] | None = None
 
