@@ -19,6 +19,7 @@ recorded for them) is refused, and nothing changes.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from engine.model import InputError
 from engine.monitor.events import Event, parse_event, refuse
-from engine.monitor.monitor import HouseholdState, Monitor, Outcome
+from engine.monitor.monitor import STATE_NEUTRAL, HouseholdState, Monitor, Outcome
 
 from .models import AlertRecord, MonitorEventRecord
 from .monitor_repo import Accepted, MonitorRepository
@@ -40,7 +41,7 @@ MONITOR = "jiuzhu-monitor"  # who withdraws or reopens an alert, in its notes
 WITHDRAWN = "按日期顺序重新应用事件后，此预警不再成立（迟到事件 {late}）/ no longer raised once events are applied in date order"
 RAISED_AGAIN = "按日期顺序重新应用事件后，此预警再次成立（迟到事件 {late}）/ raised again once events are applied in date order"
 
-Applied = tuple[Event, str, int]  # an event applied to a household, its key and seq
+Applied = tuple[Event, str, int, list]  # an event applied to a household, its key, seq and session operations
 
 
 @dataclass
@@ -49,8 +50,13 @@ class Rebuild:
 
     household_id: str
     late: str  # the key of the event that arrived out of order
-    outcomes: list[Outcome]  # every event of the household, in date order
+    outcomes: list[Outcome]  # the events applied again, in date order (all, or the late one and those after it)
     stored: set[str] = field(default_factory=set)  # keys of events already committed (their rows are updated)
+
+    @property
+    def applied_again(self) -> int:
+        """How many events were applied again (the late one among them)."""
+        return len(self.outcomes)
 
     @property
     def replayed(self) -> int:
@@ -73,24 +79,36 @@ def apply(
 ) -> tuple[Outcome, Rebuild | None]:
     """Apply ``ev``: as it is when it is not late, else the household again in date order.
     ``applied`` gives the household's events applied so far (stored and not yet committed), with their
-    keys and seqs, and the keys of those stored. The outcome of a late event carries the household's
-    final state and no alerts (the ``Rebuild`` holds them all)."""
+    keys, seqs and session operations, and the keys of those stored. The outcome of a late event carries
+    the household's final state and no alerts (the ``Rebuild`` holds them all)."""
     if not is_late(ev, state):
         return mon.process(ev, state, history, prefix), None
     assert state is not None
     items, stored = applied()
     seq = state.seq + 1
     key = ev.event_id or f"{ev.household_id}:{seq}"
-    items = sorted([*items, (ev, key, seq)], key=lambda t: (t[0].date, t[2]))
-    outcomes = mon.replay_in_order(items, key, prefix)
-    mine = next(o for o in outcomes if o.key == key)
+    items = sorted([*items, (ev, key, seq, None)], key=lambda t: (t[0].date, t[2]))
+    at = next(i for i, t in enumerate(items) if t[1] == key)
+    later = items[at + 1 :]
+    if at > 0 and all(t[0].type in STATE_NEUTRAL for t in later):
+        # Only ticks and hospitalisations after it (a daily tick, then an event reported a few days
+        # late): the state before the late event is the present one, and the session that of the
+        # stored operations before it; only the late event and those after it are applied again.
+        base = copy.copy(state)
+        base.last_date = max(t[0].date for t in items[:at]).isoformat()
+        outcomes = mon.replay_in_order([t[:3] for t in items[at:]], key, prefix, (base, [t[3] for t in items[:at]]))
+    else:
+        outcomes = mon.replay_in_order([t[:3] for t in items], key, prefix)
+    mine = outcomes[[o.key for o in outcomes].index(key)]
     final = outcomes[-1].state
     own = Outcome(final, key, seq, mine.ops, [], mine.evaluated, mine.changes)
     return own, Rebuild(ev.household_id, key, outcomes, stored)
 
 
-def stored_events(repo: MonitorRepository, household_id: str) -> list[Applied]:
-    """A household's committed events as they were received (payloads re-read), with keys and seqs."""
+def stored_events(repo: MonitorRepository, household_id: str, rebuilds: Iterable[Rebuild] = ()) -> list[Applied]:
+    """A household's committed events as they were received (payloads re-read), with keys, seqs and
+    operations (those of ``rebuilds`` not yet written, the latest, in place of the stored ones)."""
+    newer = {o.key: o.ops for rb in rebuilds if rb.household_id == household_id for o in rb.outcomes}
     out = []
     for row in repo.events_of(household_id):
         obj = orjson.loads(row.payload_json)
@@ -116,7 +134,8 @@ def stored_events(repo: MonitorRepository, household_id: str) -> list[Applied]:
                 f"read again to apply them in date order: {e.errors[0].message_en}",
                 "cannot_reorder",
             ) from None
-        out.append((ev, row.event_key, row.seq))
+        ops = newer.get(row.event_key)
+        out.append((ev, row.event_key, row.seq, ops if ops is not None else orjson.loads(row.ops_json)))
     return out
 
 

@@ -167,8 +167,8 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         own: list[tuple[Event, Accepted]] = []
 
         def applied(hid=hid, own=own):
-            stored_events = order.stored_events(repo, hid)
-            return [*stored_events, *((e, a.outcome.key, a.outcome.seq) for e, a in own)], {k for _e, k, _s in stored_events}
+            stored_events = order.stored_events(repo, hid, rebuilds)
+            return [*stored_events, *((e, a.outcome.key, a.outcome.seq, a.outcome.ops) for e, a in own)], {t[1] for t in stored_events}
 
         for no, ev in items:
             stats.events += 1

@@ -178,7 +178,7 @@ class MonitorService:
                 # a session dropped meanwhile is rebuilt from the stored events and those of this transaction
                 history = lambda hid=hid: [*(() if hid in reordered else self.repo.event_ops(hid)), *uncommitted.get(hid, ())]  # noqa: E731
                 try:
-                    out, rebuild = order.apply(mon, ev, st, history, lambda hid=hid: self._applied(hid, mine),
+                    out, rebuild = order.apply(mon, ev, st, history, lambda hid=hid: self._applied(hid, mine, rebuilds),
                                                f"events[{i}]" if len(req.events) > 1 else "")
                 except InputError as e:
                     req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
@@ -234,11 +234,11 @@ class MonitorService:
                         if a.get("alert_id") is None:
                             a["alert_id"] = ids.get(a["key"])
 
-    def _applied(self, hid: str, mine: dict[str, list[tuple[Event, Accepted]]]) -> tuple[list, set[str]]:
+    def _applied(self, hid: str, mine: dict[str, list[tuple[Event, Accepted]]], rebuilds: list) -> tuple[list, set[str]]:
         """A household's events applied so far: those stored, then this transaction's."""
-        stored = order.stored_events(self.repo, hid)
-        keys = {k for _e, k, _s in stored}
-        return [*stored, *((e, a.outcome.key, a.outcome.seq) for e, a in mine.get(hid, ()))], keys
+        stored = order.stored_events(self.repo, hid, (rb for rb, _res in rebuilds))
+        keys = {t[1] for t in stored}
+        return [*stored, *((e, a.outcome.key, a.outcome.seq, a.outcome.ops) for e, a in mine.get(hid, ()))], keys
 
     def _stored_result(self, row) -> dict:
         m = row._mapping

@@ -38,6 +38,9 @@ from .rules import LEVELS, MonitorBook, MonitorRule, load_monitoring
 from .session import Session, SessionPool
 
 _DEFAULT_CAUSE = {"disaster": "natural_disaster", "accident": "accident"}
+# Events that leave the household's state (record, determination, figures, dates kept) as it was,
+# but for its seq and latest date: only the session sees them.
+STATE_NEUTRAL = frozenset({"tick", "hospitalisation"})
 
 
 @dataclass
@@ -209,18 +212,29 @@ class Monitor:
             return as_of - dt.timedelta(days=EVENT_RETAIN_DAYS)
         return as_of - dt.timedelta(days=31 * int(months) + 1)
 
-    def replay_in_order(self, items: list[tuple[Event, str, int]], late: str, prefix: str = "") -> list[Outcome]:
-        """Apply a household's events again from the start, in the order given (date order, see
-        ``api/monitor_order.py``), each with its key and seq, in a new session: the state, session and
-        alerts are those of the events arriving in that order. ``late``: the key of the event that arrived
-        out of order (its errors carry ``prefix``). Raises ``InputError`` if one cannot apply (then the
-        session is dropped, to be rebuilt from what is stored)."""
+    def replay_in_order(
+        self,
+        items: list[tuple[Event, str, int]],
+        late: str,
+        prefix: str = "",
+        start: tuple[HouseholdState, list[list]] | None = None,
+    ) -> list[Outcome]:
+        """Apply a household's events again, in the order given (date order, see ``api/monitor_order.py``),
+        each with its key and seq, in a new session: the state, session and alerts are those of the events
+        arriving in that order. From the start, or from ``start``: the household's state before the first
+        of ``items`` and the session operations of the events before it. ``late``: the key of the event that
+        arrived out of order (its errors carry ``prefix``). Raises ``InputError`` if one cannot apply (then
+        the session is dropped, to be rebuilt from what is stored)."""
         hid = items[0][0].household_id
         p = (prefix + ".") if prefix else ""
         self.pool.drop(hid)
         state: HouseholdState | None = None
         out: list[Outcome] = []
         last_seq = 0
+        if start is not None:
+            state, history = start
+            last_seq = state.seq
+            self.pool.open(hid, history)
         for ev, key, seq in items:
             try:
                 o = self.process(ev, state, None, prefix if key == late else "", key, seq)

@@ -286,3 +286,36 @@ def test_the_replay_command_applies_in_date_order_as_the_service(tmp_path, monke
     for k in ("record", "summary", "meta", "seq", "alerts"):
         assert replayed[k] == served[k], k
     db.dispose()
+
+
+def test_an_event_reported_after_a_daily_tick_applies_only_what_follows_it(tmp_path, monitor_engine):
+    """Ticks and hospitalisations change no state: an event dated before them only (the common lag of
+    a report after the daily tick) is applied with them again, not the household's whole history."""
+    from api import monitor_order as order
+
+    db = make_engine(Settings(data_dir=tmp_path / "late"))
+    migrate(db)
+    ref = make_engine(Settings(data_dir=tmp_path / "ordered"))
+    migrate(ref)
+    try:
+        history = [_ev("register", "2021-08-01", "r", household=household(WORKER))]
+        history += [_ev("income_change", f"2021-{m:02d}-01", f"i{m}", member="p1", income_type="wage", monthly=f"{1000 + 100 * m}.00")
+                    for m in range(9, 13)]
+        history += [_ev("hospitalisation", "2021-12-10", "h", member="p2", cost="2000.00"), _ev("tick", "2021-12-15", "t15")]
+        late = _ev("job_lost", "2021-12-05", "lost", member="p1")
+        svc = _service(db, monitor_engine)
+        for e in history:
+            _send(svc, e)
+        st_ = svc.repo.household(HID)
+        _out, rebuild = order.apply(svc.monitor, parse_event(late), st_, None, lambda: svc._applied(HID, {}, []))
+        assert rebuild is not None and rebuild.applied_again == 3 and rebuild.replayed == 2
+        svc.monitor.pool.clear()
+        [res] = _send(svc, late)
+        assert res["replayed"] == 2
+        ordered = _service(ref, monitor_engine)
+        for e in sorted([*history, late], key=lambda e: e["date"]):
+            _send(ordered, e)
+        assert _final(db) == _final(ref)
+    finally:
+        db.dispose()
+        ref.dispose()
