@@ -65,6 +65,17 @@ class Rebuild:
         return len(keys) - keys.index(self.late) - 1
 
 
+# What a request's late events may cost: events applied again, at most this many (about ten times the
+# work of a request of 1,000 events in order). A late event beyond it is refused (`replay_budget`),
+# to be sent again in another request; a replay from the command line has no such bound.
+REPLAY_BUDGET = 10_000
+
+
+@dataclass
+class Budget:
+    left: int = field(default_factory=lambda: REPLAY_BUDGET)
+
+
 def is_late(ev: Event, state: HouseholdState | None) -> bool:
     return state is not None and state.last_date is not None and ev.date.isoformat() < state.last_date
 
@@ -76,6 +87,7 @@ def apply(
     history: Callable[[], Iterable[list]] | None,
     applied: Callable[[], tuple[list[Applied], set[str]]],
     prefix: str = "",
+    budget: Budget | None = None,
 ) -> tuple[Outcome, Rebuild | None]:
     """Apply ``ev``: as it is when it is not late, else the household again in date order.
     ``applied`` gives the household's events applied so far (stored and not yet committed), with their
@@ -84,6 +96,15 @@ def apply(
     if not is_late(ev, state):
         return mon.process(ev, state, history, prefix), None
     assert state is not None
+    if budget is not None and state.seq + 1 > budget.left:
+        p = (prefix + ".") if prefix else ""
+        raise refuse(
+            p + "date",
+            f"该事件早于已记录的事件，须按日期顺序重新应用该户的事件，但本次请求的重新应用量已达上限（{REPLAY_BUDGET}）：请另行报送",
+            f"this event is dated before events already recorded and its household must be applied again in date order, "
+            f"but this request has used up what it may apply again ({REPLAY_BUDGET} events): send it in another request",
+            "replay_budget",
+        )
     items, stored = applied()
     seq = state.seq + 1
     key = ev.event_id or f"{ev.household_id}:{seq}"
@@ -102,6 +123,8 @@ def apply(
     mine = outcomes[[o.key for o in outcomes].index(key)]
     final = outcomes[-1].state
     own = Outcome(final, key, seq, mine.ops, [], mine.evaluated, mine.changes)
+    if budget is not None:
+        budget.left -= len(outcomes)
     return own, Rebuild(ev.household_id, key, outcomes, stored)
 
 
@@ -209,4 +232,4 @@ def _note(status: str, note: str, now: dt.datetime) -> dict:
     return {"status": status, "note": note, "by": MONITOR, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z")}
 
 
-__all__ = ["Rebuild", "apply", "is_late", "replace_uncommitted", "stored_events", "write"]
+__all__ = ["Budget", "Rebuild", "apply", "is_late", "replace_uncommitted", "stored_events", "write"]

@@ -46,6 +46,7 @@ class Request:
     caller_name: str
     results: list[dict] = field(default_factory=list)
     error: str | None = None
+    replay_budget: order.Budget = field(default_factory=order.Budget)  # what its late events may cost
 
 
 def alert_out(a: dict | object) -> dict:
@@ -138,7 +139,7 @@ class MonitorService:
             log.warning("monitor tables changed underneath; reloading the households concerned")
             self._forget({e.household_id for r in requests for e in r.events})
             for r in requests:
-                r.results, r.error = [], None
+                r.results, r.error, r.replay_budget = [], None, order.Budget()
             try:
                 self._handle(requests)
             except Exception as e:
@@ -179,7 +180,7 @@ class MonitorService:
                 history = lambda hid=hid: [*(() if hid in reordered else self.repo.event_ops(hid)), *uncommitted.get(hid, ())]  # noqa: E731
                 try:
                     out, rebuild = order.apply(mon, ev, st, history, lambda hid=hid: self._applied(hid, mine, rebuilds),
-                                               f"events[{i}]" if len(req.events) > 1 else "")
+                                               f"events[{i}]" if len(req.events) > 1 else "", req.replay_budget)
                 except InputError as e:
                     req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
                     continue

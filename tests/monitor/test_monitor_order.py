@@ -149,12 +149,18 @@ def _history(seed: int, count: int, ties: int) -> list[dict]:
     return events
 
 
-def _run(tmp: Path, monitor_engine, events: list[dict]) -> tuple[dict, list, dict]:
+def _run(tmp: Path, monitor_engine, events: list[dict], chunks: random.Random | None = None) -> tuple[dict, list, dict]:
+    """Send ``events`` one per request, or (``chunks``) in requests of random sizes: a late event then
+    also meets events of its own transaction, not yet committed."""
     db = make_engine(Settings(data_dir=tmp))
     migrate(db)
     try:
         svc = _service(db, monitor_engine)
-        results = [r for e in events for r in _send(svc, e)]
+        results, i = [], 0
+        while i < len(events):
+            n = chunks.randint(1, 6) if chunks is not None else 1
+            results += _send(svc, *events[i : i + n])
+            i += n
         refused = [r for r in results if r["status"] == "refused"]
         final = _final(db)
         parsed = parse(final["record"])
@@ -195,7 +201,7 @@ def test_any_arrival_order_ends_as_the_date_order(monitor_engine, seed, count, t
         expected, refused, _ = _run(Path(a), monitor_engine, in_order)
     assume(not refused)  # a tie reordered may make one inapplicable (an income of a job not yet found...)
     with tempfile.TemporaryDirectory() as b:
-        got, refused, _ = _run(Path(b), monitor_engine, arrival)
+        got, refused, _ = _run(Path(b), monitor_engine, arrival, random.Random(shuffle) if shuffle % 2 else None)
     # an event sent before one it depends on is refused alike in any order (never here: no births or moves)
     assert not refused
     assert got["record"] == expected["record"]
@@ -319,3 +325,28 @@ def test_an_event_reported_after_a_daily_tick_applies_only_what_follows_it(tmp_p
     finally:
         db.dispose()
         ref.dispose()
+
+
+def test_what_late_events_may_cost_is_bounded_per_request(tmp_path, monkeypatch, monitor_engine):
+    """Each late event applies its household again: a request's late events may apply at most
+    REPLAY_BUDGET events again; those beyond are refused, named, and taken in another request."""
+    from api import monitor_order as order
+
+    monkeypatch.setattr(order, "REPLAY_BUDGET", 20)
+    db = make_engine(Settings(data_dir=tmp_path))
+    migrate(db)
+    try:
+        svc = _service(db, monitor_engine)
+        _send(svc, _ev("register", "2021-08-01", "r", household=household(WORKER)),
+              *[_ev("income_change", f"2021-09-{d:02d}", f"i{d}", member="p1", income_type="wage", monthly=f"{1000 + d}.00")
+                for d in range(10, 16)])
+        late = [_ev("job_found", f"2021-09-0{d}", f"late{d}", member="p2", monthly="500.00") for d in (2, 3, 4)]
+        results = _send(svc, *late)
+        # 7 events stored: the first late one applies 8, the second 9; the third would pass 20
+        assert [r["status"] for r in results] == ["recorded", "recorded", "refused"]
+        assert results[2]["errors"][0]["code"] == "replay_budget" and results[2]["errors"][0]["field"] == "events[2].date"
+        [again] = _send(svc, late[2])
+        assert again["status"] == "recorded" and again["replayed"] == 6
+        assert svc.repo.household(HID).seq == 10
+    finally:
+        db.dispose()
