@@ -15,6 +15,7 @@ from helpers import WORKER, household
 from hypothesis import HealthCheck, Phase, assume, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from test_monitor_http import app_client, keys  # noqa: F401  (the app with its embedded monitor, API keys)
 from test_monitor_storage import settings  # noqa: F401  (the sqlite / postgresql fixture)
 
 from api.db import make_engine, migrate
@@ -350,3 +351,24 @@ def test_what_late_events_may_cost_is_bounded_per_request(tmp_path, monkeypatch,
         assert svc.repo.household(HID).seq == 10
     finally:
         db.dispose()
+
+
+def test_a_late_event_through_http_with_id_numbers_masked_in_the_stored_ones(app_client, keys):  # noqa: F811
+    """POST /v1/events: the stored registration (its ID number masked) is read again for the replay."""
+    from engine.model import id_check_digit
+
+    idn = "21010219800301001" + id_check_digit("21010219800301001")
+    rec = household(WORKER)
+    rec["members"][0]["id_number"] = idn
+    h = keys["caseworker"]
+    assert app_client.post("/v1/events", json=_ev("register", "2021-08-01", "r", household=rec), headers=h).status_code == 200
+    sep = _ev("income_change", "2021-09-01", "sep", member="p1", income_type="wage", monthly="3000.00")
+    assert app_client.post("/v1/events", json=sep, headers=h).status_code == 200
+    aug = _ev("income_change", "2021-08-15", "aug", member="p1", income_type="wage", monthly="800.00")
+    r = app_client.post("/v1/events", json={"events": [aug]}, headers=h)
+    assert r.status_code == 200, r.text
+    [res] = r.json()["results"]
+    assert res["status"] == "recorded" and res["replayed"] == 1 and res["seq"] == 3
+    repo = app_client.app.state.monitor.service.repo
+    assert repo.household(HID).record["members"][0]["incomes"] == [{"type": "wage", "monthly": "3000.00"}]
+    assert idn not in repo.household_row(HID).record_json
