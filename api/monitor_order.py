@@ -128,6 +128,30 @@ def apply(
     return own, Rebuild(ev.household_id, key, outcomes, stored)
 
 
+def apply_all(
+    mon: Monitor,
+    evs: list[Event],
+    state: HouseholdState,
+    applied: Callable[[], tuple[list[Applied], set[str]]],
+) -> Rebuild | None:
+    """Several late events of one household (a replayed file of older events): the household applied
+    again once with all of them, in date order, instead of once for each. None (nothing changed) when
+    one of them, or a later stored event, does not apply: then they are applied one by one, which
+    names the one refused. The rebuild's ``late`` is the earliest of them."""
+    items, stored = applied()
+    seq, new = state.seq, []
+    for ev in evs:
+        seq += 1
+        new.append((ev, ev.event_id or f"{ev.household_id}:{seq}", seq, None))
+    ordered = sorted([*items, *new], key=lambda t: (t[0].date, t[2]))
+    try:
+        outcomes = mon.replay_in_order([t[:3] for t in ordered], "")
+    except InputError:
+        return None
+    first = next(t[1] for t in ordered if t[2] > state.seq)
+    return Rebuild(evs[0].household_id, first, outcomes, stored)
+
+
 def stored_events(repo: MonitorRepository, household_id: str, rebuilds: Iterable[Rebuild] = ()) -> list[Applied]:
     """A household's committed events as they were received (payloads re-read), with keys, seqs and
     operations (those of ``rebuilds`` not yet written, the latest, in place of the stored ones)."""
@@ -232,4 +256,4 @@ def _note(status: str, note: str, now: dt.datetime) -> dict:
     return {"status": status, "note": note, "by": MONITOR, "at": now.isoformat(timespec="seconds").replace("+00:00", "Z")}
 
 
-__all__ = ["Budget", "Rebuild", "apply", "is_late", "replace_uncommitted", "stored_events", "write"]
+__all__ = ["Budget", "Rebuild", "apply", "apply_all", "is_late", "replace_uncommitted", "stored_events", "write"]

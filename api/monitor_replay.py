@@ -28,6 +28,7 @@ import orjson
 
 from engine.model import InputError
 from engine.monitor.events import Event, parse_event, today
+from engine.monitor.monitor import Outcome
 
 from . import monitor_order as order
 
@@ -42,13 +43,14 @@ class ReplayStats:
     alerts: int = 0
     households: int = 0
     transactions: int = 0
+    replays: int = 0  # households applied again in date order (events dated before stored ones)
     seconds_read: float = 0.0
     seconds_process: float = 0.0
     seconds_write: float = 0.0
     refusals: list[str] = field(default_factory=list)  # first few, "line N: field: message"
 
     def add(self, o: ReplayStats) -> None:
-        for k in ("events", "recorded", "duplicates", "refused", "evaluated", "alerts", "households", "transactions"):
+        for k in ("events", "recorded", "duplicates", "refused", "evaluated", "alerts", "households", "transactions", "replays"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for k in ("seconds_read", "seconds_process", "seconds_write"):
             setattr(self, k, max(getattr(self, k), getattr(o, k)))
@@ -170,6 +172,29 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             stored_events = order.stored_events(repo, hid, rebuilds)
             return [*stored_events, *((e, a.outcome.key, a.outcome.seq, a.outcome.ops) for e, a in own)], {t[1] for t in stored_events}
 
+        # several events dated before the stored ones (a file of older events): one replay for them all
+        late = [(no, ev) for no, ev in items if order.is_late(ev, state)]
+        if len(late) > 1:
+            ids = [ev.event_id for _no, ev in late if ev.event_id is not None]
+            if len(set(ids)) == len(ids) and not keys.intersection(ids):
+                rb = order.apply_all(mon, [ev for _no, ev in late], state, applied)
+                if rb is not None:
+                    final = rb.outcomes[-1].state
+                    mine = {o.key: o for o in rb.outcomes if o.seq > state.seq}
+                    for (_no, ev), o in zip(late, sorted(mine.values(), key=lambda o: o.seq), strict=True):
+                        out = Outcome(final, o.key, o.seq, o.ops, [], o.evaluated, o.changes)
+                        acc = Accepted(out, False, ev.raw, ev.member, ev.type, ev.date, *caller)
+                        pending.append(acc)
+                        own.append((ev, acc))
+                        keys.add(o.key)
+                        stats.events += 1
+                        stats.recorded += 1
+                        stats.evaluated += o.evaluated
+                    rebuilds.append(rb)
+                    stats.replays += 1
+                    ops_now[:] = [o.ops for o in rb.outcomes]
+                    state = final
+                    items = items[len(late):]
         for no, ev in items:
             stats.events += 1
             if ev.event_id is not None and ev.event_id in keys:
@@ -185,6 +210,7 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             if rebuild is not None:
                 order.replace_uncommitted(rebuild, [a for _e, a in own])
                 rebuilds.append(rebuild)
+                stats.replays += 1
                 ops_now[:] = [o.ops for o in rebuild.outcomes]
             else:
                 ops_now.append(out.ops)

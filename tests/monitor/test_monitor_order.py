@@ -280,13 +280,23 @@ def test_the_replay_command_applies_in_date_order_as_the_service(tmp_path, monke
     # a second file with events dated before the stored ones: applied in date order
     path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in evs[2:]))
     stats = replay(path, workers=1)
-    assert stats.recorded == 2 and stats.refused == 0
+    assert stats.recorded == 2 and stats.refused == 0 and stats.replays == 1  # one replay for both
+    # a file whose older events cannot all apply (p2 moved out before the stored 08-20 hospitalisation):
+    # applied one by one then, the one that cannot apply refused and named
+    more = [
+        _ev("member_moved_out", "2021-08-16", "out", member="p2"),
+        _ev("job_found", "2021-08-10", "job", member="p1", monthly="500.00"),
+    ]
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in more))
+    stats = replay(path, workers=1)
+    assert (stats.recorded, stats.refused, stats.replays) == (1, 1, 1)
+    assert "line 1: date:" in stats.refusals[0] and "h1" in stats.refusals[0]
     replayed = _final(make_engine(Settings(data_dir=tmp_path / "replayed")))
 
     db = make_engine(Settings(data_dir=tmp_path / "served"))
     migrate(db)
     svc = _service(db, monitor_engine)
-    for e in evs:
+    for e in [*evs, more[1], more[0]]:
         _send(svc, e)
     served = _final(db)
     assert replayed["record"]["members"][0]["incomes"] == [{"type": "wage", "monthly": "3000.00"}]
