@@ -2,8 +2,10 @@
 
 Households are independent (no rule reads two households), so the replay
 partitions them over worker processes (``--workers``, default: one per CPU) by
-a hash of ``household_id``; each worker applies its households' events in file
-order, one household at a time (so that one durable-rules session is live per
+a hash of ``household_id``; each worker applies its households' events in date
+order (ties: file order; an event dated before the household's stored ones makes
+it be applied again in date order, as in the service: ``api/monitor_order.py``),
+one household at a time (so that one durable-rules session is live per
 household while its events are applied), and commits every ``--batch`` events
 in one transaction. The whole file is validated first: a malformed event
 refuses the file (every bad line named) and nothing is written. An event that
@@ -26,6 +28,9 @@ import orjson
 
 from engine.model import InputError
 from engine.monitor.events import Event, parse_event, pseudonymous, today
+from engine.monitor.monitor import Outcome
+
+from . import monitor_order as order
 
 
 @dataclass
@@ -38,13 +43,14 @@ class ReplayStats:
     alerts: int = 0
     households: int = 0
     transactions: int = 0
+    replays: int = 0  # households applied again in date order (events dated before stored ones)
     seconds_read: float = 0.0
     seconds_process: float = 0.0
     seconds_write: float = 0.0
     refusals: list[str] = field(default_factory=list)  # first few, "line N: field: message"
 
     def add(self, o: ReplayStats) -> None:
-        for k in ("events", "recorded", "duplicates", "refused", "evaluated", "alerts", "households", "transactions"):
+        for k in ("events", "recorded", "duplicates", "refused", "evaluated", "alerts", "households", "transactions", "replays"):
             setattr(self, k, getattr(self, k) + getattr(o, k))
         for k in ("seconds_read", "seconds_process", "seconds_write"):
             setattr(self, k, max(getattr(self, k), getattr(o, k)))
@@ -140,6 +146,7 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
     mon, repo = service.monitor, service.repo
     groups = _pseudonymous_groups(groups, repo.id_secret)
     pending: list[Accepted] = []
+    rebuilds: list = []  # households applied again in date order (an event dated before stored ones)
     t_write = 0.0
 
     def flush() -> None:
@@ -148,11 +155,15 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             return
         t = time.perf_counter()
         rows = repo.rows(pending, mon.version, dt.datetime.now(dt.UTC))  # outside the write lock
+        now = dt.datetime.now(dt.UTC)
         with writing(db) as conn, conn.begin():
             stats.alerts += repo.write_rows(conn, rows)
+            for rb in rebuilds:
+                stats.alerts += order.write(conn, repo, rb, now)[0]
         t_write += time.perf_counter() - t
         stats.transactions += 1
         pending.clear()
+        rebuilds.clear()
 
     t1 = time.perf_counter()
     known = repo.household_ids()  # one query instead of one per household (most are new in a bulk replay)
@@ -160,23 +171,65 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
         stats.households += 1
         state = repo.household(hid) if hid in known else None
         stored = repo.events_of(hid) if state is not None else []  # a replay run again: what is there already
-        stored_ops = [orjson.loads(r.ops_json) for r in stored]
+        # the household's session operations in the order they apply (date, then arrival), kept up to date below
+        ops_now = [orjson.loads(r.ops_json) for r in sorted(stored, key=lambda r: (r.date, r.seq))]
         keys = {r.event_key for r in stored}
         if clock_date is not None:
             items = [*items, (0, Event(hid, "tick", clock_date, f"tick:{clock_date.isoformat()}", None, {}, None, {"household_id": hid, "type": "tick", "date": clock_date.isoformat()}))]
+        # applied in date order (ties: file order), as the service applies them (api/monitor_order.py):
+        # sorted here, only an event dated before the stored ones makes the household be applied again
+        items.sort(key=lambda t: t[1].date)
+        own: list[tuple[Event, Accepted]] = []
+
+        def applied(hid=hid, own=own):
+            stored_events = order.stored_events(repo, hid, rebuilds)
+            return [*stored_events, *((e, a.outcome.key, a.outcome.seq, a.outcome.ops) for e, a in own)], {t[1] for t in stored_events}
+
+        # several events dated before the stored ones (a file of older events): one replay for them all
+        late = [(no, ev) for no, ev in items if order.is_late(ev, state)]
+        if len(late) > 1:
+            ids = [ev.event_id for _no, ev in late if ev.event_id is not None]
+            if len(set(ids)) == len(ids) and not keys.intersection(ids):
+                rb = order.apply_all(mon, [ev for _no, ev in late], state, applied)
+                if rb is not None:
+                    final = rb.outcomes[-1].state
+                    mine = {o.key: o for o in rb.outcomes if o.seq > state.seq}
+                    for (_no, ev), o in zip(late, sorted(mine.values(), key=lambda o: o.seq), strict=True):
+                        out = Outcome(final, o.key, o.seq, o.ops, [], o.evaluated, o.changes)
+                        acc = Accepted(out, False, ev.raw, ev.member, ev.type, ev.date, *caller)
+                        pending.append(acc)
+                        own.append((ev, acc))
+                        keys.add(o.key)
+                        stats.events += 1
+                        stats.recorded += 1
+                        stats.evaluated += o.evaluated
+                    rebuilds.append(rb)
+                    stats.replays += 1
+                    ops_now[:] = [o.ops for o in rb.outcomes]
+                    state = final
+                    items = items[len(late):]
         for no, ev in items:
             stats.events += 1
             if ev.event_id is not None and ev.event_id in keys:
                 stats.duplicates += 1
                 continue
             try:
-                out = mon.process(ev, state, lambda ops=stored_ops: ops)
+                out, rebuild = order.apply(mon, ev, state, lambda ops=ops_now: list(ops), applied)
             except InputError as e:
                 stats.refused += 1
                 if len(stats.refusals) < 20:
                     stats.refusals.extend(f"line {no}: {x.field}: {x.message_zh} ({x.message_en})" for x in e.errors)
                 continue
-            pending.append(Accepted(out, state is None, ev.raw, ev.member, ev.type, ev.date, *caller))
+            if rebuild is not None:
+                order.replace_uncommitted(rebuild, [a for _e, a in own])
+                rebuilds.append(rebuild)
+                stats.replays += 1
+                ops_now[:] = [o.ops for o in rebuild.outcomes]
+            else:
+                ops_now.append(out.ops)
+            acc = Accepted(out, state is None, ev.raw, ev.member, ev.type, ev.date, *caller)
+            pending.append(acc)
+            own.append((ev, acc))
             state = out.state
             keys.add(out.key)
             stats.recorded += 1

@@ -114,9 +114,10 @@ class MonitorRepository:
             return [r[0] for r in c.execute(q.order_by(_HH.c.household_id).limit(limit))]
 
     def event_ops(self, household_id: str) -> list[list]:
-        """The operations of every stored event of a household, oldest first (to rebuild its session)."""
+        """The operations of every stored event of a household, in the order they apply: by date, then
+        as they arrived (to rebuild its session; see api/monitor_order.py)."""
         with self.engine.connect() as c:
-            rows = c.execute(select(_EV.c.ops_json).where(_EV.c.household_id == household_id).order_by(_EV.c.seq))
+            rows = c.execute(select(_EV.c.ops_json).where(_EV.c.household_id == household_id).order_by(_EV.c.date, _EV.c.seq))
             return [orjson.loads(r[0]) for r in rows]
 
     def event_by_key(self, household_id: str, key: str, conn: Connection | None = None):

@@ -36,6 +36,7 @@ from engine.model import InputError
 from engine.monitor.events import Event, pseudonymous
 from engine.monitor.monitor import HouseholdState, Monitor
 
+from . import monitor_order as order
 from .auth import out_of_scope
 from .db import writing
 from .errors import Unrecordable, error_item, is_bad_data
@@ -53,6 +54,9 @@ class _Applied:
     touched: dict[str, HouseholdState] = field(default_factory=dict)
     seen_keys: dict[tuple[str, str], dict] = field(default_factory=dict)
     uncommitted: dict[str, list[list]] = field(default_factory=dict)
+    mine: dict[str, list[tuple[Event, Accepted]]] = field(default_factory=dict)  # these events, per household
+    reordered: set[str] = field(default_factory=set)  # households applied again in date order: their ops are all in `uncommitted`
+    rebuilds: list[tuple[order.Rebuild, dict]] = field(default_factory=list)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class Request:
     pseudonymous: bool = False  # its ids already carry masked ID numbers (``pseudonymous``)
     done: int = 0  # events applied so far (a large request is applied a slice at a time, api/monitor_turns.py)
     applied: _Applied = field(default_factory=_Applied)
+    replay_budget: order.Budget = field(default_factory=order.Budget)  # what its late events may cost
 
     @property
     def finished(self) -> bool:
@@ -78,6 +83,7 @@ class Request:
 
     def reset(self) -> None:
         self.results, self.error, self.done, self.applied = [], None, 0, _Applied()
+        self.replay_budget = order.Budget()
 
 
 def alert_out(a: dict | object) -> dict:
@@ -271,10 +277,10 @@ class MonitorService:
                     continue
             st = w.touched.get(hid) or self._state(hid)
             # a session dropped meanwhile is rebuilt from the stored events and those applied but not yet committed
-            history = lambda hid=hid: [*self.repo.event_ops(hid), *w.uncommitted.get(hid, ())]  # noqa: E731
+            history = lambda hid=hid: [*(() if hid in w.reordered else self.repo.event_ops(hid)), *w.uncommitted.get(hid, ())]  # noqa: E731
             prefix = f"events[{i}]" if len(req.events) > 1 else ""
             try:
-                out = mon.process(ev, st, history, prefix)
+                out, rebuild = order.apply(mon, ev, st, history, lambda hid=hid: self._applied(hid, w), prefix, req.replay_budget)
             except InputError as e:
                 req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": e.to_dict()["errors"]})
                 continue
@@ -286,8 +292,15 @@ class MonitorService:
                 req.results.append({"index": i, "status": "refused", "household_id": hid, "errors": [item]})
                 continue
             w.touched[hid] = out.state
-            w.uncommitted.setdefault(hid, []).append(out.ops)
-            w.accepted.append(Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name))
+            if rebuild is not None:
+                order.replace_uncommitted(rebuild, [a for _e, a in w.mine.get(hid, ())])
+                w.uncommitted[hid] = [o.ops for o in rebuild.outcomes]
+                w.reordered.add(hid)
+            else:
+                w.uncommitted.setdefault(hid, []).append(out.ops)
+            acc = Accepted(out, st is None, ev.raw, ev.member, ev.type, ev.date, req.caller_key_id, req.caller_name)
+            w.accepted.append(acc)
+            w.mine.setdefault(hid, []).append((ev, acc))
             res = {
                 "index": i,
                 "status": "recorded",
@@ -299,6 +312,9 @@ class MonitorService:
                 "evaluated": out.evaluated,
                 "alerts": [alert_out(a) for a in out.alerts],
             }
+            if rebuild is not None:
+                res["replayed"] = rebuild.replayed
+                w.rebuilds.append((rebuild, res))
             if ev.event_id is not None:
                 w.seen_keys[(hid, ev.event_id)] = res
             req.results.append(res)
@@ -313,6 +329,9 @@ class MonitorService:
         try:
             with writing(self.repo.engine) as conn, conn.begin():
                 self.repo.write(conn, accepted, self.monitor.version, now)
+                for rebuild, res in (rb for w in applied for rb in w.rebuilds):
+                    _n, shown = order.write(conn, self.repo, rebuild, now)
+                    res["alerts"] = [*res["alerts"], *(alert_out(a) for a in shown)]
         except BaseException:
             self._forget(touched)
             raise
@@ -349,6 +368,12 @@ class MonitorService:
         except InputError as e:
             return e.to_dict()["errors"]
         raise AssertionError("an event for a household outside the caller's scope was not refused")
+
+    def _applied(self, hid: str, w: _Applied) -> tuple[list, set[str]]:
+        """A household's events applied so far: those stored, then those applied but not yet committed."""
+        stored = order.stored_events(self.repo, hid, (rb for rb, _res in w.rebuilds))
+        keys = {t[1] for t in stored}
+        return [*stored, *((e, a.outcome.key, a.outcome.seq, a.outcome.ops) for e, a in w.mine.get(hid, ()))], keys
 
     def _stored_result(self, row) -> dict:
         m = row._mapping

@@ -62,6 +62,7 @@ class EventResult(_Open):
     event_key: str | None = None
     seq: int | None = None
     evaluated: bool | None = Field(default=None, description="是否因事实变化而重新认定")
+    replayed: int | None = Field(default=None, description="事件早于已记录的事件时：按日期顺序在其后重新应用的事件数")
     alerts: list[AlertOut] | None = None
     errors: list[dict[str, Any]] | None = None
 
@@ -117,7 +118,9 @@ def _unavailable() -> ApiError:
         "请求体为一个事件，或 `{\"events\": [...]}`（最多1000个，按顺序处理）。每个事件写入数据库后才返回。"
         "首次报送某户须为 `register` 事件（附家庭记录）。带 `event_id` 的事件重复报送时不会重复处理"
         "（`status: duplicate`，返回第一次的结果）。事件格式有误返回 422（逐项列出字段）；"
-        "多个事件时，引用未登记家庭或不存在成员的事件单独拒绝（`status: refused`）。角色：window、caseworker、admin。"
+        "多个事件时，引用未登记家庭或不存在成员的事件单独拒绝（`status: refused`）。"
+        "事件按日期顺序生效：日期早于该户已记录事件的事件，会使该户事件按日期顺序重新应用（`replayed`：其后重新应用的事件数）。"
+        "角色：window、caseworker、admin。"
     ),
     response_model=None,
     responses={200: {"model": EventResult | EventBatchResult, "description": "处理结果与预警"}, **errors(401, 403, 413, 422, 503)},

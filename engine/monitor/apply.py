@@ -12,12 +12,18 @@ import datetime as dt
 from typing import Any
 
 from ..model import FieldError, InputError
-from ..money import fmt_money
+from ..money import fmt_money, parse_money
 from ..validate import Parsed, parse
 from .events import Event, refuse
 
-# Disaster and accident events stay on the record this long (临时救助 looks back 3 months).
+# Disaster and accident events stay on the record this long when the locality sets no window for
+# 临时救助 (it looks back temporary.event_window_months; the monitor keeps what that window needs).
 EVENT_RETAIN_DAYS = 366
+# Event types that add an item to the record's ``events`` (what 临时救助 reads).
+EVENT_ADDING = frozenset({"illness_diagnosed", "disaster", "accident"})
+# A household's ``events`` holds at most this many items (engine/validate.py): the monitor's own
+# record must stay within it, however many events arrive, or valid events would be refused.
+MAX_RECORD_EVENTS = 200
 # Events that do not change what the programs read: no re-evaluation.
 NO_FACT_CHANGE = frozenset({"hospitalisation", "review_completed", "tick"})
 
@@ -66,10 +72,12 @@ def _find(rec: dict, member: str, path: str, hid: str) -> int:
     raise refuse(path, f"成员 {member} 不在家庭 {hid} 的记录中", f"member {member!r} is not in household {hid!r}", "unknown_member")
 
 
-def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | None = None) -> tuple[dict, Parsed | None]:
+def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | None = None,
+                keep_from: dt.date | None = None) -> tuple[dict, Parsed | None]:
     """The record after ``ev``, and its validated form when the programs must be re-evaluated: None when
     the event changes nothing they read (then the record, ``as_of`` included, stays as it was).
-    ``previous``: the validated form of ``record`` if at hand (its unchanged members are not validated again)."""
+    ``previous``: the validated form of ``record`` if at hand (its unchanged members are not validated again).
+    ``keep_from``: the earliest date of ``events`` the programs can still read (older items are dropped)."""
     p = (prefix + ".") if prefix else ""
     if ev.type in NO_FACT_CHANGE:
         if ev.member is not None:
@@ -98,12 +106,12 @@ def apply_event(record: dict, ev: Event, prefix: str = "", previous: Parsed | No
     elif t == "illness_diagnosed":
         m["serious_illness"] = True
         if "cost" in d:
-            _add_event(rec, {"type": "serious_illness", "date": ev.date.isoformat(), "loss": fmt_money(d["cost"])})
+            _add_event(rec, {"type": "serious_illness", "date": ev.date.isoformat(), "loss": fmt_money(d["cost"])}, keep_from)
     elif t in ("disability_certified", "disability_regraded"):
         m["disability"] = {"category": d["category"], "grade": d["grade"]}
     elif t in ("disaster", "accident"):
         cause = d.get("cause") or ("natural_disaster" if t == "disaster" else "accident")
-        _add_event(rec, {"type": cause, "date": ev.date.isoformat(), "loss": fmt_money(d["loss"])})
+        _add_event(rec, {"type": cause, "date": ev.date.isoformat(), "loss": fmt_money(d["loss"])}, keep_from)
     elif t == "death":
         if "deceased" in m.get("status", ()):
             raise refuse(p + "member", f"成员 {ev.member} 已登记死亡", f"member {ev.member!r} is already recorded as deceased", "already_deceased")
@@ -174,9 +182,43 @@ def _set(m: dict, key: str, value: Any, default: Any) -> None:
         m[key] = value
 
 
-def _add_event(rec: dict, item: dict) -> None:
-    cutoff = (dt.date.fromisoformat(rec["as_of"]) - dt.timedelta(days=EVENT_RETAIN_DAYS)).isoformat()
-    rec["events"] = [*[e for e in rec.get("events", []) if e.get("date", "") >= cutoff], item]
+def _add_event(rec: dict, item: dict, keep_from: dt.date | None = None) -> None:
+    """Add an item to ``events``, keeping the list bounded: only items the programs can still read
+    (dated ``keep_from`` or later), and one item per date, type and place, its loss the sum of theirs
+    (临时救助 reads the count of recent events only as ``> 0``, and the sum of their losses)."""
+    if keep_from is None:
+        keep_from = dt.date.fromisoformat(rec["as_of"]) - dt.timedelta(days=EVENT_RETAIN_DAYS)
+    cutoff = keep_from.isoformat()
+    merged: dict[tuple, dict] = {}
+    for e in [*rec.get("events", []), item]:
+        if e.get("date", "") < cutoff:
+            continue
+        k = (e.get("date"), e.get("type"), e.get("locality"))
+        have = merged.get(k)
+        if have is None:
+            merged[k] = e
+        elif "loss" in have and "loss" in e:
+            merged[k] = {**have, "loss": fmt_money(parse_money(have["loss"]) + parse_money(e["loss"]))}
+        else:
+            merged[len(merged), *k] = e  # an item without a loss is kept as it is
+    events = list(merged.values())
+    if len(events) > MAX_RECORD_EVENTS:
+        events = _fold(events)
+    rec["events"] = events
+
+
+def _fold(events: list[dict]) -> list[dict]:
+    """A window longer than MAX_RECORD_EVENTS distinct dates (a locality's long 临时救助 window and an
+    emergency nearly every day): the oldest items are folded into the oldest one kept, dated as it. The
+    sum of losses read is then never smaller than it was; a folded loss is read until that date leaves
+    the window, a little longer than its own date would allow (never less)."""
+    events = sorted(events, key=lambda e: e.get("date", ""))
+    cut = len(events) - MAX_RECORD_EVENTS + 1
+    old, keep = events[:cut], events[cut:]
+    loss = sum((parse_money(e["loss"]) for e in old if "loss" in e), start=parse_money("0"))
+    first = keep[0]
+    keep[0] = {**first, "loss": fmt_money(parse_money(first.get("loss", "0")) + loss)}
+    return keep
 
 
 def _start(rec: dict, m: dict | None, d: dict[str, Any]) -> None:

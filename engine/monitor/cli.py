@@ -106,6 +106,8 @@ def tick_cmd(date_, locality: str | None, data_dir, database_url) -> None:
             key = f"tick:{day.isoformat()}"
             if repo.event_by_key(hid, key) is not None:
                 continue
+            if state.last_date is not None and state.last_date > day.isoformat():
+                continue  # its clock is past that day already (events are applied in date order)
             ev = Event(hid, "tick", day, key, None, {}, None, {"household_id": hid, "type": "tick", "date": day.isoformat()})
             out = mon.process(ev, state, lambda hid=hid: repo.event_ops(hid))
             mon.drop(hid)

@@ -32,12 +32,15 @@ from ..evaluate import Engine
 from ..model import InputError
 from ..money import cents_of, to_cents, yuan_text
 from ..rules import load_rulebook
-from .apply import apply_event, register
+from .apply import EVENT_ADDING, EVENT_RETAIN_DAYS, apply_event, register
 from .events import CAUSE_LABELS, Event, refuse
 from .rules import LEVELS, MonitorBook, MonitorRule, load_monitoring
 from .session import Session, SessionPool
 
 _DEFAULT_CAUSE = {"disaster": "natural_disaster", "accident": "accident"}
+# Events that leave the household's state (record, determination, figures, dates kept) as it was,
+# but for its seq and latest date: only the session sees them.
+STATE_NEUTRAL = frozenset({"tick", "hospitalisation"})
 
 
 @dataclass
@@ -54,6 +57,7 @@ class HouseholdState:
     gradual_exit_start: str | None = None
     seq: int = 0  # events applied
     last_income: int | None = None  # per-capita income (fen) of the session's latest income fact
+    last_date: str | None = None  # the latest event date applied: an event dated before it is applied in date order
 
     def meta(self) -> dict:
         return {
@@ -62,6 +66,7 @@ class HouseholdState:
             "gradual_exit_start": self.gradual_exit_start,
             "last_income": self.last_income,
             "figures": self.figures,
+            "last_date": self.last_date,
         }
 
     @classmethod
@@ -77,6 +82,8 @@ class HouseholdState:
             meta.get("gradual_exit_start"),
             seq,
             meta.get("last_income"),
+            # records stored before last_date was kept: the date of their latest re-evaluation
+            meta.get("last_date") or record.get("as_of"),
         )
 
 
@@ -157,10 +164,13 @@ class Monitor:
         state: HouseholdState | None,
         history: Callable[[], Iterable[list]] | None = None,
         prefix: str = "",
+        key: str | None = None,
+        seq: int | None = None,
     ) -> Outcome:
         """Apply ``ev`` to ``state`` (None: not registered). ``history`` gives the household's stored
-        op lists, oldest first, when its session is not live in this process. Raises ``InputError``
-        (nothing changed) for an event that cannot apply."""
+        op lists, in the order they were applied, when its session is not live in this process. Raises
+        ``InputError`` (nothing changed) for an event that cannot apply. ``key`` and ``seq``: those the
+        event already has (it is applied again, in date order: ``replay_in_order``)."""
         p = (prefix + ".") if prefix else ""
         live = self.pool.get(ev.household_id)
         if state is not None and ev.date.isoformat() < state.registered and ev.type != "tick":  # a clock never moves back
@@ -180,7 +190,8 @@ class Monitor:
                 "unknown_household",
             )
         else:
-            record, parsed = apply_event(state.record, ev, prefix, live.parsed if live is not None else None)
+            keep_from = self._events_from(state.record, ev) if ev.type in EVENT_ADDING else None
+            record, parsed = apply_event(state.record, ev, prefix, live.parsed if live is not None else None, keep_from)
         if state is not None and state.locality != record["locality"]:
             # a household that moved is a new registration where it now lives
             raise refuse(p + "household.locality", "不能更改家庭的行政区划；迁居的家庭请在新地区重新登记", "a household's locality cannot change")
@@ -190,7 +201,7 @@ class Monitor:
         if s is None:
             s = self.pool.open(ev.household_id, history() if (history is not None and state is not None) else ())
         try:
-            out = self._run(ev, state, record, det, s)
+            out = self._run(ev, state, record, det, s, key, seq)
             if parsed is not None:
                 s.parsed = parsed
             return out
@@ -198,12 +209,68 @@ class Monitor:
             self.pool.drop(ev.household_id)  # its session may be half-changed: rebuild it next time
             raise
 
-    def _run(self, ev: Event, state: HouseholdState | None, record: dict, det: dict | None, s: Session) -> Outcome:
+    def _events_from(self, record: dict, ev: Event) -> dt.date:
+        """The earliest date of the record's ``events`` that the programs can still read once ``ev`` is
+        applied: 临时救助 looks back ``temporary.event_window_months`` from ``as_of`` (a month counted as
+        31 days, one day spare), and ``as_of`` never goes back, so older ones are let go."""
+        as_of = max(dt.date.fromisoformat(record["as_of"]), ev.date)
+        months = self.engine.policies.resolve(record["locality"], as_of).values.get("temporary.event_window_months")
+        if months is None:
+            return as_of - dt.timedelta(days=EVENT_RETAIN_DAYS)
+        return as_of - dt.timedelta(days=31 * int(months) + 1)
+
+    def replay_in_order(
+        self,
+        items: list[tuple[Event, str, int]],
+        late: str,
+        prefix: str = "",
+        start: tuple[HouseholdState, list[list]] | None = None,
+    ) -> list[Outcome]:
+        """Apply a household's events again, in the order given (date order, see ``api/monitor_order.py``),
+        each with its key and seq, in a new session: the state, session and alerts are those of the events
+        arriving in that order. From the start, or from ``start``: the household's state before the first
+        of ``items`` and the session operations of the events before it. ``late``: the key of the event that
+        arrived out of order (its errors carry ``prefix``). Raises ``InputError`` if one cannot apply (then
+        the session is dropped, to be rebuilt from what is stored)."""
+        hid = items[0][0].household_id
+        p = (prefix + ".") if prefix else ""
+        self.pool.drop(hid)
+        state: HouseholdState | None = None
+        out: list[Outcome] = []
+        last_seq = 0
+        if start is not None:
+            state, history = start
+            last_seq = state.seq
+            self.pool.open(hid, history)
+        for ev, key, seq in items:
+            try:
+                o = self.process(ev, state, None, prefix if key == late else "", key, seq)
+            except InputError as e:
+                self.pool.drop(hid)
+                if key == late:
+                    raise
+                why = "; ".join(f"{x.message_zh}" for x in e.errors)
+                why_en = "; ".join(f"{x.field}: {x.message_en}" for x in e.errors)
+                raise refuse(
+                    p + "date",
+                    f"该事件早于已记录的事件；按日期顺序应用时，其后的事件 {key}（{ev.date.isoformat()}，{ev.type}）不再成立：{why}",
+                    f"this event is dated before events already recorded; applied in date order, the later event "
+                    f"{key!r} ({ev.date.isoformat()}, {ev.type}) no longer applies: {why_en}",
+                    "conflicts_with_later_event",
+                ) from None
+            last_seq = max(last_seq, seq)
+            o.state.seq = last_seq
+            state = o.state
+            out.append(o)
+        return out
+
+    def _run(self, ev: Event, state: HouseholdState | None, record: dict, det: dict | None, s: Session,
+             key: str | None = None, seq: int | None = None) -> Outcome:
         pool = self.pool
         hid = ev.household_id
         day = ev.date.toordinal()
-        seq = (state.seq if state else 0) + 1
-        key = ev.event_id or f"{hid}:{seq}"
+        seq = seq or (state.seq if state else 0) + 1
+        key = key or ev.event_id or f"{hid}:{seq}"
         before_summary = state.summary if state else []
         before_figures = state.figures if state else {"monthly_income": 0, "per_capita_income": None, "counted_count": 0, "as_of": None}
         if state is None:
@@ -212,6 +279,9 @@ class Monitor:
             new = copy.copy(state)
             new.record = record
         new.seq = seq
+        iso = ev.date.isoformat()
+        if new.last_date is None or iso > new.last_date:
+            new.last_date = iso
         if ev.type in ("review_completed", "benefit_started") or (ev.type == "register" and state is None):
             new.last_review = ev.date.isoformat()
         s.ops = []
