@@ -21,14 +21,43 @@ def _engine(home: Path | None, programs: str | None = None):
     try:
         return Engine(load_rulebook(home, programs=subset))
     except RuleBookError as e:
+        if subset:
+            _unknown_programs(home, subset)
         click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
         for err in e.errors:
             click.echo(f"  {err}", err=True)
         sys.exit(3)
 
 
+def _unknown_programs(home: Path | None, subset: set[str]) -> None:
+    """A typo in ``--programs`` is the caller's mistake, not the rule files'. Only runs once loading with
+    the subset failed, so a good ``--programs`` costs nothing extra."""
+    from .rules import load_rulebook
+
+    book = load_rulebook(home)
+    if not book.errors:  # when the rule files themselves are broken, those errors are reported
+        refuse_unknown_programs(book, subset)
+
+
+def refuse_unknown_programs(book, subset: set[str] | None) -> None:
+    """Exit 2 naming the unknown program codes of ``--programs`` and the valid ones."""
+    valid = [p.code for p in book.programs]
+    unknown = sorted((subset or set()) - set(valid))
+    if unknown:
+        click.echo(
+            f"--programs 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
+            f"unknown program(s) in --programs: {', '.join(unknown)}; valid: {', '.join(valid)}",
+            err=True,
+        )
+        sys.exit(2)
+
+
 def _read_json(path: str):
-    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        click.echo(f"{path}: 无法读取 / cannot read: {e.strerror}", err=True)
+        sys.exit(2)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -48,6 +77,8 @@ programs_option = click.option(
     metavar="CODES",
     help="只评估这些项目（逗号分隔，如 dibao,tekun；其依赖的项目一并评估）/ only these programs (comma-separated)",
 )
+# A household file: click refuses a missing file or a directory (exit 2, with a message) before any work.
+input_file = click.argument("file", default="-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -63,7 +94,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("file", default="-")
+@input_file
 @home_option
 @programs_option
 def evaluate(file: str, home: Path | None, programs: str | None) -> None:
@@ -89,7 +120,7 @@ def evaluate(file: str, home: Path | None, programs: str | None) -> None:
 
 
 @main.command()
-@click.argument("file", default="-")
+@input_file
 @home_option
 @programs_option
 def explain(file: str, home: Path | None, programs: str | None) -> None:
@@ -147,7 +178,7 @@ def rules_check(home: Path | None) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="列出每个用例 / list every case")
 def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
     """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases."""
-    from .cases import run_cases
+    from .cases import CaseFileError, run_cases
     from .rules import default_root
     from .yamlio import YamlError
 
@@ -159,7 +190,12 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
             results = run_cases(engine, target)
         except YamlError as e:
             click.echo(f"✗ {e}", err=True)
-            sys.exit(1)
+            sys.exit(2)
+        except CaseFileError as e:
+            click.echo("用例文件有错误，未运行 / errors in the case file, nothing run:", err=True)
+            for err in e.errors:
+                click.echo(f"✗ {err}", err=True)
+            sys.exit(2)
         for r in results:
             total += 1
             where = f"{r.case.file}:{r.case.line}"

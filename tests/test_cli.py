@@ -75,3 +75,48 @@ def test_test_command_runs_cases_and_fails_on_a_wrong_expectation(tmp_path):
     bad = jiuzhu("test", str(case))
     assert bad.returncode == 1
     assert "dibao.status" in bad.stdout
+
+
+def test_a_missing_file_or_a_directory_exits_2_with_a_message_not_a_traceback(tmp_path):
+    for command in ("evaluate", "explain"):
+        missing = jiuzhu(command, str(tmp_path / "nope.json"))
+        assert missing.returncode == 2, missing.stderr
+        assert "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+        directory = jiuzhu(command, str(tmp_path))
+        assert directory.returncode == 2, directory.stderr
+        assert "is a directory" in directory.stderr and "Traceback" not in directory.stderr
+
+
+def test_a_typo_in_programs_names_the_typo_and_the_valid_codes():
+    r = jiuzhu("evaluate", str(EXAMPLE), "--programs", "dibao,tekunn")
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert "unknown program(s) in --programs: tekunn" in r.stderr and "未知的项目：tekunn" in r.stderr
+    assert "valid: dibao, " in r.stderr
+    assert "rule or policy files have errors" not in r.stderr  # the files are fine; the option is not
+
+
+def test_a_case_file_naming_an_unknown_status_program_or_rule_is_an_error_with_file_and_line(tmp_path):
+    case = tmp_path / "typos.yaml"
+    case.write_text(
+        "cases:\n"
+        "  - name: typos\n"
+        "    household: {locality: '210102', as_of: 2021-08-01, area: urban, assets: {financial: 0, properties: 1},\n"
+        "                members: [{id: p1, relation: head, birth_date: 1980-01-01, hukou_locality: '210102'}]}\n"
+        "    expect:\n"
+        "      dibao: eligable\n"
+        "      dibaoo: eligible\n"
+        "      tekun[p1]: {status: inelligible}\n"
+        "      rules:\n"
+        "        dibao.income_below_standrd: true\n"
+        "        dibao.income_below_standard: true\n",
+        encoding="utf-8",
+    )
+    r = jiuzhu("test", str(case))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "个用例通过" not in r.stdout  # nothing ran
+    assert f"{case}:6: 未知的状态 eligable" in r.stderr
+    assert f"{case}:7: 未知的项目 dibaoo" in r.stderr
+    assert f"{case}:8: 未知的状态 inelligible" in r.stderr
+    assert f"{case}:10: 未知的规则 dibao.income_below_standrd" in r.stderr
+    assert ":11:" not in r.stderr  # a real rule id is fine
