@@ -286,6 +286,8 @@ class Source:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
+                if not buf and not errs.items:
+                    _refuse_plain_json(path, lineno, line)
                 try:
                     buf.append(parse(line))
                 except InputError as e:
@@ -299,6 +301,35 @@ class Source:
         errs.raise_if_any()
         if buf:
             yield buf, first
+
+
+def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
+    """A JSON array, or one object spread over lines, is not JSON Lines: say so once, rather than report
+    every line of it as invalid JSON."""
+    text = line.strip()
+    if text[:1] not in (b"[", b"{"):
+        return
+    try:
+        whole_line = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if text.endswith(b"}"):
+            return  # a broken household on one line: reported as invalid JSON with the others
+        whole_line = None  # "[" or "{" opening a document spread over several lines
+    else:
+        if isinstance(whole_line, dict):
+            return  # a household on one line: JSON Lines as expected
+    raise PopulationError(
+        [
+            RowError(
+                path.name,
+                lineno,
+                "(file)",
+                "这是普通 JSON（数组或跨行的对象），批量评估需要 JSON Lines：每行一户，一个 JSON 对象",
+                "this is plain JSON (an array or an object over several lines); expected JSON Lines: "
+                "one household per line, each a JSON object",
+            )
+        ]
+    )
 
 
 class _Stream:
