@@ -6,6 +6,7 @@ Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -58,8 +59,14 @@ def _repo(settings):
 
 @click.command()
 @click.option("--host", envvar="JIUZHU_HOST", default="127.0.0.1", show_default=True, help="监听地址 / listen address")
-@click.option("--port", envvar="JIUZHU_PORT", default=8000, type=int, show_default=True, help="端口 / port")
-@click.option("--workers", envvar="JIUZHU_WORKERS", default=None, type=int, help="工作进程数，默认为 CPU 核数 / worker processes")
+@click.option("--port", envvar="JIUZHU_PORT", default=8000, type=click.IntRange(1, 65535), show_default=True, help="端口 / port")
+@click.option(
+    "--workers",
+    envvar="JIUZHU_WORKERS",
+    default=None,
+    type=click.IntRange(min=1),
+    help="工作进程数，默认为 CPU 核数 / worker processes",
+)
 @click.option("--access-log/--no-access-log", envvar="JIUZHU_ACCESS_LOG", default=False, help="逐条请求日志 / per-request log")
 @click.option(
     "--home",
@@ -81,6 +88,11 @@ def serve(
     if home is not None:
         os.environ["JIUZHU_HOME"] = str(home)
     settings = _settings(data_dir, database_url)
+    # Refuse a second service before anything is created or printed (no admin key in a directory it
+    # will not serve). The lock is held until this process ends.
+    n = workers or os.cpu_count() or 1
+    sockets = _listen(host, port, n)
+    lock = _lock(settings)  # noqa: F841
 
     from engine import load_rulebook
 
@@ -103,23 +115,56 @@ def serve(
         )
     repo.engine.dispose()
 
-    n = workers or os.cpu_count() or 1
     where = settings.url if not settings.is_sqlite else settings.url.removeprefix("sqlite:///")
     click.echo(f"jiuzhu 服务 http://{host}:{port}  文档 /docs  工作进程 {n}  数据库 {_redact(where)}  规则版本 {book.version}")
     sys.stdout.flush()
 
-    from .server import check_port, run_workers
-
-    try:
-        check_port(host, port)
-    except OSError as e:
-        click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
-        sys.exit(4)
     from .monitor_process import running as _monitor_process
+    from .server import run_workers
 
     with _writer_process(), _monitor_process():
-        status = run_workers(host, port, n, access_log)
+        status = run_workers(sockets, access_log)
     sys.exit(status)
+
+
+def _lock(settings):
+    """One service per SQLite data directory (api/datalock.py); exit 4 naming the other service's PID.
+    With PostgreSQL several services may share the database, so nothing is locked."""
+    if settings.sqlite_path is None:
+        return None
+    from .datalock import DataDirInUse, lock_data_dir
+
+    try:
+        return lock_data_dir(settings.data_dir)
+    except DataDirInUse as e:
+        click.echo(
+            f"数据目录 {settings.data_dir} 已被另一个 jiuzhu serve（进程 {e.pid}）使用，服务未启动；"
+            f"请先停止它，或用 --data-dir 指定另一个目录 / the data directory {settings.data_dir} is in use by "
+            f"another jiuzhu serve (pid {e.pid}); stop it or choose another --data-dir",
+            err=True,
+        )
+        sys.exit(4)
+    except OSError as e:
+        click.echo(f"无法使用数据目录 {settings.data_dir} / cannot use the data directory: {e}", err=True)
+        sys.exit(4)
+
+
+def _listen(host: str, port: int, workers: int):
+    from .server import listen
+
+    try:
+        return listen(host, port, workers)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            click.echo(
+                f"端口 {port} 已被占用（{host}:{port}，可能已有 jiuzhu serve 在运行），服务未启动；"
+                f"请用 --port 换一个端口 / port {port} is already in use on {host} (another jiuzhu serve?); "
+                "choose another --port",
+                err=True,
+            )
+        else:
+            click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
+        sys.exit(4)
 
 
 def _writer_process():
