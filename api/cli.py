@@ -28,7 +28,8 @@ def _db_options(f):
         envvar="JIUZHU_DATA_DIR",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="数据目录，默认 ./var / data directory (SQLite file)",
+        help="数据目录（SQLite 文件 jiuzhu.sqlite3 所在），默认 $XDG_DATA_HOME/jiuzhu，即 ~/.local/share/jiuzhu / "
+        "data directory (the SQLite file); default $XDG_DATA_HOME/jiuzhu, i.e. ~/.local/share/jiuzhu",
     )(f)
     return f
 
@@ -44,10 +45,21 @@ def _settings(data_dir: Path | None, database_url: str | None):
     return Settings.from_env()
 
 
-def _repo(settings):
+def _repo(settings, existing: bool = False):
+    """The service's database, migrated. ``existing``: for commands that only look at what is there
+    (listing keys, alerts), refuse a data directory without a database rather than create an empty one
+    (most likely the wrong --data-dir)."""
     from .db import make_engine, migrate
     from .repository import Repository
 
+    path = settings.sqlite_path
+    if existing and path is not None and not Path(path).is_file():
+        click.echo(
+            f"在 {settings.data_dir} 没有找到数据库；请先运行 jiuzhu serve 或指定 --data-dir（或 JIUZHU_DATA_DIR）/ "
+            f"no database in {settings.data_dir}: run jiuzhu serve first, or pass --data-dir (or JIUZHU_DATA_DIR)",
+            err=True,
+        )
+        sys.exit(2)
     db = make_engine(settings)
     try:
         migrate(db)
@@ -214,7 +226,7 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
     """列出全部密钥（不显示密钥全文）/ list keys."""
     from .records import iso
 
-    repo = _repo(_settings(data_dir, database_url))
+    repo = _repo(_settings(data_dir, database_url), existing=True)
     rows = repo.list_keys()
     if not rows:
         click.echo("（没有密钥）/ no keys")
@@ -230,7 +242,7 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
 @_db_options
 def keys_revoke(key_id: str, data_dir: Path | None, database_url: str | None) -> None:
     """撤销密钥（运行中的服务数秒内生效）/ revoke a key."""
-    repo = _repo(_settings(data_dir, database_url))
+    repo = _repo(_settings(data_dir, database_url), existing=True)
     row = repo.revoke_key(key_id)
     if row is None:
         click.echo(f"未找到密钥 {key_id} / no such key", err=True)

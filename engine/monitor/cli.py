@@ -22,11 +22,12 @@ def _db_options(f):
 
 
 def _repo(data_dir, database_url):
+    """An existing database (tick, alerts): a data directory without one is refused, not created."""
     from api.cli import _repo as open_repo
     from api.cli import _settings
     from api.monitor_repo import MonitorRepository
 
-    return MonitorRepository(open_repo(_settings(data_dir, database_url)).engine)
+    return MonitorRepository(open_repo(_settings(data_dir, database_url), existing=True).engine)
 
 
 @click.group()
