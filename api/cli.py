@@ -13,6 +13,11 @@ from pathlib import Path
 
 import click
 
+from engine.cli_params import rules_home
+
+from .datalock import DataDirInUse, lock_data_dir
+from .server import listen
+
 ROLES = ("window", "caseworker", "policy", "admin")
 
 
@@ -84,6 +89,7 @@ def _repo(settings, existing: bool = False):
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录 / directory holding rules/ and policies/",
 )
 @_db_options
@@ -144,8 +150,6 @@ def _lock(settings):
     With PostgreSQL several services may share the database, so nothing is locked."""
     if settings.sqlite_path is None:
         return None
-    from .datalock import DataDirInUse, lock_data_dir
-
     try:
         return lock_data_dir(settings.data_dir)
     except DataDirInUse as e:
@@ -162,8 +166,6 @@ def _lock(settings):
 
 
 def _listen(host: str, port: int, workers: int):
-    from .server import listen
-
     try:
         return listen(host, port, workers)
     except OSError as e:
@@ -241,7 +243,10 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
 @click.argument("key_id")
 @_db_options
 def keys_revoke(key_id: str, data_dir: Path | None, database_url: str | None) -> None:
-    """撤销密钥（运行中的服务数秒内生效）/ revoke a key."""
+    """撤销密钥（运行中的服务数秒内生效）/ revoke a key.
+
+    KEY_ID：密钥编号，如 k_0123456789ab（见 jiuzhu keys list）/ the key's id, as jiuzhu keys list shows it.
+    """
     repo = _repo(_settings(data_dir, database_url), existing=True)
     row = repo.revoke_key(key_id)
     if row is None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from .cli_params import rules_home
 from .model import InputError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
@@ -22,21 +23,15 @@ def _engine(home: Path | None, programs: str | None = None):
         return Engine(load_rulebook(home, programs=subset))
     except RuleBookError as e:
         if subset:
-            _unknown_programs(home, subset)
+            # A typo in --programs is the caller's mistake, not the rule files'. Only on this path, so a
+            # good --programs costs nothing extra; when the files themselves are broken, those are reported.
+            book = load_rulebook(home)
+            if not book.errors:
+                refuse_unknown_programs(book, subset)
         click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
         for err in e.errors:
             click.echo(f"  {err}", err=True)
         sys.exit(3)
-
-
-def _unknown_programs(home: Path | None, subset: set[str]) -> None:
-    """A typo in ``--programs`` is the caller's mistake, not the rule files'. Only runs once loading with
-    the subset failed, so a good ``--programs`` costs nothing extra."""
-    from .rules import load_rulebook
-
-    book = load_rulebook(home)
-    if not book.errors:  # when the rule files themselves are broken, those errors are reported
-        refuse_unknown_programs(book, subset)
 
 
 def refuse_unknown_programs(book, subset: set[str] | None) -> None:
@@ -83,6 +78,7 @@ home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录（默认：本项目目录）/ directory holding rules/ and policies/",
 )
 
@@ -98,7 +94,11 @@ def main() -> None:
 @home_option
 @programs_option
 def evaluate(file: str, home: Path | None, programs: str | None) -> None:
-    """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON."""
+    """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON.
+
+    FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
+    an array of them); - or nothing reads standard input.
+    """
     data = _read_json(file)
     engine = _engine(home, programs)
     if isinstance(data, list):
@@ -124,7 +124,11 @@ def evaluate(file: str, home: Path | None, programs: str | None) -> None:
 @home_option
 @programs_option
 def explain(file: str, home: Path | None, programs: str | None) -> None:
-    """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report."""
+    """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report.
+
+    FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
+    an array of them); - or nothing reads standard input.
+    """
     from .explain import render_report
 
     data = _read_json(file)
@@ -177,7 +181,10 @@ def rules_check(home: Path | None) -> None:
 @home_option
 @click.option("-v", "--verbose", is_flag=True, help="列出每个用例 / list every case")
 def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
-    """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases."""
+    """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases.
+
+    PATHS：用例文件或目录，可多个（默认 tests/cases）/ case files or directories (default: tests/cases).
+    """
     from .cases import CaseFileError, run_cases
     from .rules import default_root
     from .yamlio import YamlError

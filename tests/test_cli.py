@@ -5,6 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
+from click.testing import CliRunner
+
+from engine.cli import main
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "liaoning_shenyang_family.json"
 
@@ -120,3 +125,46 @@ def test_a_case_file_naming_an_unknown_status_program_or_rule_is_an_error_with_f
     assert f"{case}:8: 未知的状态 inelligible" in r.stderr
     assert f"{case}:10: 未知的规则 dibao.income_below_standrd" in r.stderr
     assert ":11:" not in r.stderr  # a real rule id is fine
+
+
+def _commands(cmd: click.Command, path: str):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            yield from _commands(sub, f"{path} {name}")
+
+
+def test_every_command_option_and_argument_has_help():
+    undocumented = []
+    for path, cmd in _commands(main, "jiuzhu"):
+        if not cmd.help:
+            undocumented.append(path)
+        for p in cmd.params:
+            if isinstance(p, click.Option) and not p.hidden and not p.help:
+                undocumented.append(f"{path} {p.opts[0]}")
+            if isinstance(p, click.Argument) and f"{p.human_readable_name}：" not in (cmd.help or ""):
+                undocumented.append(f"{path} {p.human_readable_name}")  # described in the command's help
+    assert undocumented == []
+
+
+def test_a_home_without_rules_and_policies_is_a_usage_error_not_a_traceback(tmp_path):
+    for args in (["rules", "check", "--home", str(tmp_path)], ["evaluate", str(EXAMPLE), "--home", str(tmp_path / "no")]):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2, r.output
+        assert "holds no rules or policies directory" in r.output and r.exception.__class__ is SystemExit
+
+
+def test_counts_below_one_are_refused_by_the_option(tmp_path):
+    events = tmp_path / "e.jsonl"
+    events.write_text("", encoding="utf-8")
+    for args in (
+        ["monitor", "replay", str(events), "--workers", "0", "--data-dir", str(tmp_path)],
+        ["monitor", "replay", str(events), "--batch", "-1", "--data-dir", str(tmp_path)],
+        ["monitor", "synth", "--households", "0", "--out", str(tmp_path / "s.jsonl")],
+        ["alerts", "--limit", "0", "--data-dir", str(tmp_path)],
+        ["serve", "--workers", "0", "--data-dir", str(tmp_path)],
+        ["batch", str(events), "--out", str(tmp_path / "o"), "--part-size", "0"],
+    ):
+        r = CliRunner().invoke(main, args)
+        assert r.exit_code == 2 and "is not in the range" in r.output, (args, r.output)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.jsonl"]  # nothing created

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.cli_params import rules_home
+
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
@@ -29,6 +31,7 @@ _home = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录（默认：本项目目录）/ directory holding rules/ and policies/",
 )
 _as_of = click.option("--as-of", callback=_date, help="评估日期（覆盖数据中的 as_of）/ evaluation date for every household")
@@ -62,12 +65,11 @@ def _progress(total: int | None, label: str):
     return bar, bar.update
 
 
-def _source(population: Path):
-    """The population's files, or exit 2 saying what a population looks like."""
-    from .tables import Source
-
+def _source(source_type, population: Path):
+    """The population's files (``source_type``: tables.Source, imported by the command), or exit 2 saying
+    what a population looks like."""
     try:
-        return Source(population)
+        return source_type(population)
     except FileNotFoundError as e:
         click.echo(str(e), err=True)
         sys.exit(2)
@@ -147,7 +149,7 @@ def register(main: click.Group) -> None:
         写出 OUT/households.<fmt> 与 OUT/members.<fmt>：每户、每人各项目的状态、金额和第一条未满足的规则。
         列说明见 README（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
         """
-        from .tables import PopulationError, find_households
+        from .tables import PopulationError, Source, find_households
 
         engine = _engine(home)
         refuse_unknown_programs(engine.book, set(_programs(programs) or ()))
@@ -158,7 +160,7 @@ def register(main: click.Group) -> None:
             if as_of is None and run_info.get("as_of"):
                 as_of = dt.date.fromisoformat(run_info["as_of"])
         if explain_ids or export_ids:
-            src = _source(population)
+            src = _source(Source, population)
             ids = list(explain_ids) + list(export_ids)
             found = {h["household_id"]: h for h in find_households(src, ids, as_of)}
             missing = [i for i in ids if i not in found]
@@ -182,7 +184,7 @@ def register(main: click.Group) -> None:
             raise click.UsageError("需要 --out 结果目录 / --out is required")
         from .job import run_batch
 
-        src = _source(population)
+        src = _source(Source, population)
         bar, update = _progress(src.count(), "评估 evaluating")
         try:
             s = run_batch(engine, population, out, as_of, fmt, _programs(programs), part_size, update, verify)
@@ -257,13 +259,13 @@ def register(main: click.Group) -> None:
         """
         from .reform import ReformError
         from .simulate import run_simulation
-        from .tables import PopulationError
+        from .tables import PopulationError, Source
 
         population = _one_population(population, population_option)
         engine = _engine(home)
         out = out or Path(f"simulation-{reform.stem}")
         try:
-            _source(population)
+            _source(Source, population)
             result = run_simulation(population, reform, as_of=as_of, out_dir=out, engine=engine)
         except ReformError as e:
             click.echo(f"改革方案有误 / invalid reform: {e}", err=True)
