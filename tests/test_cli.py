@@ -168,3 +168,12 @@ def test_counts_below_one_are_refused_by_the_option(tmp_path):
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2 and "is not in the range" in r.output, (args, r.output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.jsonl"]  # nothing created
+
+
+def test_monitor_replay_on_plain_json_says_once_that_it_expects_json_lines(tmp_path):
+    events = [{"household_id": "H1", "type": "register", "date": "2022-01-01"}] * 3
+    (tmp_path / "events.json").write_text(json.dumps(events, indent=2), encoding="utf-8")
+    r = CliRunner().invoke(main, ["monitor", "replay", str(tmp_path / "events.json"), "--data-dir", str(tmp_path / "d")])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.count("one event per line") == 1 and "invalid JSON" not in r.stderr
+    assert not (tmp_path / "d").exists()  # refused before a database is made

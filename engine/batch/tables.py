@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from engine import localities
 from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
+from engine.jsonlines import looks_like_plain_json
 from engine.model import PROGRAM_CODES, InputError, id_check_digit
 from engine.money import MoneyError, fmt_money, parse_money
 from engine.validate import MAX_MEMBERS, parse
@@ -304,20 +305,9 @@ class Source:
 
 
 def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
-    """A JSON array, or one object spread over lines, is not JSON Lines: say so once, rather than report
-    every line of it as invalid JSON."""
-    text = line.strip()
-    if text[:1] not in (b"[", b"{"):
+    """A JSON array, or one object spread over lines, is not JSON Lines: say so once."""
+    if not looks_like_plain_json(line):
         return
-    try:
-        whole_line = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        if text.endswith(b"}"):
-            return  # a broken household on one line: reported as invalid JSON with the others
-        whole_line = None  # "[" or "{" opening a document spread over several lines
-    else:
-        if isinstance(whole_line, dict):
-            return  # a household on one line: JSON Lines as expected
     raise PopulationError(
         [
             RowError(

@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.jsonlines import first_line, looks_like_plain_json
+
 
 def _db_options(f):
     from api.cli import _db_options as opts
@@ -50,6 +52,14 @@ def replay_cmd(file: Path, workers: int | None, batch: int, clock, data_dir, dat
     from api.cli import _settings
     from api.monitor_replay import ReplayError, replay
 
+    first = first_line(file)
+    if first is not None and looks_like_plain_json(first[1]):
+        click.echo(
+            f"{file.name}:{first[0]}: 这是普通 JSON（数组或跨行的对象），回放需要 JSON Lines：每行一个事件 / "
+            "this is plain JSON (an array or an object over several lines); expected JSON Lines: one event per line",
+            err=True,
+        )
+        sys.exit(2)
     open_repo(_settings(data_dir, database_url)).engine.dispose()  # migrate once, before the workers start
     t = time.perf_counter()
     try:
