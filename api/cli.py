@@ -65,8 +65,8 @@ def _repo(settings, existing: bool = False):
             err=True,
         )
         sys.exit(2)
-    db = make_engine(settings)
     try:
+        db = make_engine(settings)  # a malformed --database-url fails here, not at the first connection
         migrate(db)
     except Exception as e:
         click.echo(f"无法连接或初始化数据库 / cannot open or migrate the database: {e}", err=True)
