@@ -82,7 +82,8 @@ def test_commands_that_only_read_refuse_a_data_dir_without_a_database(tmp_path, 
     assert (tmp_path / "xdg" / "jiuzhu" / "jiuzhu.sqlite3").is_file()
 
 
-def test_a_malformed_database_url_is_a_message_not_a_traceback(tmp_path):
+def test_a_malformed_database_url_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "")  # --database-url is handed on to the workers in it: restored after
     r = CliRunner().invoke(main, ["keys", "create", "--role", "admin", "--name", "x", "--database-url", "nonsense://x"])
     assert r.exit_code == 4 and isinstance(r.exception, SystemExit), r.output
     assert "cannot open or migrate the database" in r.stderr and "nonsense" in r.stderr
