@@ -6,11 +6,17 @@ Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
 
 import click
+
+from engine.cli_params import rules_home
+
+from .datalock import DataDirInUse, lock_data_dir
+from .server import listen
 
 ROLES = ("window", "caseworker", "policy", "admin")
 
@@ -27,7 +33,8 @@ def _db_options(f):
         envvar="JIUZHU_DATA_DIR",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="数据目录，默认 ./var / data directory (SQLite file)",
+        help="数据目录（SQLite 文件 jiuzhu.sqlite3 所在），默认 $XDG_DATA_HOME/jiuzhu，即 ~/.local/share/jiuzhu / "
+        "data directory (the SQLite file); default $XDG_DATA_HOME/jiuzhu, i.e. ~/.local/share/jiuzhu",
     )(f)
     return f
 
@@ -43,12 +50,23 @@ def _settings(data_dir: Path | None, database_url: str | None):
     return Settings.from_env()
 
 
-def _repo(settings):
+def _repo(settings, existing: bool = False):
+    """The service's database, migrated. ``existing``: for commands that only look at what is there
+    (listing keys, alerts), refuse a data directory without a database rather than create an empty one
+    (most likely the wrong --data-dir)."""
     from .db import make_engine, migrate
     from .repository import Repository
 
-    db = make_engine(settings)
+    path = settings.sqlite_path
+    if existing and path is not None and not Path(path).is_file():
+        click.echo(
+            f"在 {settings.data_dir} 没有找到数据库；请先运行 jiuzhu serve 或指定 --data-dir（或 JIUZHU_DATA_DIR）/ "
+            f"no database in {settings.data_dir}: run jiuzhu serve first, or pass --data-dir (or JIUZHU_DATA_DIR)",
+            err=True,
+        )
+        sys.exit(2)
     try:
+        db = make_engine(settings)  # a malformed --database-url fails here, not at the first connection
         migrate(db)
     except Exception as e:
         click.echo(f"无法连接或初始化数据库 / cannot open or migrate the database: {e}", err=True)
@@ -58,13 +76,20 @@ def _repo(settings):
 
 @click.command()
 @click.option("--host", envvar="JIUZHU_HOST", default="127.0.0.1", show_default=True, help="监听地址 / listen address")
-@click.option("--port", envvar="JIUZHU_PORT", default=8000, type=int, show_default=True, help="端口 / port")
-@click.option("--workers", envvar="JIUZHU_WORKERS", default=None, type=int, help="工作进程数，默认为 CPU 核数 / worker processes")
+@click.option("--port", envvar="JIUZHU_PORT", default=8000, type=click.IntRange(1, 65535), show_default=True, help="端口 / port")
+@click.option(
+    "--workers",
+    envvar="JIUZHU_WORKERS",
+    default=None,
+    type=click.IntRange(min=1),
+    help="工作进程数，默认为 CPU 核数 / worker processes",
+)
 @click.option("--access-log/--no-access-log", envvar="JIUZHU_ACCESS_LOG", default=False, help="逐条请求日志 / per-request log")
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录 / directory holding rules/ and policies/",
 )
 @_db_options
@@ -81,6 +106,11 @@ def serve(
     if home is not None:
         os.environ["JIUZHU_HOME"] = str(home)
     settings = _settings(data_dir, database_url)
+    # Refuse a second service before anything is created or printed (no admin key in a directory it
+    # will not serve). The lock is held until this process ends.
+    n = workers or os.cpu_count() or 1
+    sockets = _listen(host, port, n)
+    lock = _lock(settings)  # noqa: F841
 
     from engine import load_rulebook
 
@@ -103,23 +133,52 @@ def serve(
         )
     repo.engine.dispose()
 
-    n = workers or os.cpu_count() or 1
     where = settings.url if not settings.is_sqlite else settings.url.removeprefix("sqlite:///")
     click.echo(f"jiuzhu 服务 http://{host}:{port}  文档 /docs  工作进程 {n}  数据库 {_redact(where)}  规则版本 {book.version}")
     sys.stdout.flush()
 
-    from .server import check_port, run_workers
-
-    try:
-        check_port(host, port)
-    except OSError as e:
-        click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
-        sys.exit(4)
     from .monitor_process import running as _monitor_process
+    from .server import run_workers
 
     with _writer_process(), _monitor_process():
-        status = run_workers(host, port, n, access_log)
+        status = run_workers(sockets, access_log)
     sys.exit(status)
+
+
+def _lock(settings):
+    """One service per SQLite data directory (api/datalock.py); exit 4 naming the other service's PID.
+    With PostgreSQL several services may share the database, so nothing is locked."""
+    if settings.sqlite_path is None:
+        return None
+    try:
+        return lock_data_dir(settings.data_dir)
+    except DataDirInUse as e:
+        click.echo(
+            f"数据目录 {settings.data_dir} 已被另一个 jiuzhu serve（进程 {e.pid}）使用，服务未启动；"
+            f"请先停止它，或用 --data-dir 指定另一个目录 / the data directory {settings.data_dir} is in use by "
+            f"another jiuzhu serve (pid {e.pid}); stop it or choose another --data-dir",
+            err=True,
+        )
+        sys.exit(4)
+    except OSError as e:
+        click.echo(f"无法使用数据目录 {settings.data_dir} / cannot use the data directory: {e}", err=True)
+        sys.exit(4)
+
+
+def _listen(host: str, port: int, workers: int):
+    try:
+        return listen(host, port, workers)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            click.echo(
+                f"端口 {port} 已被占用（{host}:{port}，可能已有 jiuzhu serve 在运行），服务未启动；"
+                f"请用 --port 换一个端口 / port {port} is already in use on {host} (another jiuzhu serve?); "
+                "choose another --port",
+                err=True,
+            )
+        else:
+            click.echo(f"无法监听 {host}:{port} / cannot listen on {host}:{port}: {e}", err=True)
+        sys.exit(4)
 
 
 def _writer_process():
@@ -185,7 +244,7 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
     """列出全部密钥（不显示密钥全文）/ list keys."""
     from .records import iso
 
-    repo = _repo(_settings(data_dir, database_url))
+    repo = _repo(_settings(data_dir, database_url), existing=True)
     rows = repo.list_keys()
     if not rows:
         click.echo("（没有密钥）/ no keys")
@@ -200,8 +259,11 @@ def keys_list(data_dir: Path | None, database_url: str | None) -> None:
 @click.argument("key_id")
 @_db_options
 def keys_revoke(key_id: str, data_dir: Path | None, database_url: str | None) -> None:
-    """撤销密钥（运行中的服务数秒内生效）/ revoke a key."""
-    repo = _repo(_settings(data_dir, database_url))
+    """撤销密钥（运行中的服务数秒内生效）/ revoke a key.
+
+    KEY_ID：密钥编号，如 k_0123456789ab（见 jiuzhu keys list）/ the key's id, as jiuzhu keys list shows it.
+    """
+    repo = _repo(_settings(data_dir, database_url), existing=True)
     row = repo.revoke_key(key_id)
     if row is None:
         click.echo(f"未找到密钥 {key_id} / no such key", err=True)

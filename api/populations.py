@@ -2,7 +2,7 @@
 
 An operator puts a population (``households.parquet`` + ``members.parquet``, the CSV
 pair, or ``households.jsonl``; see the README's column table) under
-``JIUZHU_POPULATIONS_DIR`` — e.g. ``jiuzhu synth --out var/populations/liaoning-demo`` —
+``JIUZHU_POPULATIONS_DIR`` — e.g. ``jiuzhu synth --out ~/.local/share/jiuzhu/populations/liaoning-demo`` —
 and callers name it (``"population": "liaoning-demo"``). A name is one path component
 of a restricted alphabet, so no request can reach a file outside that directory.
 

@@ -6,6 +6,12 @@ client, a load generator) can all land on one worker while the other idles.
 With one socket per worker bound with SO_REUSEPORT, the kernel spreads new
 connections over the workers. This module starts the workers, restarts one
 that dies, and stops them all on SIGTERM/SIGINT.
+
+The parent binds and listens on every socket before any worker starts, right after checking the port
+without SO_REUSEPORT, and hands each socket to its worker (and to the worker that replaces it). So a
+second `jiuzhu serve` on the same port is refused by that check at any time, never let in to take a share
+of the connections while the first is still starting; and connections queued on a dying worker's socket
+wait for its replacement instead of being reset.
 """
 
 from __future__ import annotations
@@ -31,14 +37,32 @@ def _socket(host: str, port: int) -> socket.socket:
 
 
 def check_port(host: str, port: int) -> None:
-    """Raise OSError now if the address is taken (rather than in every worker)."""
-    _socket(host, port).close()
+    """Raise OSError now if the address is taken (rather than in every worker).
+
+    Bound *without* SO_REUSEPORT: the workers' sockets let any later socket with SO_REUSEPORT (of the same
+    user) join their group, so a second `jiuzhu serve` on the same port would start silently and take half
+    the connections. A socket without it cannot be bound next to them, so the second service is refused.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous run's TIME_WAIT is no conflict
+        sock.bind((host, port))
 
 
-def _worker(host: str, port: int, access_log: bool) -> None:
+def listen(host: str, port: int, workers: int) -> list[socket.socket]:
+    """One listening socket per worker, after checking that no one else listens there (OSError if so)."""
+    check_port(host, port)
+    socks = []
+    for _ in range(workers):
+        sock = _socket(host, port)
+        sock.listen(2048)
+        socks.append(sock)
+    return socks
+
+
+def _worker(sock: socket.socket, access_log: bool) -> None:
     import uvicorn
 
-    sock = _socket(host, port)
     config = uvicorn.Config(
         "api.app:create_app",
         factory=True,
@@ -49,13 +73,14 @@ def _worker(host: str, port: int, access_log: bool) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(host: str, port: int, workers: int, access_log: bool) -> int:
-    """Run the workers until SIGTERM or SIGINT; returns the exit status for `jiuzhu serve`."""
+def run_workers(sockets: list[socket.socket], access_log: bool) -> int:
+    """Run one worker per socket (see listen()) until SIGTERM or SIGINT; returns the exit status for
+    `jiuzhu serve`."""
     ctx = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
-    def start() -> multiprocessing.Process:
-        p = ctx.Process(target=_worker, args=(host, port, access_log), name="jiuzhu-worker")
+    def start(sock: socket.socket) -> multiprocessing.Process:
+        p = ctx.Process(target=_worker, args=(sock, access_log), name="jiuzhu-worker")
         p.start()
         return p
 
@@ -63,7 +88,7 @@ def run_workers(host: str, port: int, workers: int, access_log: bool) -> int:
         stopping.set()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    procs = [start() for _ in range(workers)]
+    procs = [start(sock) for sock in sockets]
     started = {p.pid: time.monotonic() for p in procs}
     status = 0
     try:
@@ -77,7 +102,7 @@ def run_workers(host: str, port: int, workers: int, access_log: bool) -> int:
                     status = 1
                     break
                 log.error("worker %s exited (%s): restarting", p.pid, p.exitcode)
-                procs[i] = start()
+                procs[i] = start(sockets[i])
                 started[procs[i].pid] = time.monotonic()
     finally:
         for p in procs:

@@ -7,7 +7,7 @@ SQLite file; the image documents them in the README's table.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MIB = 1024 * 1024
@@ -38,6 +38,17 @@ def _path(name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
+def default_data_dir() -> Path:
+    """``$JIUZHU_DATA_DIR``, else ``$XDG_DATA_HOME/jiuzhu``, else ``~/.local/share/jiuzhu``: never the working
+    directory, so that ``jiuzhu keys list`` run from another directory finds the same database as the
+    service instead of quietly creating an empty one. (The image sets ``JIUZHU_DATA_DIR=/data``.)"""
+    if raw := os.environ.get("JIUZHU_DATA_DIR"):
+        return Path(raw)
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"  # XDG: ignore relative
+    return base / "jiuzhu"
+
+
 def normalise_database_url(url: str) -> str:
     """Accept the URLs operators write (``postgres://``, ``postgresql://``) and pick the psycopg 3 driver."""
     for prefix in ("postgres://", "postgresql://"):
@@ -48,7 +59,7 @@ def normalise_database_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = Path("var")
+    data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""
     home: Path | None = None  # rules/ and policies/; None: engine's default
     max_body_bytes: int = MIB
@@ -110,7 +121,7 @@ class Settings:
         if sync not in ("FULL", "NORMAL", "EXTRA"):
             raise SystemExit("JIUZHU_SQLITE_SYNCHRONOUS 只能为 FULL、NORMAL 或 EXTRA / must be FULL, NORMAL or EXTRA")
         return cls(
-            data_dir=Path(os.environ.get("JIUZHU_DATA_DIR") or "var"),
+            data_dir=default_data_dir(),
             database_url=os.environ.get("DATABASE_URL", ""),
             home=Path(home) if home else None,
             max_body_bytes=_int("JIUZHU_MAX_BODY_BYTES", MIB),

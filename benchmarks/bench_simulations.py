@@ -57,7 +57,7 @@ def main() -> int:
         env=env,
     )
     t = time.perf_counter()
-    subprocess.run([JIUZHU, "simulate", "--population", str(pops / name), "--reform", str(REFORM), "--out", str(work / "cli")],
+    subprocess.run([JIUZHU, "simulate", str(pops / name), "--reform", str(REFORM), "--out", str(work / "cli")],
                    check=True, stdout=subprocess.DEVNULL, env=env)  # fmt: skip
     cli_s = time.perf_counter() - t
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from .evaluate import Determination, Engine
 from .model import InputError
+from .rules import STATUSES, RuleBook
 from .text import to_id
 from .yamlio import LineDict, YamlError, load_yaml
 
@@ -47,6 +48,8 @@ class Case:
     name: str
     household: dict
     expect: dict
+    # line of each expectation ("dibao", "rules.dibao.income_below_standard"), for errors in the case file
+    lines: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,8 +100,67 @@ def load_cases(path: Path) -> list[Case]:
                 )
             household = _merge(defaults, _plain(c["household"]))
             household.setdefault("household_id", to_id(str(c["name"])))  # the name, in the id character set
-            cases.append(Case(str(f), c.line, str(c["name"]), household, _plain(c["expect"])))
+            cases.append(Case(str(f), c.line, str(c["name"]), household, _plain(c["expect"]), _lines(c["expect"], c.line)))
     return cases
+
+
+def _lines(expect: Any, default: int) -> dict[str, int]:
+    if not isinstance(expect, LineDict):
+        return {}
+    lines = {k: expect.line_of(k) for k in expect}
+    rules = expect.get("rules")
+    if isinstance(rules, LineDict):
+        lines.update({f"rules.{k}": rules.line_of(k) for k in rules})
+    return lines
+
+
+class CaseFileError(ValueError):
+    """Expectations that can never be met as written (an unknown status, program or rule id): a mistake
+    in the case file, reported with file and line before any case runs, rather than as a failing case."""
+
+    def __init__(self, errors: list[YamlError]):
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+_EXPECTED_STATUSES = (*STATUSES, "absent")
+
+
+def case_errors(book: RuleBook, cases: list[Case]) -> list[YamlError]:
+    """Every expectation naming a status, program or rule the rule book does not have."""
+    codes = {p.code for p in book.programs}
+    rule_ids = {s.id for p in book.programs for s in p.steps}
+    if book.facts is not None:
+        rule_ids |= {s.id for s in book.facts.steps}
+    errors: list[YamlError] = []
+    for case in cases:
+        expect = case.expect if isinstance(case.expect, dict) else {}
+
+        def err(key: str, zh: str, en: str, case: Case = case) -> None:
+            errors.append(YamlError(case.file, case.lines.get(key, case.line), f"{zh} / {en}"))
+
+        for key, want in expect.items():
+            if key == "error" or key.startswith(("household.", "summary.")):
+                continue
+            if key == "rules":
+                for rid, value in (want if isinstance(want, dict) else {}).items():
+                    if _split_key(rid)[0] not in rule_ids:
+                        err(f"rules.{rid}", f"未知的规则 {rid}", f"unknown rule id {rid!r}")
+                    elif not isinstance(value, bool):
+                        err(f"rules.{rid}", f"规则 {rid} 的期望应为 true 或 false", f"rule {rid!r} expects true or false")
+                continue
+            code = _split_key(key)[0]
+            if code not in codes:
+                err(key, f"未知的项目 {code}（可选：{', '.join(sorted(codes))}）", f"unknown program {code!r}")
+                continue
+            status = want if isinstance(want, str) else want.get("status") if isinstance(want, dict) else None
+            if status is not None and status not in _EXPECTED_STATUSES:
+                err(
+                    key,
+                    f"未知的状态 {status}（可选：{', '.join(_EXPECTED_STATUSES)}）",
+                    f"unknown status {status!r}",
+                )
+    return errors
 
 
 def _show(v: Any) -> str:
@@ -202,4 +264,8 @@ def _check_rules(det: Determination, want: dict, result: CaseResult) -> None:
 
 
 def run_cases(engine: Engine, path: Path) -> list[CaseResult]:
-    return [check_case(engine, c) for c in load_cases(path)]
+    cases = load_cases(path)
+    errors = case_errors(engine.book, cases)
+    if errors:
+        raise CaseFileError(errors)
+    return [check_case(engine, c) for c in cases]

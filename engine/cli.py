@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import orjson
 
+from .cli_params import rules_home
 from .model import InputError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
@@ -21,14 +22,37 @@ def _engine(home: Path | None, programs: str | None = None):
     try:
         return Engine(load_rulebook(home, programs=subset))
     except RuleBookError as e:
+        if subset:
+            # A typo in --programs is the caller's mistake, not the rule files'. Only on this path, so a
+            # good --programs costs nothing extra; when the files themselves are broken, those are reported.
+            book = load_rulebook(home)
+            if not book.errors:
+                refuse_unknown_programs(book, subset)
         click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
         for err in e.errors:
             click.echo(f"  {err}", err=True)
         sys.exit(3)
 
 
+def refuse_unknown_programs(book, subset: set[str] | None) -> None:
+    """Exit 2 naming the unknown program codes of ``--programs`` and the valid ones."""
+    valid = [p.code for p in book.programs]
+    unknown = sorted((subset or set()) - set(valid))
+    if unknown:
+        click.echo(
+            f"--programs 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
+            f"unknown program(s) in --programs: {', '.join(unknown)}; valid: {', '.join(valid)}",
+            err=True,
+        )
+        sys.exit(2)
+
+
 def _read_json(path: str):
-    raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        click.echo(f"{path}: 无法读取 / cannot read: {e.strerror}", err=True)
+        sys.exit(2)
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -48,10 +72,13 @@ programs_option = click.option(
     metavar="CODES",
     help="只评估这些项目（逗号分隔，如 dibao,tekun；其依赖的项目一并评估）/ only these programs (comma-separated)",
 )
+# A household file: click refuses a missing file or a directory (exit 2, with a message) before any work.
+input_file = click.argument("file", default="-", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 home_option = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录（默认：本项目目录）/ directory holding rules/ and policies/",
 )
 
@@ -63,11 +90,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("file", default="-")
+@input_file
 @home_option
 @programs_option
 def evaluate(file: str, home: Path | None, programs: str | None) -> None:
-    """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON."""
+    """评估一户（或一个数组中的多户）并输出 JSON 认定结果 / evaluate household(s), print JSON.
+
+    FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
+    an array of them); - or nothing reads standard input.
+    """
     data = _read_json(file)
     engine = _engine(home, programs)
     if isinstance(data, list):
@@ -89,11 +120,15 @@ def evaluate(file: str, home: Path | None, programs: str | None) -> None:
 
 
 @main.command()
-@click.argument("file", default="-")
+@input_file
 @home_option
 @programs_option
 def explain(file: str, home: Path | None, programs: str | None) -> None:
-    """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report."""
+    """以中文报告说明认定结果（可打印给家庭）/ print a readable Chinese report.
+
+    FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
+    an array of them); - or nothing reads standard input.
+    """
     from .explain import render_report
 
     data = _read_json(file)
@@ -146,8 +181,11 @@ def rules_check(home: Path | None) -> None:
 @home_option
 @click.option("-v", "--verbose", is_flag=True, help="列出每个用例 / list every case")
 def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
-    """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases."""
-    from .cases import run_cases
+    """运行 YAML 测试用例（默认 tests/cases）/ run YAML test cases.
+
+    PATHS：用例文件或目录，可多个（默认 tests/cases）/ case files or directories (default: tests/cases).
+    """
+    from .cases import CaseFileError, run_cases
     from .rules import default_root
     from .yamlio import YamlError
 
@@ -159,7 +197,12 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
             results = run_cases(engine, target)
         except YamlError as e:
             click.echo(f"✗ {e}", err=True)
-            sys.exit(1)
+            sys.exit(2)
+        except CaseFileError as e:
+            click.echo("用例文件有错误，未运行 / errors in the case file, nothing run:", err=True)
+            for err in e.errors:
+                click.echo(f"✗ {err}", err=True)
+            sys.exit(2)
         for r in results:
             total += 1
             where = f"{r.case.file}:{r.case.line}"

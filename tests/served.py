@@ -28,8 +28,8 @@ class Served:
     """``own_session``: the service gets a process group of its own, so that ``kill`` can SIGKILL
     all of it at once (server, workers, writer, monitor)."""
 
-    def __init__(self, data_dir: Path, workers: int = 2, own_session: bool = False):
-        self.port = free_port()
+    def __init__(self, data_dir: Path, workers: int = 2, own_session: bool = False, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.own_session = own_session
         env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
@@ -76,6 +76,19 @@ class Served:
         assert self.own_session
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
+
+    def exit_status(self, timeout: float = 60) -> int | None:
+        """For a service expected to refuse to start: its exit status, or None (and it is killed) if it
+        is still running after ``timeout``."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            if self.own_session:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
+            self.proc.wait(30)
+            return None
 
     def stop(self, timeout: float = 45) -> int | None:
         """SIGTERM and wait; killed if it does not stop in time. Returns the exit status."""

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cases import check_case, load_cases
+from engine.cases import case_errors, check_case, load_cases
 
 CASES = load_cases(Path(__file__).parent / "cases")
 
@@ -18,3 +18,7 @@ def test_case(engine, case):
 def test_every_seed_locality_has_cases():
     files = {Path(c.file).stem.split("_")[0] for c in CASES}
     assert {"210000", "620722", "500152", "350500"} <= files
+
+
+def test_the_shipped_cases_name_only_known_statuses_programs_and_rules(engine):
+    assert case_errors(engine.book, CASES) == []

@@ -366,7 +366,7 @@ async def get_file(
 @router.get(
     "/populations",
     summary="可用于改革试算的人口数据（服务端人口数据目录中的名称）",
-    description="由管理员放在 JIUZHU_POPULATIONS_DIR（默认 数据目录/populations）下，如 `jiuzhu synth --out var/populations/liaoning-demo`。角色：policy、admin。",
+    description="由管理员放在 JIUZHU_POPULATIONS_DIR（默认 数据目录/populations）下，如 `jiuzhu synth --out ~/.local/share/jiuzhu/populations/liaoning-demo`。角色：policy、admin。",
     response_model=PopulationList,
     responses=errors(401, 403),
 )

@@ -13,6 +13,8 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.cli_params import rules_home
+
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
@@ -29,6 +31,7 @@ _home = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
     envvar="JIUZHU_HOME",
+    callback=rules_home,
     help="包含 rules/ 与 policies/ 的目录（默认：本项目目录）/ directory holding rules/ and policies/",
 )
 _as_of = click.option("--as-of", callback=_date, help="评估日期（覆盖数据中的 as_of）/ evaluation date for every household")
@@ -62,25 +65,69 @@ def _progress(total: int | None, label: str):
     return bar, bar.update
 
 
+def _source(source_type, population: Path):
+    """The population's files (``source_type``: tables.Source, imported by the command), or exit 2 saying
+    what a population looks like."""
+    try:
+        return source_type(population)
+    except FileNotFoundError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
+
+
+def _population_argument(required: bool = True):
+    return click.argument("population", required=required, type=click.Path(exists=True, path_type=Path))
+
+
+def _one_population(argument: Path | None, option: Path | None) -> Path:
+    if argument is not None and option is not None and argument != option:
+        raise click.UsageError("人口数据只能给一个 / give the population once (POPULATION)")
+    if option is not None:
+        click.echo(
+            "提示：--population 已改为位置参数：jiuzhu simulate POPULATION --reform … / "
+            "note: the population is now an argument, as in jiuzhu batch",
+            err=True,
+        )
+    population = argument or option
+    if population is None:
+        raise click.UsageError("缺少人口数据 POPULATION / missing the population (POPULATION)")
+    return population
+
+
 def _programs(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
 
 def register(main: click.Group) -> None:
-    from engine.cli import _engine
+    from engine.cli import _engine, refuse_unknown_programs
 
     @main.command("batch")
-    @click.argument("population", type=click.Path(exists=True, path_type=Path))
+    @_population_argument()
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="结果目录 / results directory")
     @_as_of
-    @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-    @click.option("--programs", help="只评估这些项目（逗号分隔，自动包含其依赖）/ only these programs (and what they depend on)")
     @click.option(
-        "--part-size", type=int, default=500_000, show_default=True, help="每批读入的户数（控制内存）/ households per part"
+        "--format",
+        "fmt",
+        type=click.Choice(["parquet", "csv"]),
+        default="parquet",
+        show_default=True,
+        help="结果文件的格式 / format of the result files",
+    )
+    @click.option(
+        "--programs",
+        metavar="CODES",
+        help="只评估这些项目（逗号分隔，自动包含其依赖）/ only these programs (and what they depend on)",
+    )
+    @click.option(
+        "--part-size",
+        type=click.IntRange(min=1),
+        default=500_000,
+        show_default=True,
+        help="每批读入的户数（控制内存）/ households per part",
     )
     @click.option(
         "--verify",
-        type=int,
+        type=click.IntRange(min=0),
         default=0,
         help="抽样 N 户用逐户评估器复核 / re-check N sampled households with the single evaluator",
     )
@@ -96,12 +143,16 @@ def register(main: click.Group) -> None:
     def batch(population, out, as_of, fmt, programs, part_size, verify, explain_ids, export_ids, as_json, home):
         """批量评估一个人口数据（Parquet/CSV 两张表或 JSON lines）/ evaluate a population in bulk.
 
+        POPULATION：人口数据目录（households 与 members 两张 Parquet/CSV 表，或 households.jsonl），
+        或一个 JSON Lines 文件（每行一户）/ a population directory or a JSON Lines file (one household per line).
+
         写出 OUT/households.<fmt> 与 OUT/members.<fmt>：每户、每人各项目的状态、金额和第一条未满足的规则。
         列说明见 README（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
         """
         from .tables import PopulationError, Source, find_households
 
         engine = _engine(home)
+        refuse_unknown_programs(engine.book, set(_programs(programs) or ()))
         if (explain_ids or export_ids) and (population / "run.json").is_file():
             # a results directory: open households of that run (its population, its date)
             run_info = orjson.loads((population / "run.json").read_bytes())
@@ -109,7 +160,7 @@ def register(main: click.Group) -> None:
             if as_of is None and run_info.get("as_of"):
                 as_of = dt.date.fromisoformat(run_info["as_of"])
         if explain_ids or export_ids:
-            src = Source(population)
+            src = _source(Source, population)
             ids = list(explain_ids) + list(export_ids)
             found = {h["household_id"]: h for h in find_households(src, ids, as_of)}
             missing = [i for i in ids if i not in found]
@@ -133,7 +184,7 @@ def register(main: click.Group) -> None:
             raise click.UsageError("需要 --out 结果目录 / --out is required")
         from .job import run_batch
 
-        src = Source(population)
+        src = _source(Source, population)
         bar, update = _progress(src.count(), "评估 evaluating")
         try:
             s = run_batch(engine, population, out, as_of, fmt, _programs(programs), part_size, update, verify)
@@ -158,9 +209,9 @@ def register(main: click.Group) -> None:
 
     @main.command("synth")
     @click.option("--locality", required=True, help="行政区划代码（省、市或县）/ division code")
-    @click.option("--households", type=int, required=True)
-    @click.option("--seed", type=int, default=1, show_default=True)
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+    @click.option("--households", type=click.IntRange(min=1), required=True, help="生成的户数 / households to generate")
+    @click.option("--seed", type=int, default=1, show_default=True, help="随机种子（相同种子生成相同人口）/ random seed")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="输出目录 / output directory")
     @_as_of
     @_home
     def synth_cmd(locality, households, seed, out, as_of, home):
@@ -183,22 +234,38 @@ def register(main: click.Group) -> None:
         )
 
     @main.command("simulate")
-    @click.option("--population", type=click.Path(exists=True, path_type=Path), required=True)
-    @click.option("--reform", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+    @_population_argument(required=False)  # required unless the old --population is given
+    @click.option(
+        "--population",
+        "population_option",
+        type=click.Path(exists=True, path_type=Path),
+        hidden=True,  # the old spelling, kept so that scripts keep working; POPULATION is the argument, as in batch
+    )
+    @click.option(
+        "--reform",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        required=True,
+        help="改革方案文件（YAML）/ the reform file",
+    )
     @click.option(
         "--out", type=click.Path(file_okay=False, path_type=Path), help="输出目录（默认 simulation-<改革名>）/ output directory"
     )
     @_as_of
     @_home
-    def simulate_cmd(population, reform, out, as_of, home):
-        """改革试算：基线与改革方案的人数、金额与受影响的户 / what-if: baseline versus a reform."""
+    def simulate_cmd(population, population_option, reform, out, as_of, home):
+        """改革试算：基线与改革方案的人数、金额与受影响的户 / what-if: baseline versus a reform.
+
+        POPULATION：人口数据目录或 JSON Lines 文件，与 jiuzhu batch 相同 / a population, as for jiuzhu batch.
+        """
         from .reform import ReformError
         from .simulate import run_simulation
-        from .tables import PopulationError
+        from .tables import PopulationError, Source
 
+        population = _one_population(population, population_option)
         engine = _engine(home)
         out = out or Path(f"simulation-{reform.stem}")
         try:
+            _source(Source, population)
             result = run_simulation(population, reform, as_of=as_of, out_dir=out, engine=engine)
         except ReformError as e:
             click.echo(f"改革方案有误 / invalid reform: {e}", err=True)
@@ -208,12 +275,26 @@ def register(main: click.Group) -> None:
         click.echo(result.report_text())
 
     @main.command("diff")
-    @click.option("--base", required=True, help="基准版本：git 引用（如 main、HEAD~1）或包含 rules/ 与 policies/ 的目录")
-    @click.option("--head", type=click.Path(exists=True, file_okay=False, path_type=Path), default=Path("."), show_default=True)
+    @click.option(
+        "--base",
+        required=True,
+        help="基准版本：git 引用（如 main、HEAD~1）或包含 rules/ 与 policies/ 的目录 / base: a git ref or a directory",
+    )
+    @click.option(
+        "--head",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="新版本：包含 rules/ 与 policies/ 的目录 / the new version's directory",
+    )
     @click.option(
         "--population", type=click.Path(exists=True, path_type=Path), help="同时比较一个人口数据 / also compare a population"
     )
-    @click.option("--cases", type=click.Path(exists=True, path_type=Path), help="用例目录（默认 HEAD 的 tests/cases）")
+    @click.option(
+        "--cases",
+        type=click.Path(exists=True, path_type=Path),
+        help="用例目录或文件（默认 HEAD 的 tests/cases）/ YAML cases (default: HEAD's tests/cases)",
+    )
     @_as_of
     @click.option(
         "--out", type=click.Path(file_okay=False, path_type=Path), help="写出变化明细（CSV/JSON）/ write the changes here"
@@ -228,6 +309,24 @@ def register(main: click.Group) -> None:
             click.echo(f"✗ {e}", err=True)
             sys.exit(2)
         click.echo(result.report_text())
+        if result.cases == 0:
+            _no_cases_warning(cases or head / "tests" / "cases")
+
+
+def _no_cases_warning(case_dir: Path) -> None:
+    """A diff that compared no case says nothing about the rules: say so, and why, rather than let
+    "0 changed" read as "nothing changed"."""
+    if not case_dir.exists():
+        why = f"{case_dir} 不存在 / {case_dir} does not exist"
+    elif case_dir.is_dir() and not any(case_dir.rglob("*.yaml")):
+        why = f"{case_dir} 中没有 .yaml 用例文件 / {case_dir} holds no .yaml case files"
+    else:
+        why = f"{case_dir} 中的用例文件没有用例 / the case files in {case_dir} hold no cases"
+    click.echo(
+        f"⚠ 没有比较任何测试用例：{why.split(' / ')[0]}；用 --cases 指定用例目录 / "
+        f"no test case was compared: {why.split(' / ')[1]}; name the cases with --cases",
+        err=True,
+    )
 
 
 def _print_summary(s) -> None:

@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from engine import localities
 from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
+from engine.jsonlines import looks_like_plain_json
 from engine.model import PROGRAM_CODES, InputError, id_check_digit
 from engine.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
 from engine.text import ID_EN, ID_RE, ID_ZH, is_id
@@ -287,6 +288,8 @@ class Source:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
+                if not buf and not errs.items:
+                    _refuse_plain_json(path, lineno, line)
                 try:
                     buf.append(parse(line))
                 except InputError as e:
@@ -300,6 +303,24 @@ class Source:
         errs.raise_if_any()
         if buf:
             yield buf, first
+
+
+def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
+    """A JSON array, or one object spread over lines, is not JSON Lines: say so once."""
+    if not looks_like_plain_json(line):
+        return
+    raise PopulationError(
+        [
+            RowError(
+                path.name,
+                lineno,
+                "(file)",
+                "这是普通 JSON（数组或跨行的对象），批量评估需要 JSON Lines：每行一户，一个 JSON 对象",
+                "this is plain JSON (an array or an object over several lines); expected JSON Lines: "
+                "one household per line, each a JSON object",
+            )
+        ]
+    )
 
 
 class _Stream:

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.jsonlines import first_line, looks_like_plain_json
 from engine.localities import covers
 
 
@@ -24,11 +25,12 @@ def _db_options(f):
 
 
 def _repo(data_dir, database_url):
+    """An existing database (tick, alerts): a data directory without one is refused, not created."""
     from api.cli import _repo as open_repo
     from api.cli import _settings
     from api.monitor_repo import MonitorRepository
 
-    return MonitorRepository(open_repo(_settings(data_dir, database_url)).engine)
+    return MonitorRepository(open_repo(_settings(data_dir, database_url), existing=True).engine)
 
 
 @click.group()
@@ -38,16 +40,27 @@ def monitor() -> None:
 
 @monitor.command("replay")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--workers", type=int, default=None, help="进程数，默认为 CPU 核数（按家庭分区）/ processes")
-@click.option("--batch", type=int, default=2000, show_default=True, help="每个事务的事件数 / events per transaction")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="进程数，默认为 CPU 核数（按家庭分区）/ processes")
+@click.option("--batch", type=click.IntRange(min=1), default=2000, show_default=True, help="每个事务的事件数 / events per transaction")
 @click.option("--clock", type=click.DateTime(["%Y-%m-%d"]), default=None, help="回放后把每户时钟推进到该日期（检查到期事项）/ advance clocks to this date")
 @_db_options
 def replay_cmd(file: Path, workers: int | None, batch: int, clock, data_dir, database_url) -> None:
-    """按文件顺序回放事件（JSON Lines，每行一个事件），写入数据库并产生预警 / replay events.jsonl."""
+    """按文件顺序回放事件（JSON Lines，每行一个事件），写入数据库并产生预警 / replay events.jsonl.
+
+    FILE：事件文件，JSON Lines，每行一个事件 / the events, JSON Lines (one event per line).
+    """
     from api.cli import _repo as open_repo
     from api.cli import _settings
     from api.monitor_replay import ReplayError, replay
 
+    first = first_line(file)
+    if first is not None and looks_like_plain_json(first[1]):
+        click.echo(
+            f"{file.name}:{first[0]}: 这是普通 JSON（数组或跨行的对象），回放需要 JSON Lines：每行一个事件 / "
+            "this is plain JSON (an array or an object over several lines); expected JSON Lines: one event per line",
+            err=True,
+        )
+        sys.exit(2)
     open_repo(_settings(data_dir, database_url)).engine.dispose()  # migrate once, before the workers start
     t = time.perf_counter()
     try:
@@ -121,10 +134,10 @@ def tick_cmd(date_, locality: str | None, data_dir, database_url) -> None:
 
 
 @monitor.command("synth")
-@click.option("--households", type=int, default=1000, show_default=True)
-@click.option("--events", type=int, default=20000, show_default=True, help="事件总数（含每户的 register）/ events in all")
-@click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--households", type=click.IntRange(min=1), default=1000, show_default=True, help="户数 / households")
+@click.option("--events", type=click.IntRange(min=1), default=20000, show_default=True, help="事件总数（含每户的 register）/ events in all")
+@click.option("--seed", type=int, default=1, show_default=True, help="随机种子（相同种子生成相同事件）/ random seed")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="输出文件（JSON Lines）/ output file")
 def synth_cmd(households: int, events: int, seed: int, out: Path) -> None:
     """生成合成事件流（SYNTHETIC，不含任何真实家庭）/ write a SYNTHETIC event stream (JSON lines)."""
     from .synth import generate
@@ -142,10 +155,10 @@ def synth_cmd(households: int, events: int, seed: int, out: Path) -> None:
 
 @click.group(invoke_without_command=True)
 @click.option("--locality", default=None, help="行政区划代码（市、省级代码包含下辖地区）")
-@click.option("--status", type=click.Choice(["open", "acknowledged", "closed"]), default="open", show_default=True)
-@click.option("--household", "household_id", default=None)
-@click.option("--level", type=click.Choice(["red", "orange", "yellow"]), default=None)
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option("--status", type=click.Choice(["open", "acknowledged", "closed"]), default="open", show_default=True, help="处理状态 / status")
+@click.option("--household", "household_id", default=None, help="只看该户的预警 / only this household")
+@click.option("--level", type=click.Choice(["red", "orange", "yellow"]), default=None, help="预警级别 / level")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="最多列出几条 / at most this many")
 @click.option("--json", "as_json", is_flag=True, help="输出 JSON / print JSON")
 @_db_options
 @click.pass_context
@@ -194,7 +207,10 @@ def _set(ctx, alert_id: str, status: str, note: str | None) -> None:
 @click.option("--note", default=None, help="说明 / note")
 @click.pass_context
 def alerts_ack(ctx, alert_id: str, note: str | None) -> None:
-    """确认预警 / acknowledge an alert."""
+    """确认预警 / acknowledge an alert.
+
+    ALERT_ID：预警编号（见 jiuzhu alerts）/ the alert's id, as jiuzhu alerts shows it.
+    """
     _set(ctx, alert_id, "acknowledged", note)
 
 
@@ -203,7 +219,10 @@ def alerts_ack(ctx, alert_id: str, note: str | None) -> None:
 @click.option("--note", required=True, help="处置说明（必填）/ what was done")
 @click.pass_context
 def alerts_close(ctx, alert_id: str, note: str) -> None:
-    """关闭预警（须附处置说明）/ close an alert with a note."""
+    """关闭预警（须附处置说明）/ close an alert with a note.
+
+    ALERT_ID：预警编号（见 jiuzhu alerts）/ the alert's id, as jiuzhu alerts shows it.
+    """
     if not note.strip():
         click.echo("--note 不能为空 / --note must not be empty", err=True)
         sys.exit(2)

@@ -65,3 +65,37 @@ def test_a_writer_process_that_dies_is_restarted_and_workers_reconnect(tmp_path)
         assert codes[-1] == 200, codes
     finally:
         assert server.stop() == 0
+
+
+def test_a_second_service_on_the_same_port_or_data_dir_is_refused_and_the_first_keeps_serving(tmp_path):
+    first = Served(tmp_path / "a", workers=1)
+    others: list[Served] = []
+    try:
+        key = first.admin_key()
+        # the second service starts while the first is still starting, then once it answers
+        early = Served(tmp_path / "b", workers=1, port=first.port, own_session=True)
+        others.append(early)
+        first.wait_ready()
+        same_port = Served(tmp_path / "c", workers=1, port=first.port, own_session=True)
+        others.append(same_port)
+        for second in (early, same_port):
+            assert second.exit_status() == 4, second.output()
+            out = second.output()
+            assert f"port {first.port} is already in use" in out and f"端口 {first.port} 已被占用" in out
+            assert "JIUZHU_ADMIN_KEY" not in out  # refused before creating anything
+        same_dir = Served(tmp_path / "a", workers=1, own_session=True)
+        others.append(same_dir)
+        assert same_dir.exit_status() == 4, same_dir.output()
+        out = same_dir.output()
+        assert f"in use by another jiuzhu serve (pid {first.proc.pid})" in out and "已被另一个 jiuzhu serve" in out
+        # every new connection reaches the first service (a second one would answer 401 to its key)
+        h = {"Authorization": f"Bearer {key}"}
+        codes = {
+            httpx.post(first.url + "/v1/evaluate", json=examples.HOUSEHOLD, headers=h, timeout=30).status_code for _ in range(20)
+        }
+        assert codes == {200}
+    finally:
+        for other in others:
+            if other.proc.poll() is None:
+                other.kill()
+        assert first.stop() == 0, first.output()

@@ -62,7 +62,6 @@ def test_simulate_and_columns(tmp_path):
     run("synth", "--locality", "210000", "--households", 300, "--out", pop)
     r = run(
         "simulate",
-        "--population",
         pop,
         "--reform",
         ROOT / "examples" / "reforms" / "dibao_plus5_edge2.yaml",
@@ -73,3 +72,57 @@ def test_simulate_and_columns(tmp_path):
     assert "改革试算" in r.output and (tmp_path / "s" / "report.html").exists()
     r = run("batch-columns")
     assert "income_wage" in r.output and "members[].incomes[]" in r.output
+
+
+def test_batch_on_plain_json_says_once_that_it_expects_json_lines(tmp_path):
+    household = json.loads((ROOT / "examples" / "liaoning_shenyang_family.json").read_text(encoding="utf-8"))
+    for name, text in (
+        ("array.json", json.dumps([household, household], indent=2)),
+        ("object.json", json.dumps(household, indent=2)),
+        ("one_line_array.json", json.dumps([household])),
+    ):
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        r = run("batch", tmp_path / name, "--out", tmp_path / "o")
+        assert r.exit_code == 2, r.output
+        assert r.output.count("one household per line") == 1 and "不是有效的 JSON" not in r.output
+        assert "每行一户" in r.output and "one household per line" in r.output
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text(json.dumps(household) + "\n" + json.dumps(household) + "\n", encoding="utf-8")
+    assert run("batch", lines, "--out", tmp_path / "o").exit_code == 0
+
+
+def test_batch_programs_typo_and_a_directory_without_tables_exit_2_with_a_message(tmp_path):
+    lines = tmp_path / "lines.jsonl"
+    lines.write_text((ROOT / "examples" / "liaoning_shenyang_family.json").read_text(encoding="utf-8").replace("\n", "") + "\n")
+    r = CliRunner().invoke(main, ["batch", str(lines), "--out", str(tmp_path / "o"), "--programs", "dibo"])
+    assert r.exit_code == 2 and "unknown program(s) in --programs: dibo" in r.output, r.output
+    r = CliRunner().invoke(main, ["batch", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "holds no households/members tables" in r.output, r.output
+
+
+def test_synth_refuses_a_household_count_below_one(tmp_path):
+    for n in ("-5", "0"):
+        r = run("synth", "--locality", "210000", "--households", n, "--out", tmp_path / "p")
+        assert r.exit_code == 2 and "--households" in r.output
+        assert not (tmp_path / "p").exists()
+
+
+def test_simulate_takes_the_population_as_batch_does_and_keeps_the_old_option(tmp_path):
+    pop = tmp_path / "pop"
+    run("synth", "--locality", "210000", "--households", 50, "--out", pop)
+    reform = ROOT / "examples" / "reforms" / "dibao_plus5_edge2.yaml"
+    old = CliRunner().invoke(main, ["simulate", "--population", str(pop), "--reform", str(reform), "--out", str(tmp_path / "a")])
+    assert old.exit_code == 0, old.output
+    assert "改革试算" in old.stdout and "位置参数" in old.stderr
+    r = run("simulate", "--reform", reform)
+    assert r.exit_code == 2 and "POPULATION" in r.output
+
+
+def test_diff_that_compares_no_case_warns_and_says_why(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = CliRunner().invoke(main, ["diff", "--base", str(ROOT), "--head", str(ROOT), "--cases", str(tmp_path / "empty")])
+    assert r.exit_code == 0, r.output
+    assert "测试用例：0 个" in r.stdout
+    assert "没有比较任何测试用例" in r.stderr and "holds no .yaml case files" in r.stderr
+    r = CliRunner().invoke(main, ["diff", "--base", str(ROOT), "--head", str(ROOT)])
+    assert "no test case was compared" not in r.stderr
