@@ -136,7 +136,7 @@ class MonitoredHousehold(SQLModel, table=True):
     household_id: str = Field(primary_key=True, max_length=128)
     locality: str = Field(max_length=6)
     seq: int  # events applied so far
-    record_json: str = Field(sa_column=Column(Text, nullable=False))  # CONTRACT.md household, no ID numbers
+    record_json: str = Field(sa_column=Column(Text, nullable=False))  # docs/contract.md household, no ID numbers
     summary_json: str = Field(sa_column=Column(Text, nullable=False))  # the last determination, per program
     meta_json: str = Field(sa_column=Column(Text, nullable=False))  # registered, last review, 渐退 start, figures
     ruleset_version: str = Field(max_length=80)

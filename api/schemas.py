@@ -1,7 +1,7 @@
 """Response shapes, for the OpenAPI document and for tests that check answers against it.
 
 Routes on the hot path return pre-serialised JSON; these models describe that
-JSON (CONTRACT.md's determination plus the record fields) without re-validating it.
+JSON (docs/contract.md's determination plus the record fields) without re-validating it.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ _READING_NOTE = "按对政策文件的解释取值，待地方确认"
 
 
 class Determination(dict):
-    """The determination of CONTRACT.md: a plain JSON-ready dict with a few helpers."""
+    """The determination of docs/contract.md: a plain JSON-ready dict with a few helpers."""
 
     def programs(self, code: str) -> list[dict]:
         return [p for p in self["programs"] if p["program"] == code]

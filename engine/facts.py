@@ -1,6 +1,6 @@
 """The facts a rule may read, and how a validated household becomes those facts.
 
-This table is the rule language's view of CONTRACT.md: every input field a
+This table is the rule language's view of docs/contract.md: every input field a
 rule can name, with its type. A field the household did not supply that a
 decision needs (``supporters``, ``assets``, ``hukou_locality``...) becomes a
 ``Missing`` value naming the field, so the decision says ``needs_info``

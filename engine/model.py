@@ -1,4 +1,4 @@
-"""The household record of CONTRACT.md, validated at the edge.
+"""The household record of docs/contract.md, validated at the edge.
 
 Every check that can refuse an input lives here, so that bad input is refused
 whole, before any rule runs, with the field path and a message in Chinese

@@ -245,7 +245,7 @@ class RuleBook:
         for _p, rel, d in program_raw:
             code = d.get("program")
             if code not in PROGRAM_CODES:
-                self._err(rel, d.line_of("program"), f"未知的项目代码 {code!r}（见 CONTRACT.md） / unknown program code")
+                self._err(rel, d.line_of("program"), f"未知的项目代码 {code!r}（见 docs/contract.md） / unknown program code")
                 continue
             if code in headers:
                 self._err(rel, d.line_of("program"), f"项目 {code} 在 {headers[code][0]} 中已定义 / program defined twice")

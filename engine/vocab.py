@@ -1,4 +1,4 @@
-"""The closed vocabularies of CONTRACT.md: every enum value an input field may take.
+"""The closed vocabularies of docs/contract.md: every enum value an input field may take.
 
 One definition, read by the pydantic models (engine.model), the runtime validator
 (engine.validate), the rule language's fact types (engine.facts), the batch column

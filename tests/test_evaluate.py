@@ -1,4 +1,4 @@
-"""The determination's shape (CONTRACT.md) and explanations."""
+"""The determination's shape (docs/contract.md) and explanations."""
 
 import json
 import re

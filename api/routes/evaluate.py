@@ -35,7 +35,7 @@ _IDEM_PARAM = {
     "/evaluate",
     summary="评估一户家庭，返回认定结果并记录",
     description=(
-        "输入一户家庭记录（CONTRACT.md），返回每个救助项目的认定状态、金额和逐条理由（含出处）。"
+        "输入一户家庭记录（docs/contract.md），返回每个救助项目的认定状态、金额和逐条理由（含出处）。"
         "结果在写入数据库后才返回；返回体另含 `determination_id` 与 `recorded_at`。"
         "输入有误时返回 422，逐项列出出错字段（中英文）。角色：window、caseworker、admin。"
     ),

@@ -91,7 +91,7 @@ EVENT_EXAMPLES = {
         "value": {"household_id": "LN-2021-0001", "type": "hospitalisation", "date": "2021-09-01", "member": "p1", "cost": "8000.00", "event_id": "LN-2021-0001-e1"},
     },
     "登记家庭": {
-        "summary": "纳入监测：附 CONTRACT.md 的家庭记录（as_of 取事件日期）",
+        "summary": "纳入监测：附 docs/contract.md 的家庭记录（as_of 取事件日期）",
         "value": {
             "household_id": "LN-2021-0001",
             "type": "register",

@@ -136,7 +136,7 @@ def register(main: click.Group) -> None:
         "--export",
         "export_ids",
         multiple=True,
-        help="以 CONTRACT.md 格式导出这些户（JSON 数组）/ export households as contract JSON",
+        help="以 docs/contract.md 格式导出这些户（JSON 数组）/ export households as contract JSON",
     )
     @click.option("--json", "as_json", is_flag=True, help="与 --explain 同用：输出 JSON / with --explain: print JSON")
     @_home

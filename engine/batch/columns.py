@@ -41,7 +41,7 @@ class Part:
     mcols: dict[str, V]
     household_ids: Sequence[str]
     member_ids: Sequence[str]
-    contract: Callable[[int], dict]  # household i as a CONTRACT.md record (explain, fallback)
+    contract: Callable[[int], dict]  # household i as a docs/contract.md record (explain, fallback)
     first_row: int = 0  # index of the part's first household in the whole population
     extra: dict[str, Any] = field(default_factory=dict)
 

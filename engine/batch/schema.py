@@ -1,6 +1,6 @@
 """The population file layout: two tables (households, members) and an optional third (events).
 
-Each column is mapped to the CONTRACT.md field it fills. The README's column
+Each column is mapped to the docs/contract.md field it fills. The README's column
 reference is this table (``jiuzhu batch --columns`` prints it); a test keeps the two
 in agreement.
 """
@@ -36,7 +36,7 @@ class Column:
     table: str
     name: str
     kind: str  # text | enum | locality | date | money | int | bool | list | id_number
-    contract: str  # the CONTRACT.md field
+    contract: str  # the docs/contract.md field
     zh: str  # what it holds, for the README
     required: bool = False
     values: tuple[str, ...] = ()  # allowed values (enum, list elements)

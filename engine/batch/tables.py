@@ -1099,7 +1099,7 @@ def _date_text(v: Any) -> str | None:
 
 
 def row_contract(raw: RawPart, i: int, as_of: dt.date | None = None) -> dict:
-    """Household ``i`` of a part as a CONTRACT.md household record."""
+    """Household ``i`` of a part as a docs/contract.md household record."""
     h = raw.hh.slice(i, 1).to_pylist()[0]
     if raw.offsets is None:
         raw.offsets = np.concatenate([[0], np.cumsum(raw.sizes)])

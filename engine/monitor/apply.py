@@ -1,4 +1,4 @@
-"""Applying an event to a household's stored record (CONTRACT.md JSON).
+"""Applying an event to a household's stored record (docs/contract.md JSON).
 
 ``apply_event`` returns the new record and whether the facts the programs read
 changed (then the household is re-evaluated). The record is never changed in

@@ -49,7 +49,7 @@ class HouseholdState:
 
     household_id: str
     locality: str
-    record: dict  # CONTRACT.md household, as of the latest re-evaluation (no ID numbers)
+    record: dict  # docs/contract.md household, as of the latest re-evaluation (no ID numbers)
     summary: list[dict]  # the last determination: program, members, status, amounts
     figures: dict  # monthly_income, per_capita_income (fen or None), counted_count, as_of
     registered: str  # date it entered monitoring

@@ -158,7 +158,7 @@ class _Loader:
             if "programs" in d:
                 progs = d["programs"]
                 if not isinstance(progs, list) or not progs or any(p not in PROGRAM_CODES for p in progs):
-                    self.err(rel, d.line_of("programs"), "programs 应为项目代码列表（见 CONTRACT.md） / programs must list program codes")
+                    self.err(rel, d.line_of("programs"), "programs 应为项目代码列表（见 docs/contract.md） / programs must list program codes")
                 else:
                     book.programs = tuple(progs)
             if "retain_days" in d:
