@@ -78,7 +78,11 @@ def test_no_alert_shows_a_file_name_or_a_parameter_key(monitor):
 @pytest.mark.parametrize(
     ("old", "new", "fragment"),
     [
-        ("citation: 000_e6fc943ba75c7f6b.txt L425（高龄、失能老年人补贴）", "citation: 009_e6fc943ba75c7f6b.txt L425", "009_e6fc943ba75c7f6b.txt"),
+        (
+            "citation: 000_e6fc943ba75c7f6b.txt L425（高龄、失能老年人补贴）",
+            "citation: 009_e6fc943ba75c7f6b.txt L425",
+            "009_e6fc943ba75c7f6b.txt",
+        ),
         ("citation: 《社会救助暂行办法》第十三条（家庭人口", "citation: 《社会救助办法》第十三条（家庭人口", "《社会救助办法》"),
     ],
     ids=["unknown-seed-file", "unknown-title"],
