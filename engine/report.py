@@ -388,7 +388,8 @@ ul { margin: 0; padding-left: 1.2em; } .answers { list-style: none; padding-left
 .total { font-size: 12pt; font-weight: bold; margin: 0; }
 .page-one .footer { margin-top: 8pt; break-inside: avoid; font-size: 9pt; border-top: 0.5pt solid #888; padding-top: 3pt; }
 .appendix { page-break-before: always; break-before: page; font-size: 9pt; }
-.appendix .cite { color: #444; padding-left: 2em; }
+.appendix ul { list-style: none; padding-left: 0; } .appendix li { padding-left: 1.4em; text-indent: -1.4em; }
+.appendix .cite { color: #444; padding-left: 2em; text-indent: 0; }
 @media screen { body { max-width: 210mm; margin: 0 auto; padding: 12mm; } }
 """
 
