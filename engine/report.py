@@ -380,14 +380,16 @@ _CSS = """
 body { font-family: "Noto Sans CJK SC", "Source Han Sans SC", "Microsoft YaHei", sans-serif; font-size: 9.5pt;
        line-height: 1.35; color: #000; margin: 0; }
 h1 { font-size: 14pt; margin: 0 0 4pt; } h2 { font-size: 11pt; margin: 8pt 0 3pt; }
-.meta, .note { margin: 0 0 2pt; } .note { font-weight: bold; }
+.meta, .note, .page-one p { margin: 0 0 2pt; } .note { font-weight: bold; }
 ul { margin: 0; padding-left: 1.2em; } .answers { list-style: none; padding-left: 0; }
 .answers li { margin: 0 0 2pt; break-inside: avoid; } .answers .head { font-weight: bold; }
-.answers .refused .head { font-weight: normal; } .why { padding-left: 1.4em; display: inline-block; }
+.answers .refused { padding-left: 1.4em; text-indent: -1.4em; } .answers .refused .head { font-weight: normal; }
+.why { padding-left: 1.4em; display: inline-block; }
 .total { font-size: 12pt; font-weight: bold; margin: 0; }
-.footer { margin-top: 8pt; font-size: 9pt; border-top: 0.5pt solid #888; padding-top: 3pt; }
+.page-one .footer { margin-top: 8pt; break-inside: avoid; font-size: 9pt; border-top: 0.5pt solid #888; padding-top: 3pt; }
 .appendix { page-break-before: always; break-before: page; font-size: 9pt; }
-.appendix .cite { color: #444; padding-left: 2em; }
+.appendix ul { list-style: none; padding-left: 0; } .appendix li { padding-left: 1.4em; text-indent: -1.4em; }
+.appendix .cite { color: #444; padding-left: 2em; text-indent: 0; }
 @media screen { body { max-width: 210mm; margin: 0 auto; padding: 12mm; } }
 """
 
@@ -397,6 +399,10 @@ def render_html(rep: Report) -> str:
     rows = []
     for cls, mark, lines in (("granted", "✓", rep.granted), ("needs", "？", rep.needs_info), ("refused", "✗", rep.refused)):
         for ln in lines:
+            if cls == "refused":
+                # one line each, as in the text form: page one must hold every program on one A4 page
+                rows.append(f'<li class="{cls}"><span class="head">{e(f"{mark} {ln.name}（{ln.who}）")}</span>：{e(ln.why)}</li>')
+                continue
             head = f"{mark} {ln.name}（{ln.who}）：{ln.status_text}" + (f"，{ln.amount}" if ln.amount else "")
             rows.append(f'<li class="{cls}"><span class="head">{e(head)}</span><br><span class="why">{e(ln.why)}</span></li>')
     parts = [

@@ -9,7 +9,9 @@ definition (JSON): nothing in a rule file is ever handed to Python.
 
 Everything is checked at load: unknown fields, type errors, a condition
 durable-rules cannot express, a missing citation, sentence or level, duplicate
-ids; each refused with file and line, like the program rules.
+ids; each refused with file and line, like the program rules. Citations are checked against
+the same sources registry as the program rules (``policies/sources.yaml``) and rendered once, at
+load, by the same function, so an alert names documents, never seed files.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..expr import ast as A
 from ..expr.checker import TypeCheckError
 from ..expr.parser import ExprSyntaxError
 from ..expr.types import BOOL, T
+from ..sources import SourceRegistry, check_citation
 from ..templates import split, unbalanced
 from ..vocab import PROGRAM_CODES
 from ..yamlio import LineDict, YamlError, load_yaml
@@ -117,6 +120,12 @@ class _Loader:
     def __init__(self, book: MonitorBook):
         self.book = book
         self.root = book.dir.parent.parent if book.dir.parent.name == "rules" else book.dir.parent
+        # The program rules' registry (engine.policy loads the same file); a rule home without
+        # one shows citations as written, as engine.sources does for the program rules.
+        self.sources = SourceRegistry()
+        sources_path = self.root / "policies" / "sources.yaml"
+        if sources_path.exists():
+            self.sources = SourceRegistry.load(sources_path, self.rel(sources_path), self.err)
 
     def err(self, file: str, line: int, msg: str) -> None:
         self.book.errors.append(MonitorRuleError(file, line, msg))
@@ -216,7 +225,8 @@ class _Loader:
             if any(x.name == name for x in self.book.milestones):
                 self.err(rel, line, f"milestone {name} 重复 / duplicate milestone")
                 continue
-            self.book.milestones.append(Milestone(name, age, members, str(m["title"]), str(m["citation"]).strip()))
+            citation = check_citation(self.sources, str(m["citation"]).strip(), rel, m.line_of("citation"), self.err)
+            self.book.milestones.append(Milestone(name, age, members, str(m["title"]), citation))
 
     # -- one rule ------------------------------------------------------------
     def rule(self, rel: str, item: Any) -> MonitorRule | None:
@@ -288,7 +298,7 @@ class _Loader:
             member=member,
             text=parts,
             action=item["action"].strip(),
-            citation=item["citation"].strip(),
+            citation=check_citation(self.sources, item["citation"].strip(), rel, item.line_of("citation"), self.err),
             project_default=bool(item.get("project_default", False)),
             slot_types=slot_types,
             file=rel,
