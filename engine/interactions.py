@@ -229,7 +229,7 @@ def _resolve_mixed(ex: Exclusion, household: dict[str, dict], by_member: dict[st
     if all(member_first.values()) and len(covered) == len(hh["members"]):
         hh["paid"] = False
         hh["excluded_by"] = next(iter(covered.values()))["program"]
-        _note(hh, ex, False, f"家庭全部共同生活成员均已享受{names}，{hh['name']}不重复发放", None, {"covered": list(covered)})
+        _note(hh, ex, False, f"{names}已单独享受保障，家庭全部共同生活成员均已覆盖，{hh['name']}不重复发放", None, {"covered": list(covered)})
         for mid, e in covered.items():
             _note(e, ex, True, f"成员{mid}享受{e['name']}，家庭不再重复享受{hh['name']}", mid, {"kept": e["program"]})
         return
