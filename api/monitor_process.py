@@ -51,7 +51,9 @@ class _Server(GroupServer):
         except InputError as e:  # refused whole, at once: nothing to apply
             self.reply(transport, seq, True, [{"index": None, "status": "refused", "errors": e.to_dict()["errors"]}])
             return
-        self.add(transport, seq, (Request(events, key_id, name, scope=scope),))
+        req = Request(events, key_id, name, scope=scope)
+        self.service.pseudonymise(req)  # before the turns reserve its households
+        self.add(transport, seq, (req,))
 
     def flush(self) -> None:
         self.scheduled = False

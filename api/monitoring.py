@@ -169,7 +169,7 @@ class MonitorService:
     def handle(self, requests: list[Request]) -> None:
         """Apply every request's events in order and commit them together; fills each ``results``."""
         for r in requests:
-            self._pseudonymise(r)
+            self.pseudonymise(r)
         try:
             self._apply_all(requests)
         except Exception as e:
@@ -177,8 +177,9 @@ class MonitorService:
             return
         self.commit(requests)
 
-    def _pseudonymise(self, req: Request) -> None:
-        # ID numbers in ids are masked and tagged before the monitor sees them, once per request
+    def pseudonymise(self, req: Request) -> None:
+        """Mask and tag the ID numbers in ``req``'s ids, once, before the monitor sees them (and before the
+        turns reserve its households, which are then known by their pseudonyms)."""
         if not req.pseudonymous:
             req.events = [pseudonymous(e, self.repo.id_secret) for e in req.events]
             req.pseudonymous = True
@@ -192,7 +193,7 @@ class MonitorService:
     def advance(self, req: Request, limit: int) -> None:
         """Apply up to ``limit`` more of ``req``'s events, uncommitted (``commit`` writes them once all
         are applied). Until then no other request may apply events to its households (``MonitorTurns``)."""
-        self._pseudonymise(req)
+        self.pseudonymise(req)
         try:
             self._apply(req, limit)
         except Exception as e:
@@ -245,6 +246,8 @@ class MonitorService:
             item = error_item(err.field, err.zh, err.en, err.code)
             r.results = [{"index": i, "status": "refused", "household_id": ev.household_id, "errors": [item]} for i, ev in enumerate(r.events)]
             r.error = None
+            # answered whole: nothing of it is applied any further, nor committed
+            r.done, r.applied = len(r.events), _Applied()
             return
         log.exception("could not record %d monitoring request(s)", len(requests), exc_info=e)
         for r in requests:
@@ -419,8 +422,9 @@ class LocalMonitor:
 
         def parse() -> Request:
             events = parse_events(raw_events) if len(raw_events) != 1 else [parse_event(raw_events[0])]
-            self.service  # noqa: B018 -- loaded here, in a pool thread, rather than holding up the turns
-            return Request(events, caller.key_id, caller.name, scope=caller.scope.code)
+            req = Request(events, caller.key_id, caller.name, scope=caller.scope.code)
+            self.service.pseudonymise(req)  # the service loads here, in a pool thread, not holding up the turns
+            return req
 
         req = await run_in_threadpool(parse)
         loop = asyncio.get_running_loop()
