@@ -33,10 +33,10 @@ def is_dotted(value: object) -> bool:
     return type(value) is str and DOTTED_RE.fullmatch(value) is not None
 
 
-def shown(value: object) -> str:
-    """A refused id as an error message may quote it: escaped, and cut short."""
+def shown(value: object, limit: int = 60) -> str:
+    """Rule-file text as an error message may quote it: escaped, and cut short."""
     text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def problem(value: object, zh: str, en: str, dotted: bool = False) -> str | None:

@@ -176,7 +176,7 @@ class RuleBook:
             node = parse(text)
             t = check(node, scope, expect)
         except (ExprSyntaxError, TypeCheckError) as e:
-            self._err(file, line, f"{what}：{e.message}（位于第{e.pos + 1}个字符：{text!r}）")
+            self._err(file, line, f"{what}：{e.message}（位于第{e.pos + 1}个字符：{shown(text, 500)}）")
             return None, None
         return node, t
 

@@ -25,7 +25,7 @@ from ..expr import ast as A
 from ..expr.checker import TypeCheckError
 from ..expr.parser import ExprSyntaxError
 from ..expr.types import BOOL, T
-from ..ids import is_name
+from ..ids import is_name, shown
 from ..templates import split, unbalanced
 from ..vocab import PROGRAM_CODES
 from ..yamlio import LineDict, YamlError, load_yaml
@@ -324,7 +324,7 @@ class _Loader:
                 check(node, scope, BOOL)
                 translated = _Translator(fact).cond(node)
             except (ExprSyntaxError, TypeCheckError) as e:
-                self.err(rel, pm.line_of("when"), f"{rid}.{alias}.when：{e.message}（位于第{e.pos + 1}个字符：{src!r}）")
+                self.err(rel, pm.line_of("when"), f"{rid}.{alias}.when：{e.message}（位于第{e.pos + 1}个字符：{shown(src, 500)}）")
                 return None
             cond = {"$and": [cond, *(translated.get("$and", [translated]))]}
         return Pattern(alias, fact, cond)
