@@ -579,19 +579,23 @@ class _Gen:
             texts = [texts[i] for i in tpl.order]
         fmt = self.const(tpl.fmt, "F")
         text = f"{fmt} % ({', '.join(texts)},)" if texts else fmt
-        cite = f"CITE(CITES, ps, {s.id!r}, {s.citation!r}, %s, {s.project_default})"
+
+        # a function, not ``%`` formatting: a citation is rule text and may hold a ``%``
+        def cite(trace: str) -> str:
+            return f"CITE(CITES, ps, {s.id!r}, {s.citation!r}, {trace}, {s.project_default})"
+
         if dynamic:
             # keyed by the trace as read, repeats included: deduplicating it costs more than the
             # few extra cache entries it would save (CITE itself keys the deduplicated trace)
             self.emit(f"k = ({s.id!r}, tuple(T))")
             self.emit("c = CITES.get(k)")
             self.emit("if c is None:")
-            self.emit("    c = CITES[k] = " + cite % "tuple(dict.fromkeys(T))")
+            self.emit("    c = CITES[k] = " + cite("tuple(dict.fromkeys(T))"))
         else:
             key = self.const((s.id, ()), "RK")
             self.emit(f"c = CITES.get({key})")
             self.emit("if c is None:")
-            self.emit("    c = " + cite % "()")
+            self.emit("    c = " + cite("()"))
         fields = [
             f"'rule': {s.id!r}",
             f"'kind': {kind!r}",
