@@ -311,7 +311,7 @@ def materialize(reform: Reform, home: Path, into: Path | None = None) -> Path:
                 scaled.append({**_scaled(e, c.scale, c.key), "source": f"{source}：{e.get('source', '')} × {c.scale}"})
             params[c.key] = [*before, *scaled]
     for code, d in files.items():
-        (root / "policies" / f"{code}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (root / "policies" / f"{code}.yaml").write_text(yaml.dump(d, Dumper=_Dumper, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return root
 
 
@@ -341,6 +341,14 @@ def _represent_number(dumper: yaml.SafeDumper, data: yaml_number):
 
 
 yaml.SafeDumper.add_representer(yaml_number, _represent_number)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes each value out in full: the loader refuses aliases, and two entries sharing one
+    ``from`` date object would otherwise be written as ``&id001`` and ``*id001``."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 def reform_rulebook(reform: Reform, home: Path):
