@@ -10,8 +10,11 @@ test checks that both backends produce byte-identical determinations.
 Safety: no rule or policy text is ever handed to Python. The generator walks our own
 closed AST (engine/expr/ast.py) and emits fixed code shapes for each node type; every
 name becomes a generated identifier or a dictionary key written with ``repr``; literals
-are validated values re-emitted with ``repr`` or passed in as constants. A test parses the
-generated source and checks it uses only the names and attributes listed here.
+are validated values re-emitted with ``repr`` or passed in as constants. No rule-file text
+appears outside a ``repr`` literal, comments included (a step's comment gives its number in
+``FastPath.labels``). Before compiling, ``audit`` checks the parsed source uses only names
+the generator made or lists, the attributes listed here and plain constants, so text that
+got past the loaders' id grammar (``engine.ids``) still could not become code.
 """
 
 from __future__ import annotations
