@@ -474,3 +474,19 @@ def test_a_reform_with_one_from_date_for_every_change_writes_no_aliases(tmp_path
     path.write_text(yaml.safe_dump(body, allow_unicode=True).replace("'2022-01-01'", "2022-01-01"), encoding="utf-8")
     book, _root = reform_rulebook(load_reform(path), ROOT)
     assert not book.errors
+
+
+@pytest.mark.parametrize(
+    "file, old, new",
+    [
+        ("rules/interactions.yaml", "  - id: interactions.tekun_not_dibao\n", '  - id: "interactions.tekun_not_dibao\\n#"\n'),
+        ("rules/monitoring/warnings.yaml", "  - id: monitor.income_halved\n", "  - id: monitor.ｉncome_halved\n"),
+    ],
+)
+def test_interaction_and_monitoring_ids_follow_the_grammar(tmp_path, file, old, new):
+    from engine.monitor.rules import load_monitoring
+
+    home = copy_home(tmp_path)
+    edit(home / file, old, new)
+    errors = load_monitoring(home / "rules" / "monitoring").errors if "monitoring" in file else load_rulebook(home).errors
+    assert any(e.file == file and e.line > 0 for e in errors), [str(e) for e in errors]
