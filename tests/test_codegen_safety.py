@@ -312,8 +312,6 @@ def _check(tmp_path_factory, place: str, value: str) -> None:
     tokens, file, book = _source_or_refusal(tmp_path_factory.mktemp("case"), place, value)
     if tokens is None:
         _refused_with_line(book, file)
-        for e in book.errors:
-            assert "\n" not in str(e) and "\r" not in str(e), str(e)
     else:
         assert tokens == _BASELINES[place]
 
