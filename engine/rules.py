@@ -772,7 +772,9 @@ class RuleBook:
                 src = s
         if src is None:
             self._err(
-                rel, item.line, f"use: {shown(name)} 不是 household 模块中定义的检查 / not a check defined in the household module"
+                rel,
+                item.line,
+                f"use: {shown(name)} 不是 household 模块中定义的检查 / not a check defined in the household module",
             )
             return None
         if src.type.kind != "bool" or src.text_pass is None:

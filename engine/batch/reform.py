@@ -311,7 +311,9 @@ def materialize(reform: Reform, home: Path, into: Path | None = None) -> Path:
                 scaled.append({**_scaled(e, c.scale, c.key), "source": f"{source}：{e.get('source', '')} × {c.scale}"})
             params[c.key] = [*before, *scaled]
     for code, d in files.items():
-        (root / "policies" / f"{code}.yaml").write_text(yaml.dump(d, Dumper=_Dumper, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (root / "policies" / f"{code}.yaml").write_text(
+            yaml.dump(d, Dumper=_Dumper, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
     return root
 
 
