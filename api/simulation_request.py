@@ -190,7 +190,8 @@ def _plain(v: Any, count: list[int]) -> Any:
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data):
+        return True  # the rule and reform loaders refuse aliases
 
 
 def _represent_decimal(dumper: yaml.SafeDumper, value: Decimal):

@@ -10,12 +10,16 @@ test checks that both backends produce byte-identical determinations.
 Safety: no rule or policy text is ever handed to Python. The generator walks our own
 closed AST (engine/expr/ast.py) and emits fixed code shapes for each node type; every
 name becomes a generated identifier or a dictionary key written with ``repr``; literals
-are validated values re-emitted with ``repr`` or passed in as constants. A test parses the
-generated source and checks it uses only the names and attributes listed here.
+are validated values re-emitted with ``repr`` or passed in as constants. No rule-file text
+appears outside a ``repr`` literal, comments included (a step's comment gives its number in
+``FastPath.labels``). Before compiling, ``audit`` checks the parsed source uses only names
+the generator made or lists, the attributes listed here and plain constants, so text that
+got past the loaders' id grammar (``engine.ids``) still could not become code.
 """
 
 from __future__ import annotations
 
+import ast as pyast
 import itertools
 import operator
 from typing import Any
@@ -37,6 +41,70 @@ _ORDER = {code: i for i, code in enumerate(PROGRAM_CODES)}
 _NULLABLE_MEMBER = frozenset({"sex", "hukou_locality", "self_care", "supporters"})
 _NULLABLE_BITS = ((1, "sex"), (2, "hukou_locality"), (4, "self_care"), (8, "supporters"))
 _TRACE = "\x00"
+
+# Prefixes of the identifiers ``_Gen.fresh`` makes (h12, p3, ...): the only names the generator
+# invents; every other name in the source is one of the helpers or of ``_LOCALS``.
+_PREFIXES = frozenset(
+    {"a", "c", "cv", "h", "ht", "m", "o", "p", "t", "x", "CL", "CV", "D", "F", "K", "L", "LB", "LK", "PR", "Q", "RK", "S", "ST"}
+)
+# The fixed local names of the code shapes below.
+_LOCALS = frozenset(
+    {
+        "CITES",
+        "HR",
+        "P",
+        "SH",
+        "T",
+        "amount",
+        "amt",
+        "bd",
+        "c",
+        "cc",
+        "chosen",
+        "counted_ids",
+        "failed",
+        "g",
+        "gr",
+        "h",
+        "hh",
+        "household",
+        "idx",
+        "k",
+        "lk",
+        "m",
+        "members",
+        "mr",
+        "mraw",
+        "note",
+        "out",
+        "own",
+        "parts",
+        "programs",
+        "ps",
+        "pv",
+        "r",
+        "raw",
+        "reasons",
+        "rec",
+        "req",
+        "results",
+        "status",
+        "stopped",
+        "summary",
+        "text",
+        "unknown",
+        "v",
+        "w",
+    }
+)
+_KEYWORDS = frozenset(
+    {"key", "household_id", "locality", "locality_chain", "as_of", "ruleset_version", "household", "programs", "summary"}
+)
+_CONSTANTS = (str, int, bool, type(None))
+
+
+class CodegenError(RuntimeError):
+    """The generator was about to write something outside its fixed shapes (a bug, or a bypassed check)."""
 
 
 _HELPERS: dict[str, Any] = {
@@ -142,6 +210,8 @@ class _Gen:
         self.assets_present = assets_present
         self.ns: dict[str, Any] = dict(_HELPERS)
         self.lines: list[str] = []
+        self.labels: list[str] = []  # rule-file id of each step, by the number its comment gives
+        self.made: set[str] = set()  # every identifier ``fresh`` handed out
         self.depth = 1
         self.counter = itertools.count()
         self.member_keys = frozenset(self.book.member_record) | frozenset(self.book.member_names)
@@ -162,19 +232,32 @@ class _Gen:
 
     # -- emitting --------------------------------------------------------------------
     def emit(self, line: str) -> None:
+        # One physical line each, whatever a repr'd literal holds: a line break or NUL here
+        # would let text end a statement early (see also ``audit``).
+        if "\n" in line or "\r" in line or "\x00" in line:
+            raise CodegenError("a generated line holds a line break")
         self.lines.append("    " * self.depth + line)
+
+    def note(self, kind: str, label: str) -> None:
+        """A comment naming the step by its number in ``labels``: no rule-file text in the source."""
+        self.labels.append(label)
+        self.lines.append(f"{'    ' * self.depth}# {kind} {len(self.labels) - 1}")
 
     def const(self, obj: Any, prefix: str = "K") -> str:
         key = id(obj)
         name = self._consts.get(key)
         if name is None:
-            name = f"{prefix}{next(self.counter)}"
+            name = self.fresh(prefix)
             self._consts[key] = name
             self.ns[name] = obj
         return name
 
     def fresh(self, prefix: str = "t") -> str:
-        return f"{prefix}{next(self.counter)}"
+        if prefix not in _PREFIXES:
+            raise CodegenError(f"unknown identifier prefix {prefix!r}")
+        name = f"{prefix}{next(self.counter)}"
+        self.made.add(name)
+        return name
 
     def household_var(self, name: str) -> str:
         v = self.hvar.get(name)
@@ -428,7 +511,7 @@ class _Gen:
 
     def fact_step(self, s: Step, sc: _Scope, index: str) -> None:
         keys = self.possible_keys(s.node)
-        self.emit(f"# {s.id}")
+        self.note("fact", s.id)
         if keys:
             self.emit("T = []")
         maybe = self.value(s.node, sc)
@@ -499,19 +582,23 @@ class _Gen:
             texts = [texts[i] for i in tpl.order]
         fmt = self.const(tpl.fmt, "F")
         text = f"{fmt} % ({', '.join(texts)},)" if texts else fmt
-        cite = f"CITE(CITES, ps, {s.id!r}, {s.citation!r}, %s, {s.project_default})"
+
+        # a function, not ``%`` formatting: a citation is rule text and may hold a ``%``
+        def cite(trace: str) -> str:
+            return f"CITE(CITES, ps, {s.id!r}, {s.citation!r}, {trace}, {s.project_default})"
+
         if dynamic:
             # keyed by the trace as read, repeats included: deduplicating it costs more than the
             # few extra cache entries it would save (CITE itself keys the deduplicated trace)
             self.emit(f"k = ({s.id!r}, tuple(T))")
             self.emit("c = CITES.get(k)")
             self.emit("if c is None:")
-            self.emit("    c = CITES[k] = " + cite % "tuple(dict.fromkeys(T))")
+            self.emit("    c = CITES[k] = " + cite("tuple(dict.fromkeys(T))"))
         else:
             key = self.const((s.id, ()), "RK")
             self.emit(f"c = CITES.get({key})")
             self.emit("if c is None:")
-            self.emit("    c = " + cite % "()")
+            self.emit("    c = " + cite("()"))
         fields = [
             f"'rule': {s.id!r}",
             f"'kind': {kind!r}",
@@ -555,7 +642,7 @@ class _Gen:
         member = prog.scope == "member"
         sc = _Scope(member)
         pk = self.const(prog, "PR")
-        self.emit(f"# ---- program {prog.code}")
+        self.note("program", prog.code)
         if member:
             self.emit("for idx, mr in enumerate(members):")
             self.depth += 1
@@ -578,7 +665,7 @@ class _Gen:
         for s in prog.steps:
             if s.kind == "let":
                 keys = self.possible_keys(s.node)
-                self.emit(f"# let {s.id}")
+                self.note("let", s.id)
                 if keys:
                     self.emit("T = []")
                 maybe = self.value(s.node, sc)
@@ -607,7 +694,7 @@ class _Gen:
 
     def use_step(self, s: Step, sc: _Scope, index: str) -> None:
         member_scope = s.scope == "member"
-        self.emit(f"# use {s.id}")
+        self.note("use", s.id)
         if member_scope:
             self.emit(f"v = mr[{s.name!r}]")
             key = f"({s.name!r}, idx)"
@@ -641,7 +728,7 @@ class _Gen:
         self.depth -= 1
 
     def check_step(self, s: Step, sc: _Scope) -> None:
-        self.emit(f"# rule {s.id}")
+        self.note("rule", s.id)
         step = self.const(s, "ST")
         maybe = False
         if s.guard_node is not None:
@@ -1012,6 +1099,7 @@ class FastPath:
         self.engine = engine
         self._variants: dict[tuple, Any] = {}
         self.sources: dict[tuple, str] = {}
+        self.labels: dict[tuple, list[str]] = {}  # rule-file id of each numbered step comment, per variant
 
     def variant_key(self, hh, ps) -> tuple:
         """Which parameters are unconfigured, whether assets were declared, and which nullable
@@ -1077,12 +1165,59 @@ class FastPath:
             }
         )
         ns["__builtins__"] = {}  # the generated code needs no builtins beyond the helpers given here
-        code = compile(source, f"<jiuzhu rules {self.engine.version[:15]}>", "exec")
-        exec(code, ns)  # generated from the checked AST only, see the module docstring
+        tree = pyast.parse(source)
+        audit(tree, _LOCALS | gen.made | ns.keys())
+        code = compile(tree, f"<jiuzhu rules {self.engine.version[:15]}>", "exec")
+        exec(code, ns)  # generated from the checked AST only, and audited: see the module docstring
         fn = ns["run"]
         self._variants[key] = fn
         self.sources[key] = source
+        self.labels[key] = gen.labels
         return fn
+
+
+def audit(tree: pyast.Module, names: frozenset[str] | set[str]) -> None:
+    """Check the parsed source holds only our own shapes: one function ``run``, names we made or
+    listed, allowed attributes, plain constants. Defence in depth behind the loaders' id grammar:
+    text that slipped into the source as code would show up here as a name, call or attribute."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], pyast.FunctionDef) or tree.body[0].name != "run":
+        raise CodegenError("the generated module must define only run()")
+    for node in pyast.walk(tree):
+        if isinstance(node, pyast.Name):
+            if node.id not in names:
+                raise CodegenError(f"unexpected name {node.id!r} in generated code")
+        elif isinstance(node, pyast.Attribute):
+            if node.attr not in ALLOWED_ATTRIBUTES:
+                raise CodegenError(f"unexpected attribute {node.attr!r} in generated code")
+        elif isinstance(node, pyast.arg):
+            if node.arg not in names:
+                raise CodegenError(f"unexpected parameter {node.arg!r} in generated code")
+        elif isinstance(node, pyast.keyword):
+            if node.arg not in _KEYWORDS:
+                raise CodegenError(f"unexpected keyword {node.arg!r} in generated code")
+        elif isinstance(node, pyast.Constant):
+            if type(node.value) not in _CONSTANTS:
+                raise CodegenError(f"unexpected constant of type {type(node.value).__name__} in generated code")
+        elif isinstance(node, _FORBIDDEN):
+            raise CodegenError(f"unexpected {type(node).__name__} in generated code")
+        elif isinstance(node, pyast.FunctionDef) and node is not tree.body[0]:
+            raise CodegenError("unexpected nested function in generated code")
+
+
+_FORBIDDEN = (
+    pyast.Import,
+    pyast.ImportFrom,
+    pyast.Global,
+    pyast.Nonlocal,
+    pyast.ClassDef,
+    pyast.AsyncFunctionDef,
+    pyast.Await,
+    pyast.Yield,
+    pyast.YieldFrom,
+    pyast.With,
+    pyast.Try,
+    pyast.Delete,
+)
 
 
 def _sort_key(r):

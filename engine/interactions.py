@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from .ids import is_name
 from .yamlio import LineDict
 
 KEEP = ("first", "higher_amount")
@@ -73,7 +74,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
             if k not in allowed:
                 book._err(rel, item.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
         xid = item.get("id")
-        if not isinstance(xid, str) or not xid.startswith("interactions.") or xid in seen:
+        if not isinstance(xid, str) or not xid.startswith("interactions.") or not is_name(xid[13:]) or xid in seen:
             book._err(rel, item.line, "id 应写作 interactions.<名称> 且不重复 / ids are unique 'interactions.<name>'")
             continue
         seen.add(xid)

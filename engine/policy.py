@@ -26,6 +26,7 @@ from .expr import Env, Missing, Scope, check, compile_expr, parse
 from .expr.checker import TypeCheckError
 from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, INT, MONEY, NUMBER, T
+from .ids import is_dotted, problem, shown
 from .money import fmt_money, fmt_number
 from .sources import SourceRegistry, check_citation
 from .yamlio import LineDict, YamlError, load_yaml
@@ -213,6 +214,10 @@ class PolicyStore:
             return
         for key, spec in raw.items():
             line = raw.line_of(key)
+            bad = problem(key, "参数名", "parameter key", dotted=True)
+            if bad:
+                self._err(rel, line, bad)
+                continue
             if not isinstance(spec, dict) or "label" not in spec or "type" not in spec:
                 self._err(rel, line, f"参数 {key} 需要 label 和 type / parameter {key} needs label and type")
                 continue
@@ -283,7 +288,8 @@ class PolicyStore:
             line = params.line_of(key)
             spec = self.schema.get(key)
             if spec is None:
-                self._err(rel, line, f"未在 parameters.yaml 中声明的参数 {key} / undeclared parameter {key}")
+                named = key if is_dotted(key) else shown(key)
+                self._err(rel, line, f"未在 parameters.yaml 中声明的参数 {named} / undeclared parameter {named}")
                 continue
             if not isinstance(entries, list) or not entries:
                 self._err(rel, line, f"参数 {key} 应为按日期排列的列表 / {key} must be a list of dated entries")

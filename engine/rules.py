@@ -18,6 +18,7 @@ See docs/rule-language.md for the reference.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .expr.checker import TypeCheckError
 from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, MONEY, T, enum
 from .facts import HOUSEHOLD_FACTS, MEMBER_FIELDS, RECORDS
+from .ids import is_name, problem, shown
 from .model import PROGRAM_CODES
 from .policy import PolicyStore
 from .sources import check_citation
@@ -38,6 +40,7 @@ STATUSES = ("eligible", "ineligible", "gradual_exit", "needs_info")
 PAYS = ("monthly", "annual", "one_off", "in_kind", "none")
 STATUS_T = enum(*STATUSES)
 RESULT_FIELDS = {"status": STATUS_T, "granted": BOOL, "amount": T("money", optional=True)}
+_TWO_SEGMENTS = "id 应为两段：<前缀>.<名称> / an id has two segments: <prefix>.<name>"
 
 
 class RuleError(YamlError):
@@ -175,7 +178,7 @@ class RuleBook:
             node = parse(text)
             t = check(node, scope, expect)
         except (ExprSyntaxError, TypeCheckError) as e:
-            self._err(file, line, f"{what}：{e.message}（位于第{e.pos + 1}个字符：{text!r}）")
+            self._err(file, line, f"{what}：{e.message}（位于第{e.pos + 1}个字符：{shown(text, 500)}）")
             return None, None
         return node, t
 
@@ -196,6 +199,10 @@ class RuleBook:
             if not is_slot or name in seen:
                 continue
             seen.add(name)
+            bad = problem(name, f"{what} 中的 {{}} 名称", f"slot name in {what}", dotted=True)
+            if bad:
+                self._err(file, line, bad)
+                return None
             try:
                 node = parse(name)
                 if not isinstance(node, A.Name):
@@ -351,7 +358,13 @@ class RuleBook:
             if not isinstance(fid, str) or not fid.startswith("household."):
                 self._err(rel, item.line, "事实的 id 应以 household. 开头 / fact ids start with 'household.'")
                 continue
+            if not is_name(fid.removeprefix("household.")):
+                self._err(rel, item.line_of("id"), problem(fid, "事实 id", "fact id", dotted=True) or _TWO_SEGMENTS)
+                continue
             name = item.get("name") or fid.split(".", 1)[1]
+            if not is_name(name):
+                self._err(rel, item.line_of("name"), problem(name, "事实名称", "fact name") or "")
+                continue
             scope_kind = item.get("scope", "household")
             if scope_kind not in ("household", "member"):
                 self._err(rel, item.line_of("scope"), "scope 应为 household 或 member / scope must be household or member")
@@ -484,7 +497,10 @@ class RuleBook:
             if not isinstance(item, LineDict) or "name" not in item or "value" not in item:
                 self._err(rel, getattr(item, "line", d.line), "let 的每一项需要 name 和 value / each let needs name and value")
                 continue
-            lname = str(item["name"])
+            lname = item["name"]
+            if not is_name(lname):
+                self._err(rel, item.line_of("name"), problem(lname, "let 名称", "let name") or "")
+                continue
             if lname in self._scope(member).names or lname in local:
                 self._err(rel, item.line, f"名称 {lname} 已被使用 / name {lname!r} is already defined")
                 continue
@@ -528,6 +544,9 @@ class RuleBook:
             rid = item.get("id")
             if not isinstance(rid, str) or not rid.startswith(code + ".") or rid.count(".") != 1:
                 self._err(rel, item.line, f"规则 id 应写作 {code}.<名称> / rule ids are '{code}.<name>'")
+                continue
+            if not is_name(rid.split(".")[1]):
+                self._err(rel, item.line_of("id"), problem(rid, "规则 id", "rule id", dotted=True) or _TWO_SEGMENTS)
                 continue
             if rid.split(".")[1] in RESULT_FIELDS or rid == f"{code}.decision":
                 self._err(rel, item.line, f"{rid} 是保留名称 / {rid!r} is reserved")
@@ -723,6 +742,9 @@ class RuleBook:
             for k in x:
                 if k not in allowed:
                     self._err(rel, x.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
+            if "code" in x and not is_name(x["code"]):
+                self._err(rel, x.line_of("code"), problem(x["code"], "links.code", "links.code") or "")
+                continue
             public = {k: str(x[k]) for k in ("code", "name", "text", "citation") if k in x}
             public["citation"] = self._cite(rel, x.line_of("citation"), public["citation"])
             link = Link(public)
@@ -756,7 +778,9 @@ class RuleBook:
                 src = s
         if src is None:
             self._err(
-                rel, item.line, f"use: {name} 不是 household 模块中定义的检查 / not a check defined in the household module"
+                rel,
+                item.line,
+                f"use: {shown(name)} 不是 household 模块中定义的检查 / not a check defined in the household module",
             )
             return None
         if src.type.kind != "bool" or src.text_pass is None:
@@ -850,9 +874,12 @@ def _expression_texts(d: Any):
 
 
 def _names_in(text: str) -> list[str]:
-    import re
+    # every maximal name, then the dotted ones: requiring the dot inside the pattern made the
+    # engine retry each start of a long undotted word, quadratic in a long sentence
+    return [name for name in _NAME.findall(text) if "." in name]
 
-    return re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text)
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 def load_rulebook(

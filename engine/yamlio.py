@@ -3,6 +3,10 @@
 Rule and policy files are edited by people; every error must point at the
 file and line. Floats are read as exact decimal text, so ``18591.7`` in a
 policy file is exactly 18591.7, not a binary approximation.
+
+A rule file may also come from a user (a reform), so what a document can cost is bounded
+by its length: aliases (``*name``), which let a few lines stand for an exponentially large
+tree, are refused, and so is nesting deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -32,8 +36,30 @@ class LineList(list):
         return self.item_lines[index] if index < len(self.item_lines) else self.line
 
 
+MAX_DEPTH = 64  # nested mappings and lists; the shipped files reach 6
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML this loader will not read (an alias, too deep)."""
+
+
 class _Loader(yaml.SafeLoader):
-    pass
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise _Refused(
+                None, None, "不允许使用 YAML 别名（*name），请写出完整内容 / YAML aliases (*name) are not allowed", mark
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(None, None, f"嵌套超过{MAX_DEPTH}层 / nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -86,6 +112,8 @@ def load_yaml(path: Path, display: str | None = None) -> Any:
 def loads_yaml(text: str, display: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
+    except _Refused as e:
+        raise YamlError(display, e.problem_mark.line + 1, e.problem) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark else 0

@@ -23,6 +23,11 @@ The reform is written into a temporary copy of ``rules/`` and ``policies/`` as o
 dated entries (source: the reform), and that copy is loaded and checked exactly like the
 real files, so a reform can do nothing a policy file cannot, and every explanation of a
 reformed household cites the reform.
+
+A reform is untrusted input (``POST /v1/simulations`` takes it from any caller with the
+policy role): besides the checks every rule file gets (the id grammar of ``engine.ids``,
+expression length and depth, no YAML aliases), its size, its number of rule files, of
+entries in each, and of parameter changes are bounded by the ``MAX_*`` constants below.
 """
 
 from __future__ import annotations
@@ -39,10 +44,21 @@ import yaml
 from gmpy2 import mpq
 
 from engine.expr.runtime import Missing
+from engine.ids import problem
 from engine.localities import LocalityError, division
 from engine.policy import PolicyStore
 from engine.rules import RuleBookError, load_rulebook
 from engine.yamlio import YamlError, load_yaml
+
+# What one reform may bring (the shipped rules: 17 files, the largest 12 KB with 24 facts;
+# a reform usually changes a few parameters and replaces one or two files).
+MAX_REFORM_BYTES = 256 * 1024  # the reform document itself
+MAX_RULE_FILE_BYTES = 256 * 1024  # each rule file it brings
+MAX_TOTAL_BYTES = 1024 * 1024  # the document and its rule files together
+MAX_RULE_FILES = 32
+MAX_FILE_ENTRIES = 500  # facts, lets, rules, decisions, links, outputs, exclusions of one rule file
+MAX_PARAMETER_CHANGES = 200
+_COUNTED = ("facts", "let", "rules", "decision", "links", "outputs", "exclusions")
 
 
 class ReformError(ValueError):
@@ -84,6 +100,11 @@ class Reform:
 
 def load_reform(path: Path) -> Reform:
     path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    if size > MAX_REFORM_BYTES:
+        raise ReformError(
+            f"{path.name}: 改革方案过大（{size}字节，至多{MAX_REFORM_BYTES}） / the reform is too large ({size} bytes, at most {MAX_REFORM_BYTES})"
+        )
     try:
         raw = load_yaml(path, path.name)
     except YamlError as e:
@@ -98,13 +119,22 @@ def load_reform(path: Path) -> Reform:
     reform = Reform(str(raw.get("name") or path.stem), path, description=str(raw.get("description") or ""))
     if raw.get("as_of") is not None:
         reform.as_of = _date(raw["as_of"], "as_of", path)
-    for i, item in enumerate(raw.get("parameters") or []):
+    changes = raw.get("parameters") or []
+    if isinstance(changes, list) and len(changes) > MAX_PARAMETER_CHANGES:
+        raise ReformError(
+            f"{path.name} parameters: 参数改动过多（{len(changes)}项，至多{MAX_PARAMETER_CHANGES}） / "
+            f"too many parameter changes ({len(changes)}, at most {MAX_PARAMETER_CHANGES})"
+        )
+    for i, item in enumerate(changes):
         where = f"{path.name} parameters[{i}]"
         if not isinstance(item, dict) or "key" not in item:
             raise ReformError(f"{where}: 需要 key / needs 'key'")
         extra = sorted(set(item) - {"key", "scale", "value", "unit", "from", "locality"})
         if extra:
             raise ReformError(f"{where}: 未知字段 {extra} / unknown field")
+        bad = problem(item["key"], "参数名 key", "parameter key", dotted=True)
+        if bad:
+            raise ReformError(f"{where}: {bad}")
         if ("scale" in item) == ("value" in item):
             raise ReformError(f"{where}: scale 与 value 须且只能给出一个 / give exactly one of scale, value")
         start = item.get("from", default_from)
@@ -129,16 +159,53 @@ def load_reform(path: Path) -> Reform:
         else:
             c.value = _plain(item["value"])  # a set-valued parameter's list must dump as a plain list
         reform.changes.append(c)
-    for name, target in (raw.get("rules") or {}).items():
+    rule_files = raw.get("rules") or {}
+    if not isinstance(rule_files, dict):
+        raise ReformError(f"{path.name} rules: 应为 {{规则文件名: 路径}} / must map rule file names to paths")
+    if len(rule_files) > MAX_RULE_FILES:
+        raise ReformError(
+            f"{path.name} rules: 规则文件过多（{len(rule_files)}个，至多{MAX_RULE_FILES}） / "
+            f"too many rule files ({len(rule_files)}, at most {MAX_RULE_FILES})"
+        )
+    total = size
+    for name, target in rule_files.items():
         src = (path.parent / str(target)).resolve()
         if not src.is_file():
             raise ReformError(f"{path.name} rules.{name}: 找不到文件 {src} / file not found")
         if not str(name).endswith(".yaml") or "/" in str(name):
             raise ReformError(f"{path.name} rules.{name}: 应为 rules/ 下的文件名，如 dibao.yaml / a file name in rules/")
+        total += _check_rule_file(src, f"{path.name} rules.{name}")
+        if total > MAX_TOTAL_BYTES:
+            raise ReformError(
+                f"{path.name} rules.{name}: 改革方案连同规则文件过大（超过{MAX_TOTAL_BYTES}字节） / "
+                f"the reform and its rule files are too large (over {MAX_TOTAL_BYTES} bytes)"
+            )
         reform.rules[str(name)] = src
     if not reform.changes and not reform.rules:
         raise ReformError(f"{path.name}: 改革方案没有任何改动 / the reform changes nothing")
     return reform
+
+
+def _check_rule_file(src: Path, where: str) -> int:
+    """A rule file the reform brings: within the size and entry limits. Returns its size."""
+    size = src.stat().st_size
+    if size > MAX_RULE_FILE_BYTES:
+        raise ReformError(
+            f"{where}: 规则文件过大（{size}字节，至多{MAX_RULE_FILE_BYTES}） / rule file too large ({size} bytes, at most {MAX_RULE_FILE_BYTES})"
+        )
+    try:
+        doc = load_yaml(src, src.name)
+    except (YamlError, UnicodeDecodeError):
+        return size  # the rule book check names the file and line
+    if isinstance(doc, dict):
+        for key in _COUNTED:
+            items = doc.get(key)
+            if isinstance(items, list) and len(items) > MAX_FILE_ENTRIES:
+                raise ReformError(
+                    f"{where}: {key} 条目过多（{len(items)}项，至多{MAX_FILE_ENTRIES}） / "
+                    f"too many entries in {key} ({len(items)}, at most {MAX_FILE_ENTRIES})"
+                )
+    return size
 
 
 def _date(v: Any, what: str, path: Path) -> dt.date:
@@ -244,7 +311,9 @@ def materialize(reform: Reform, home: Path, into: Path | None = None) -> Path:
                 scaled.append({**_scaled(e, c.scale, c.key), "source": f"{source}：{e.get('source', '')} × {c.scale}"})
             params[c.key] = [*before, *scaled]
     for code, d in files.items():
-        (root / "policies" / f"{code}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (root / "policies" / f"{code}.yaml").write_text(
+            yaml.dump(d, Dumper=_Dumper, allow_unicode=True, sort_keys=False), encoding="utf-8"
+        )
     return root
 
 
@@ -274,6 +343,14 @@ def _represent_number(dumper: yaml.SafeDumper, data: yaml_number):
 
 
 yaml.SafeDumper.add_representer(yaml_number, _represent_number)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes each value out in full: the loader refuses aliases, and two entries sharing one
+    ``from`` date object would otherwise be written as ``&id001`` and ``*id001``."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 def reform_rulebook(reform: Reform, home: Path):

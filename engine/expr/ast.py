@@ -100,3 +100,20 @@ def walk(node: Node):
         yield from walk(node.expr)
         if node.cond is not None:
             yield from walk(node.cond)
+
+
+def children(node: Node) -> list[Node]:
+    """The direct subtrees of a node (the order ``walk`` visits them)."""
+    if isinstance(node, SetLit):
+        return list(node.items)
+    if isinstance(node, Unary):
+        return [node.operand]
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, IfElse):
+        return [node.cond, node.then, node.other]
+    if isinstance(node, Call):
+        return list(node.args)
+    if isinstance(node, Comprehension):
+        return [node.source, node.expr] + ([node.cond] if node.cond is not None else [])
+    return []

@@ -28,6 +28,12 @@ from dataclasses import dataclass
 from ..money import parse_number
 from . import ast
 
+# A rule file may come from a user (a reform): bound what one expression can cost. The shipped
+# rules reach 423 characters and 9 levels; deeper nesting would also exhaust the recursion of
+# this parser, the checker and the generated code's own parser.
+MAX_EXPR_CHARS = 2000
+MAX_EXPR_DEPTH = 32
+
 KEYWORDS = {"and", "or", "not", "in", "if", "then", "else", "for", "true", "false", "none"}
 
 _TOKEN_RE = re.compile(
@@ -85,6 +91,7 @@ class Parser:
         self.src = src
         self.tokens = tokenize(src)
         self.i = 0
+        self.nesting = 0
 
     # -- helpers ---------------------------------------------------------
     @property
@@ -129,14 +136,27 @@ class Parser:
         found = "表达式结尾 / end of expression" if t.kind == "end" else repr(t.text)
         return ExprSyntaxError(f"{message}，但遇到 {found}", t.pos)
 
+    def enter(self) -> None:
+        self.nesting += 1
+        if self.nesting > MAX_EXPR_DEPTH:
+            raise ExprSyntaxError(_TOO_DEEP, self.tok.pos)
+
     # -- grammar ---------------------------------------------------------
     def parse(self) -> ast.Node:
         node = self.expr()
         if not self.at("end"):
             raise self.error("表达式后有多余内容 / unexpected trailing input")
+        _check_depth(node)
         return node
 
     def expr(self) -> ast.Node:
+        self.enter()
+        try:
+            return self._expr()
+        finally:
+            self.nesting -= 1
+
+    def _expr(self) -> ast.Node:
         if self.at_kw("if"):
             t = self.advance()
             cond = self.expr()
@@ -164,7 +184,11 @@ class Parser:
     def not_(self) -> ast.Node:
         if self.at_kw("not"):
             t = self.advance()
-            return ast.Unary("not", self.not_(), pos=t.pos)
+            self.enter()
+            try:
+                return ast.Unary("not", self.not_(), pos=t.pos)
+            finally:
+                self.nesting -= 1
         return self.compare()
 
     _CMP = frozenset({"<", "<=", ">", ">=", "==", "!="})
@@ -206,7 +230,11 @@ class Parser:
     def unary(self) -> ast.Node:
         if self.at_op("-"):
             t = self.advance()
-            return ast.Unary("-", self.unary(), pos=t.pos)
+            self.enter()
+            try:
+                return ast.Unary("-", self.unary(), pos=t.pos)
+            finally:
+                self.nesting -= 1
         return self.primary()
 
     def primary(self) -> ast.Node:
@@ -287,10 +315,29 @@ class Parser:
         return ast.Comprehension(func, expr, var.text, source, cond, pos=pos)
 
 
+_TOO_DEEP = f"表达式嵌套过深（超过{MAX_EXPR_DEPTH}层） / expression nested too deeply (over {MAX_EXPR_DEPTH} levels)"
+
+
+def _check_depth(node: ast.Node) -> None:
+    """Refuse a tree deeper than MAX_EXPR_DEPTH (``a + a + ... + a`` nests without recursing here)."""
+    stack = [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > MAX_EXPR_DEPTH:
+            raise ExprSyntaxError(_TOO_DEEP, n.pos)
+        for child in ast.children(n):
+            stack.append((child, depth + 1))
+
+
 def parse(src: str) -> ast.Node:
     """Parse rule-expression text into the closed AST; raises ExprSyntaxError."""
     if not isinstance(src, str):
         raise ExprSyntaxError("表达式应为文本 / expression must be text", 0)
     if not src.strip():
         raise ExprSyntaxError("表达式为空 / empty expression", 0)
+    if len(src) > MAX_EXPR_CHARS:
+        raise ExprSyntaxError(
+            f"表达式过长（{len(src)}个字符，至多{MAX_EXPR_CHARS}） / expression too long ({len(src)} characters, at most {MAX_EXPR_CHARS})",
+            MAX_EXPR_CHARS,
+        )
     return Parser(src).parse()

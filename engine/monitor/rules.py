@@ -27,6 +27,7 @@ from ..expr import ast as A
 from ..expr.checker import TypeCheckError
 from ..expr.parser import ExprSyntaxError
 from ..expr.types import BOOL, T
+from ..ids import is_name, shown
 from ..sources import SourceRegistry, check_citation
 from ..templates import split, unbalanced
 from ..vocab import PROGRAM_CODES
@@ -210,7 +211,7 @@ class _Loader:
             if extra:
                 self.err(rel, line, f"未知字段 {sorted(extra)} / unknown field")
             name, age, members = m.get("name"), m.get("age"), m.get("members", "all")
-            if not isinstance(name, str) or not name.isidentifier() or name in BUILTIN_MILESTONES:
+            if not is_name(name) or name in BUILTIN_MILESTONES:
                 self.err(rel, line, f"milestone 的 name 应为英文标识符，且不能是 {', '.join(BUILTIN_MILESTONES)} / bad milestone name")
                 continue
             if not isinstance(age, int) or isinstance(age, bool) or not 1 <= age <= 120:
@@ -238,7 +239,7 @@ class _Loader:
             if k not in allowed:
                 self.err(rel, item.line_of(k), f"未知字段 {k!r}（可用：{', '.join(sorted(allowed))}） / unknown field")
         rid = item.get("id")
-        if not isinstance(rid, str) or not rid.startswith("monitor.") or rid.count(".") != 1 or not rid[8:].isidentifier():
+        if not isinstance(rid, str) or not rid.startswith("monitor.") or rid.count(".") != 1 or not is_name(rid[8:]):
             self.err(rel, item.line, "监测规则 id 应写作 monitor.<名称> / monitoring rule ids are 'monitor.<name>'")
             return None
         ok = True
@@ -318,7 +319,7 @@ class _Loader:
             self.err(rel, getattr(pm, "line", 0), f"{rid}: match 的每一项写作 {{as: 别名, fact: 事实, when: 条件}} / each match is {{as, fact, when}}")
             return None
         alias, fact = pm["as"], pm["fact"]
-        if not isinstance(alias, str) or not alias.isidentifier() or alias in aliases or alias in ("m", "kind", "sid", "id"):
+        if not is_name(alias) or alias in aliases or alias in ("m", "kind", "sid", "id"):
             self.err(rel, pm.line_of("as"), f"{rid}: 别名 {alias!r} 无效或重复 / bad or duplicate alias")
             return None
         if fact not in self.schemas:
@@ -333,7 +334,7 @@ class _Loader:
                 check(node, scope, BOOL)
                 translated = _Translator(fact).cond(node)
             except (ExprSyntaxError, TypeCheckError) as e:
-                self.err(rel, pm.line_of("when"), f"{rid}.{alias}.when：{e.message}（位于第{e.pos + 1}个字符：{src!r}）")
+                self.err(rel, pm.line_of("when"), f"{rid}.{alias}.when：{e.message}（位于第{e.pos + 1}个字符：{shown(src, 500)}）")
                 return None
             cond = {"$and": [cond, *(translated.get("$and", [translated]))]}
         return Pattern(alias, fact, cond)
