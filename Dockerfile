@@ -5,7 +5,7 @@
 # The image carries the rule and policy files it evaluates with (JIUZHU_HOME=/app); to run
 # with a bureau's own files, mount them over /app/rules and /app/policies.
 # Reform simulations read populations from /data/populations (JIUZHU_POPULATIONS_DIR): mount or copy them there.
-# Environment variables: see README.md, "Service configuration".
+# Environment variables: see docs/service.md, "Service configuration".
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -1,7 +1,7 @@
 """The populations a caller may simulate on: entries of the configured directory, named, never a path.
 
 An operator puts a population (``households.parquet`` + ``members.parquet``, the CSV
-pair, or ``households.jsonl``; see the README's column table) under
+pair, or ``households.jsonl``; see the column table of docs/batch.md) under
 ``JIUZHU_POPULATIONS_DIR`` — e.g. ``jiuzhu synth --out ~/.local/share/jiuzhu/populations/liaoning-demo`` —
 and callers name it (``"population": "liaoning-demo"``). A name is one path component
 of a restricted alphabet, so no request can reach a file outside that directory.

@@ -1,7 +1,7 @@
 """Service settings, read from the environment once at start.
 
 Every setting has a default that runs a single-machine service on an embedded
-SQLite file; the image documents them in the README's table.
+SQLite file; docs/service.md documents them in its table.
 """
 
 from __future__ import annotations

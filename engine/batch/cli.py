@@ -147,7 +147,7 @@ def register(main: click.Group) -> None:
         或一个 JSON Lines 文件（每行一户）/ a population directory or a JSON Lines file (one household per line).
 
         写出 OUT/households.<fmt> 与 OUT/members.<fmt>：每户、每人各项目的状态、金额和第一条未满足的规则。
-        列说明见 README（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
+        列说明见 docs/batch.md（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
         """
         from .tables import PopulationError, Source, find_households
 

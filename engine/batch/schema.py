@@ -1,7 +1,7 @@
 """The population file layout: two tables (households, members) and an optional third (events).
 
-Each column is mapped to the docs/contract.md field it fills. The README's column
-reference is this table (``jiuzhu batch --columns`` prints it); a test keeps the two
+Each column is mapped to the docs/contract.md field it fills. The column reference of
+docs/batch.md is this table (``jiuzhu batch --columns`` prints it); a test keeps the two
 in agreement.
 """
 
@@ -37,7 +37,7 @@ class Column:
     name: str
     kind: str  # text | enum | locality | date | money | int | bool | list | id_number
     contract: str  # the docs/contract.md field
-    zh: str  # what it holds, for the README
+    zh: str  # what it holds, for docs/batch.md
     required: bool = False
     values: tuple[str, ...] = ()  # allowed values (enum, list elements)
     lo: int = 0
@@ -206,7 +206,7 @@ for _col in COLUMNS:
 
 
 def markdown() -> str:
-    """The column reference as a Markdown table (the README's)."""
+    """The column reference as a Markdown table (the one in docs/batch.md)."""
     lines = ["| table | column | type | contract field | meaning | empty means |", "|---|---|---|---|---|---|"]
     for c in COLUMNS:
         kind = c.kind

@@ -7,7 +7,7 @@ population): household sizes, ages by relation to the head, disability by age
 spread around the local 低保 standard (a third below it, a quarter between one and
 two times it, the rest above), some assets beyond the limits, some cars, some
 households already receiving 低保 (so 渐退 shows up). Every figure below is an
-assumption of this generator, not a statistic; see the README.
+assumption of this generator, not a statistic; see docs/batch.md.
 
 The local standards come from the policy files (``engine.policies``) for each
 locality and ``as_of``; where a standard is unconfigured the national average

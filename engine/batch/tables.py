@@ -447,7 +447,7 @@ def _check_columns(table: str, names: list[str], file: str) -> None:
     errs = _Errors()
     for n in names:
         if n not in known:
-            errs.add(file, 0, n, "未知的列（请检查拼写，列说明见 README）", "unknown column (check the spelling; see README)")
+            errs.add(file, 0, n, "未知的列（请检查拼写，列说明见 docs/batch.md 或 jiuzhu batch-columns）", "unknown column (check the spelling; see docs/batch.md or jiuzhu batch-columns)")
     for c in known.values():
         if c.required and c.name not in names and c.name != "as_of":
             errs.add(file, 0, c.name, "缺少必需的列", "required column missing")
