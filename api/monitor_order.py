@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 
 from engine.model import InputError
 from engine.monitor.events import Event, parse_event, refuse
-from engine.monitor.monitor import STATE_NEUTRAL, HouseholdState, Monitor, Outcome
+from engine.monitor.monitor import STATE_NEUTRAL, HouseholdState, Monitor, Outcome, check_registered
 
 from .models import AlertRecord, MonitorEventRecord
 from .monitor_repo import Accepted, MonitorRepository
@@ -96,6 +96,7 @@ def apply(
     if not is_late(ev, state):
         return mon.process(ev, state, history, prefix), None
     assert state is not None
+    check_registered(ev, state, prefix)  # a late event may not reach back before the registration
     if budget is not None and state.seq + 1 > budget.left:
         p = (prefix + ".") if prefix else ""
         raise refuse(

@@ -185,10 +185,11 @@ LONG = "x" * 100_000
 
 
 def _small_home(tmp_path: Path) -> Path:
-    """household.yaml and dibao.yaml with every policy file: enough for each place, quick to load."""
+    """household.yaml, tekun.yaml and dibao.yaml (低保 reads who is 特困) with every policy file: enough for
+    each place, quick to load."""
     shutil.copytree(ROOT / "policies", tmp_path / "policies")
     (tmp_path / "rules").mkdir()
-    for name in ("household.yaml", "dibao.yaml"):
+    for name in ("household.yaml", "tekun.yaml", "dibao.yaml"):
         shutil.copyfile(ROOT / "rules" / name, tmp_path / "rules" / name)
     return tmp_path
 

@@ -135,6 +135,18 @@ def add_months(d: dt.date, months: int) -> dt.date:
     raise AssertionError(d)
 
 
+
+def check_registered(ev: Event, state: HouseholdState | None, prefix: str = "") -> None:
+    """Refuse an event dated before its household entered monitoring (a clock tick never moves back)."""
+    if state is not None and ev.date.isoformat() < state.registered and ev.type != "tick":
+        p = (prefix + ".") if prefix else ""
+        raise refuse(
+            p + "date",
+            f"事件日期早于该户纳入监测的日期（{state.registered}）",
+            f"the event is dated before the household entered monitoring ({state.registered})",
+            "before_registration",
+        )
+
 class Monitor:
     def __init__(
         self,
@@ -173,13 +185,7 @@ class Monitor:
         event already has (it is applied again, in date order: ``replay_in_order``)."""
         p = (prefix + ".") if prefix else ""
         live = self.pool.get(ev.household_id)
-        if state is not None and ev.date.isoformat() < state.registered and ev.type != "tick":  # a clock never moves back
-            raise refuse(
-                p + "date",
-                f"事件日期早于该户纳入监测的日期（{state.registered}）",
-                f"the event is dated before the household entered monitoring ({state.registered})",
-                "before_registration",
-            )
+        check_registered(ev, state, prefix)
         if ev.type == "register":
             record, parsed = register(ev, prefix)
         elif state is None:

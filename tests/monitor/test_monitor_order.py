@@ -20,7 +20,7 @@ from test_monitor_storage import settings  # noqa: F401  (the sqlite / postgresq
 
 from api.db import make_engine, migrate
 from api.monitor_repo import MonitorRepository
-from api.monitoring import MonitorService, Request
+from api.monitoring import MonitorService, Request, _Applied
 from api.settings import Settings
 from engine.model import InputError
 from engine.monitor.events import parse_event
@@ -324,7 +324,7 @@ def test_an_event_reported_after_a_daily_tick_applies_only_what_follows_it(tmp_p
         for e in history:
             _send(svc, e)
         st_ = svc.repo.household(HID)
-        _out, rebuild = order.apply(svc.monitor, parse_event(late), st_, None, lambda: svc._applied(HID, {}, []))
+        _out, rebuild = order.apply(svc.monitor, parse_event(late), st_, None, lambda: svc._applied(HID, _Applied()))
         assert rebuild is not None and rebuild.applied_again == 3 and rebuild.replayed == 2
         svc.monitor.pool.clear()
         [res] = _send(svc, late)
