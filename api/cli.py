@@ -1,4 +1,4 @@
-"""``jiuzhu serve`` and ``jiuzhu keys``: the service's commands (registered in engine/cli.py).
+"""``jiuzhu serve`` and ``jiuzhu keys``: the service's commands (joined to `jiuzhu` through the ``jiuzhu.commands`` entry points, pyproject.toml).
 
 Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 ``jiuzhu evaluate`` starts as fast as before.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
@@ -223,17 +224,17 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 from .batch.cli import register as _register_batch  # noqa: E402
 
 _register_batch(main)
-# The HTTP service's commands live with the service (api/cli.py).
-from api.cli import keys as _keys_group  # noqa: E402
-from api.cli import serve as _serve_command  # noqa: E402
 
-main.add_command(_serve_command, "serve")
-main.add_command(_keys_group, "keys")
-# dynamic monitoring (engine/monitor/cli.py): jiuzhu monitor ..., jiuzhu alerts ...
-from .monitor.cli import register as _register_monitor  # noqa: E402
 
-_register_monitor(main)
+def _join_plugins(group: click.Group) -> None:
+    """Add the commands other packages declare in the ``jiuzhu.commands`` entry-point group: the HTTP
+    service's (serve, keys, monitor, alerts, from api/) join here without the engine importing the service."""
+    for ep in sorted(entry_points(group="jiuzhu.commands"), key=lambda ep: ep.name):
+        if ep.name not in group.commands:
+            group.add_command(ep.load(), ep.name)
 
+
+_join_plugins(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
