@@ -32,8 +32,22 @@ from .expr.runtime import Missing, merge
 from .facts import HOUSEHOLD_FACTS
 from .model import PROGRAM_CODES
 from .money import fmt_number
+from .outcome import (
+    Determination,
+    _granted,
+    _labels,
+    _money,
+    amount_note,
+    build_reason,
+    cite,
+    decision_amount,
+    failed_note,
+    finish_program,
+    part_note,
+)
 from .rules import Program, RuleBook, Step, Template
 from .summary import PAID_AS
+from .summary import finish as finish_summary
 from .templates import labeler, money_text
 
 ZERO = mpq(0)
@@ -1125,22 +1139,6 @@ class FastPath:
         return fn
 
     def _compile(self, key: tuple):
-        # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
-        from .evaluate import (
-            Determination,
-            _granted,
-            _labels,
-            _money,
-            amount_note,
-            build_reason,
-            cite,
-            decision_amount,
-            failed_note,
-            finish_program,
-            part_note,
-        )
-        from .summary import finish as finish_summary
-
         gen = _Gen(self.engine, *key)
         source = gen.generate()
         ns = gen.ns
