@@ -14,7 +14,10 @@ import asyncio
 import logging
 import os
 
+from .db import make_engine
+from .logmask import configure_logging
 from .monitor_turns import SLICE_EVENTS, MonitorTurns
+from .settings import Settings
 from .sidecar import GroupServer, RemoteCaller, serve, supervised
 
 log = logging.getLogger("jiuzhu.api.monitor")
@@ -76,11 +79,7 @@ class _Server(GroupServer):
 
 def run_monitor(path: str, parent: int, ready) -> None:
     """Entry point of the monitor process (started by ``jiuzhu serve``)."""
-    from .app import _configure_logging
-    from .db import make_engine
-    from .settings import Settings
-
-    _configure_logging()
+    configure_logging()
     settings = Settings.from_env()
     db = make_engine(settings)
     service = make_service(settings, db)
