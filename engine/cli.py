@@ -9,43 +9,12 @@ from pathlib import Path
 import click
 import orjson
 
+from .batch.cli import register as _register_batch
+from .cli_params import load_engine as _engine
 from .cli_params import rules_home
 from .model import InputError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-
-
-def _engine(home: Path | None, programs: str | None = None):
-    from .evaluate import Engine
-    from .rules import RuleBookError, load_rulebook
-
-    subset = {p.strip() for p in programs.split(",") if p.strip()} if programs else None
-    try:
-        return Engine(load_rulebook(home, programs=subset))
-    except RuleBookError as e:
-        if subset:
-            # A typo in --programs is the caller's mistake, not the rule files'. Only on this path, so a
-            # good --programs costs nothing extra; when the files themselves are broken, those are reported.
-            book = load_rulebook(home)
-            if not book.errors:
-                refuse_unknown_programs(book, subset)
-        click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
-        for err in e.errors:
-            click.echo(f"  {err}", err=True)
-        sys.exit(3)
-
-
-def refuse_unknown_programs(book, subset: set[str] | None) -> None:
-    """Exit 2 naming the unknown program codes of ``--programs`` and the valid ones."""
-    valid = [p.code for p in book.programs]
-    unknown = sorted((subset or set()) - set(valid))
-    if unknown:
-        click.echo(
-            f"--programs 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
-            f"unknown program(s) in --programs: {', '.join(unknown)}; valid: {', '.join(valid)}",
-            err=True,
-        )
-        sys.exit(2)
 
 
 def _read_json(path: str):
@@ -221,8 +190,6 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 
 
 # policy-staff commands (batch, synth, simulate, diff) live in engine/batch/cli.py
-from .batch.cli import register as _register_batch  # noqa: E402
-
 _register_batch(main)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 import orjson
 
-from engine.cli_params import rules_home
+from engine.cli_params import load_engine as _engine
+from engine.cli_params import refuse_unknown_programs, rules_home
 
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
@@ -99,8 +100,6 @@ def _programs(value: str | None) -> list[str] | None:
 
 
 def register(main: click.Group) -> None:
-    from engine.cli import _engine, refuse_unknown_programs
-
     @main.command("batch")
     @_population_argument()
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="结果目录 / results directory")
