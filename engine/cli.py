@@ -10,9 +10,14 @@ import click
 import orjson
 
 from .batch.cli import register as _register_batch
+from .cases import CaseFileError, run_cases
 from .cli_params import load_engine as _engine
 from .cli_params import rules_home
+from .explain import render_report
 from .model import InputError
+from .monitor.rules import load_monitoring
+from .rules import default_root, load_rulebook
+from .yamlio import YamlError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
@@ -99,7 +104,6 @@ def explain(file: str, home: Path | None, programs: str | None) -> None:
     FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
     an array of them); - or nothing reads standard input.
     """
-    from .explain import render_report
 
     data = _read_json(file)
     engine = _engine(home, programs)
@@ -124,8 +128,6 @@ def rules() -> None:
 @home_option
 def rules_check(home: Path | None) -> None:
     """校验全部规则与政策文件，有错误时以非零状态退出 / validate every rule and policy file."""
-    from .monitor.rules import load_monitoring
-    from .rules import default_root, load_rulebook
 
     book = load_rulebook(home)
     watch = load_monitoring((home or default_root()) / "rules" / "monitoring")
@@ -155,9 +157,6 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 
     PATHS：用例文件或目录，可多个（默认 tests/cases）/ case files or directories (default: tests/cases).
     """
-    from .cases import CaseFileError, run_cases
-    from .rules import default_root
-    from .yamlio import YamlError
 
     engine = _engine(home)
     targets = list(paths) or [(home or default_root()) / "tests" / "cases"]

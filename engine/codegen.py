@@ -20,6 +20,7 @@ got past the loaders' id grammar (``engine.ids``) still could not become code.
 from __future__ import annotations
 
 import ast as pyast
+import datetime as dt
 import itertools
 import operator
 from typing import Any
@@ -371,8 +372,6 @@ class _Gen:
 
     def _Call(self, n: A.Call, sc) -> tuple[str, bool]:
         if n.func == "date":
-            import datetime as dt
-
             return self.const(dt.date.fromisoformat(n.args[0].value), "D"), False  # type: ignore[attr-defined]
         args = [self.ex(a, sc) for a in n.args]
         maybe = any(m for _c, m in args)

@@ -18,6 +18,7 @@ See docs/rule-language.md for the reference.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -899,7 +900,6 @@ def load_rulebook(
 
 def default_root() -> Path:
     """Where ``rules/`` and ``policies/`` live: ``$JIUZHU_HOME``, else this checkout, else the working directory."""
-    import os
 
     env = os.environ.get("JIUZHU_HOME")
     if env:

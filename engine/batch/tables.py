@@ -13,6 +13,7 @@ nothing is evaluated or written.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -426,8 +427,6 @@ def _dictionary_columns(table: str, names: list[str]) -> list[str]:
 
 
 def _csv_header(path: Path) -> list[str]:
-    import csv
-
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         row = next(csv.reader(f), [])
     return [c.strip() for c in row]

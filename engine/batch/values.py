@@ -19,6 +19,7 @@ single-household evaluator instead, so results are exact or not produced at all.
 
 from __future__ import annotations
 
+import calendar
 import threading
 from math import gcd, lcm
 
@@ -590,7 +591,6 @@ def _month_len(y, m):
     if isinstance(y, np.ndarray) or isinstance(m, np.ndarray):
         leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
         return _MDAYS[m] + ((m == 2) & leap)
-    import calendar
 
     return calendar.monthrange(int(y), int(m))[1]
 
