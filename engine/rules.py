@@ -31,6 +31,7 @@ from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, MONEY, T, enum
 from .facts import HOUSEHOLD_FACTS, MEMBER_FIELDS, RECORDS
 from .ids import is_name, problem, shown
+from .interactions import load_interactions
 from .model import PROGRAM_CODES
 from .policy import PolicyStore
 from .sources import check_citation
@@ -279,8 +280,6 @@ class RuleBook:
                 self.programs.append(prog)
 
         # exclusions between programs, applied after every program has run
-        from .interactions import load_interactions
-
         if len(interactions_raw) > 1:
             self._err(interactions_raw[1][1], 1, "只能有一个 module: interactions 文件 / only one 'module: interactions' file")
         for _p, rel, d in interactions_raw[:1]:
