@@ -315,7 +315,7 @@ def write(
     chunk: int = 1_000_000,
 ) -> SynthSummary:
     """Write ``out/households.parquet`` and ``out/members.parquet`` (in row groups, bounded memory)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: loaded only when a population is written
 
     out.mkdir(parents=True, exist_ok=True)
     hw = mw = None
