@@ -21,7 +21,9 @@ from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .id_secret import load_id_secret
-from .logmask import install_log_masking
+from .logmask import configure_logging as _configure_logging  # the name tests and callers know
+from .monitor_process import RemoteMonitor, make_service
+from .monitoring import LocalMonitor
 from .reform_checks import ReformChecker
 from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
@@ -55,15 +57,6 @@ _MONEY_SCHEMA = {
 }
 _MONEY_FIELDS = {"financial", "monthly", "loss"}
 _LOCALITY_FIELDS = {"locality", "hukou_locality", "residence_permit_locality"}
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("jiuzhu").setLevel(logging.INFO)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    install_log_masking()
 
 
 def _household_schemas() -> dict:
@@ -127,12 +120,7 @@ def _monitor(settings: Settings, db):
     """The monitor process of `jiuzhu serve` when there is one, else a monitor in this process."""
     path = os.environ.get("JIUZHU_MONITOR_SOCKET")
     if path:
-        from .monitor_process import RemoteMonitor
-
         return RemoteMonitor(path)
-    from .monitor_process import make_service
-    from .monitoring import LocalMonitor
-
     return LocalMonitor(lambda: make_service(settings, db))
 
 

@@ -1,4 +1,4 @@
-"""``jiuzhu serve`` and ``jiuzhu keys``: the service's commands (registered in engine/cli.py).
+"""``jiuzhu serve`` and ``jiuzhu keys``: the service's commands (joined to `jiuzhu` through the ``jiuzhu.commands`` entry points, pyproject.toml).
 
 Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 ``jiuzhu evaluate`` starts as fast as before.
@@ -13,10 +13,14 @@ from pathlib import Path
 
 import click
 
+from engine import load_rulebook
 from engine.cli_params import rules_home
+from engine.localities import LocalityError
 
 from .datalock import DataDirInUse, lock_data_dir
-from .server import listen
+from .server import listen, run_workers
+from .settings import Settings
+from .sidecar import supervised
 
 ROLES = ("window", "caseworker", "policy", "admin")
 
@@ -45,7 +49,6 @@ def _settings(data_dir: Path | None, database_url: str | None):
         os.environ["JIUZHU_DATA_DIR"] = str(data_dir)
     if database_url:
         os.environ["DATABASE_URL"] = database_url
-    from .settings import Settings
 
     return Settings.from_env()
 
@@ -112,8 +115,6 @@ def serve(
     sockets = _listen(host, port, n)
     lock = _lock(settings)  # noqa: F841
 
-    from engine import load_rulebook
-
     book = load_rulebook(settings.home)
     if book.errors:
         click.echo("规则或政策文件有错误，服务未启动 / rule or policy files have errors:", err=True)
@@ -138,7 +139,6 @@ def serve(
     sys.stdout.flush()
 
     from .monitor_process import running as _monitor_process
-    from .server import run_workers
 
     with _writer_process(), _monitor_process():
         status = run_workers(sockets, access_log)
@@ -184,7 +184,6 @@ def _listen(host: str, port: int, workers: int):
 def _writer_process():
     """Run the writer process (see api/writer_process.py) for the workers; restart it if it dies;
     stop it after them (SIGTERM: it commits what is queued, then exits)."""
-    from .sidecar import supervised
     from .writer_process import run_writer
 
     return supervised(run_writer, "writer", "JIUZHU_WRITER_SOCKET", "写入进程 / the writer process", 60)
@@ -216,7 +215,6 @@ def keys() -> None:
 @_db_options
 def keys_create(role: str, name: str, locality: str, data_dir: Path | None, database_url: str | None) -> None:
     """创建密钥；密钥全文只显示这一次 / create a key (shown once)."""
-    from engine.localities import LocalityError
 
     from .auth import Role, Scope
 

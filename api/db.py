@@ -51,7 +51,7 @@ def writing(engine: Engine):
 
 
 def _alembic_config():
-    from alembic.config import Config
+    from alembic.config import Config  # alembic is heavy and needed only to migrate: loaded on use
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

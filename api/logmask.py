@@ -53,3 +53,13 @@ def install_log_masking() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
+
+
+def configure_logging() -> None:
+    """Logging of every service process (HTTP workers, writer, monitor): INFO, resident IDs masked."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("jiuzhu").setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    install_log_masking()

@@ -14,7 +14,17 @@ import asyncio
 import logging
 import os
 
+from engine.model import InputError
+from engine.monitor.events import parse_event, parse_events
+from engine.monitor.monitor import Monitor
+
+from .db import make_engine
+from .id_secret import load_id_secret
+from .logmask import configure_logging
+from .monitor_repo import MonitorRepository
 from .monitor_turns import SLICE_EVENTS, MonitorTurns
+from .monitoring import MonitorService, Request
+from .settings import Settings
 from .sidecar import GroupServer, RemoteCaller, serve, supervised
 
 log = logging.getLogger("jiuzhu.api.monitor")
@@ -40,11 +50,6 @@ class _Server(GroupServer):
         self.turns = MonitorTurns(service, int(os.environ.get("JIUZHU_MONITOR_SLICE_EVENTS") or SLICE_EVENTS))
 
     def receive(self, transport: asyncio.Transport, seq: int, args: tuple) -> None:
-        from engine.model import InputError
-        from engine.monitor.events import parse_event, parse_events
-
-        from .monitoring import Request
-
         raw, key_id, name, scope = args
         try:
             events = parse_events(raw) if len(raw) != 1 else [parse_event(raw[0])]
@@ -76,11 +81,7 @@ class _Server(GroupServer):
 
 def run_monitor(path: str, parent: int, ready) -> None:
     """Entry point of the monitor process (started by ``jiuzhu serve``)."""
-    from .app import _configure_logging
-    from .db import make_engine
-    from .settings import Settings
-
-    _configure_logging()
+    configure_logging()
     settings = Settings.from_env()
     db = make_engine(settings)
     service = make_service(settings, db)
@@ -93,12 +94,6 @@ def run_monitor(path: str, parent: int, ready) -> None:
 
 
 def make_service(settings, db):
-    from engine.monitor.monitor import Monitor
-
-    from .id_secret import load_id_secret
-    from .monitor_repo import MonitorRepository
-    from .monitoring import MonitorService
-
     capacity = int(os.environ.get("JIUZHU_MONITOR_SESSIONS") or 2000)
     return MonitorService(Monitor(settings.home, capacity=capacity), MonitorRepository(db, load_id_secret(db, settings)))
 

@@ -31,6 +31,10 @@ from engine.monitor.events import Event, parse_event, pseudonymous, today
 from engine.monitor.monitor import Outcome
 
 from . import monitor_order as order
+from .db import make_engine, migrate, writing
+from .monitor_process import make_service
+from .monitor_repo import Accepted
+from .settings import Settings
 
 
 @dataclass
@@ -118,10 +122,6 @@ def _pseudonymous_groups(groups: dict[str, list[tuple[int, Event]]], secret: byt
 def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, caller: tuple[str, str], sync=None) -> ReplayStats:
     """One worker: read and validate its households' events, then (if no worker found a malformed
     event) apply and commit them. ``sync`` = (barrier, flag) shared by the workers."""
-    from .db import make_engine, migrate, writing
-    from .monitor_process import make_service
-    from .monitor_repo import Accepted
-    from .settings import Settings
 
     stats = ReplayStats()
     t0 = time.perf_counter()

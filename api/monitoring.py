@@ -29,12 +29,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import orjson
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from engine.localities import NATIONAL, covers, is_valid
 from engine.model import InputError
-from engine.monitor.events import Event, pseudonymous
+from engine.monitor.events import Event, parse_event, parse_events, pseudonymous
 from engine.monitor.monitor import HouseholdState, Monitor
+from engine.monitor.rules import LEVELS
 
 from . import monitor_order as order
 from .auth import out_of_scope
@@ -42,6 +44,7 @@ from .db import writing
 from .errors import Unrecordable, error_item, is_bad_data
 from .monitor_repo import Accepted, MonitorRepository
 from .monitor_turns import SLICE_EVENTS, MonitorTurns
+from .records import iso
 
 log = logging.getLogger("jiuzhu.api.monitor")
 
@@ -107,9 +110,6 @@ def alert_out(a: dict | object) -> dict:
             "event_date": a["event_date"],
             "determinations": a["determinations"],
         }
-    from engine.monitor.rules import LEVELS
-
-    from .records import iso
 
     m = a._mapping
     return {
@@ -416,10 +416,6 @@ class LocalMonitor:
             return self._service
 
     async def submit(self, raw_events: list[dict], caller) -> list[dict]:
-        from fastapi.concurrency import run_in_threadpool
-
-        from engine.monitor.events import parse_event, parse_events
-
         def parse() -> Request:
             events = parse_events(raw_events) if len(raw_events) != 1 else [parse_event(raw_events[0])]
             req = Request(events, caller.key_id, caller.name, scope=caller.scope.code)

@@ -61,7 +61,7 @@ def listen(host: str, port: int, workers: int) -> list[socket.socket]:
 
 
 def _worker(sock: socket.socket, access_log: bool) -> None:
-    import uvicorn
+    import uvicorn  # only the worker processes serve HTTP: loaded there
 
     config = uvicorn.Config(
         "api.app:create_app",

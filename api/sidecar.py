@@ -15,12 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import struct
+import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+
+import click
 
 _LEN = struct.Struct(">I")
 
@@ -199,13 +206,6 @@ def supervised(target: Callable, name: str, env_var: str, label: str, start_time
     `jiuzhu serve`: its socket path goes into ``env_var``; restarted if it dies; stopped
     (SIGTERM: it answers what is queued, then exits) after the workers. ``label`` names it in
     messages, e.g. "写入进程 / the writer process"."""
-    import multiprocessing
-    import shutil
-    import sys
-    import tempfile
-    import threading
-
-    import click
 
     where = tempfile.mkdtemp(prefix=f"jiuzhu-{name}-")  # 0700: only this user reaches the socket
     path = os.path.join(where, f"{name}.sock")

@@ -13,7 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from .db import make_engine
 from .errors import Unrecordable
+from .logmask import configure_logging
+from .repository import Repository
+from .settings import Settings
 from .sidecar import GroupServer, RemoteCaller, serve
 from .writer import Committer, Job
 
@@ -56,12 +60,7 @@ class _Server(GroupServer):
 
 def run_writer(path: str, parent: int, ready) -> None:
     """Entry point of the writer process (started by ``jiuzhu serve``)."""
-    from .app import _configure_logging
-    from .db import make_engine
-    from .repository import Repository
-    from .settings import Settings
-
-    _configure_logging()
+    configure_logging()
     settings = Settings.from_env()
     db = make_engine(settings)
     committer = Committer(Repository(db))

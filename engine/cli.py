@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import click
 import orjson
 
+from .batch.cli import register as _register_batch
+from .cases import CaseFileError, run_cases
+from .cli_params import load_engine as _engine
 from .cli_params import rules_home
+from .explain import render_report
 from .model import InputError
+from .monitor.rules import load_monitoring
+from .rules import default_root, load_rulebook
+from .yamlio import YamlError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-
-
-def _engine(home: Path | None, programs: str | None = None):
-    from .evaluate import Engine
-    from .rules import RuleBookError, load_rulebook
-
-    subset = {p.strip() for p in programs.split(",") if p.strip()} if programs else None
-    try:
-        return Engine(load_rulebook(home, programs=subset))
-    except RuleBookError as e:
-        if subset:
-            # A typo in --programs is the caller's mistake, not the rule files'. Only on this path, so a
-            # good --programs costs nothing extra; when the files themselves are broken, those are reported.
-            book = load_rulebook(home)
-            if not book.errors:
-                refuse_unknown_programs(book, subset)
-        click.echo("规则或政策文件有错误，无法评估 / rule or policy files have errors:", err=True)
-        for err in e.errors:
-            click.echo(f"  {err}", err=True)
-        sys.exit(3)
-
-
-def refuse_unknown_programs(book, subset: set[str] | None) -> None:
-    """Exit 2 naming the unknown program codes of ``--programs`` and the valid ones."""
-    valid = [p.code for p in book.programs]
-    unknown = sorted((subset or set()) - set(valid))
-    if unknown:
-        click.echo(
-            f"--programs 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
-            f"unknown program(s) in --programs: {', '.join(unknown)}; valid: {', '.join(valid)}",
-            err=True,
-        )
-        sys.exit(2)
 
 
 def _read_json(path: str):
@@ -129,7 +104,6 @@ def explain(file: str, home: Path | None, programs: str | None) -> None:
     FILE：家庭 JSON 文件（对象，或多户的数组）；省略或为 - 时读标准输入 / a household JSON file (an object, or
     an array of them); - or nothing reads standard input.
     """
-    from .explain import render_report
 
     data = _read_json(file)
     engine = _engine(home, programs)
@@ -154,8 +128,6 @@ def rules() -> None:
 @home_option
 def rules_check(home: Path | None) -> None:
     """校验全部规则与政策文件，有错误时以非零状态退出 / validate every rule and policy file."""
-    from .monitor.rules import load_monitoring
-    from .rules import default_root, load_rulebook
 
     book = load_rulebook(home)
     watch = load_monitoring((home or default_root()) / "rules" / "monitoring")
@@ -185,9 +157,6 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 
     PATHS：用例文件或目录，可多个（默认 tests/cases）/ case files or directories (default: tests/cases).
     """
-    from .cases import CaseFileError, run_cases
-    from .rules import default_root
-    from .yamlio import YamlError
 
     engine = _engine(home)
     targets = list(paths) or [(home or default_root()) / "tests" / "cases"]
@@ -220,20 +189,18 @@ def test_cmd(paths: tuple[Path, ...], home: Path | None, verbose: bool) -> None:
 
 
 # policy-staff commands (batch, synth, simulate, diff) live in engine/batch/cli.py
-from .batch.cli import register as _register_batch  # noqa: E402
-
 _register_batch(main)
-# The HTTP service's commands live with the service (api/cli.py).
-from api.cli import keys as _keys_group  # noqa: E402
-from api.cli import serve as _serve_command  # noqa: E402
 
-main.add_command(_serve_command, "serve")
-main.add_command(_keys_group, "keys")
-# dynamic monitoring (engine/monitor/cli.py): jiuzhu monitor ..., jiuzhu alerts ...
-from .monitor.cli import register as _register_monitor  # noqa: E402
 
-_register_monitor(main)
+def _join_plugins(group: click.Group) -> None:
+    """Add the commands other packages declare in the ``jiuzhu.commands`` entry-point group: the HTTP
+    service's (serve, keys, monitor, alerts, from api/) join here without the engine importing the service."""
+    for ep in sorted(entry_points(group="jiuzhu.commands"), key=lambda ep: ep.name):
+        if ep.name not in group.commands:
+            group.add_command(ep.load(), ep.name)
 
+
+_join_plugins(main)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -20,6 +20,7 @@ got past the loaders' id grammar (``engine.ids``) still could not become code.
 from __future__ import annotations
 
 import ast as pyast
+import datetime as dt
 import itertools
 import operator
 from typing import Any
@@ -32,8 +33,22 @@ from .expr.runtime import Missing, merge
 from .facts import HOUSEHOLD_FACTS
 from .model import PROGRAM_CODES
 from .money import fmt_number
+from .outcome import (
+    Determination,
+    _granted,
+    _labels,
+    _money,
+    amount_note,
+    build_reason,
+    cite,
+    decision_amount,
+    failed_note,
+    finish_program,
+    part_note,
+)
 from .rules import Program, RuleBook, Step, Template
 from .summary import PAID_AS
+from .summary import finish as finish_summary
 from .templates import labeler, money_text
 
 ZERO = mpq(0)
@@ -357,8 +372,6 @@ class _Gen:
 
     def _Call(self, n: A.Call, sc) -> tuple[str, bool]:
         if n.func == "date":
-            import datetime as dt
-
             return self.const(dt.date.fromisoformat(n.args[0].value), "D"), False  # type: ignore[attr-defined]
         args = [self.ex(a, sc) for a in n.args]
         maybe = any(m for _c, m in args)
@@ -1125,22 +1138,6 @@ class FastPath:
         return fn
 
     def _compile(self, key: tuple):
-        # engine.evaluate (the module) is shadowed by engine.evaluate (the function) in the package
-        from .evaluate import (
-            Determination,
-            _granted,
-            _labels,
-            _money,
-            amount_note,
-            build_reason,
-            cite,
-            decision_amount,
-            failed_note,
-            finish_program,
-            part_note,
-        )
-        from .summary import finish as finish_summary
-
         gen = _Gen(self.engine, *key)
         source = gen.generate()
         ns = gen.ns

@@ -23,6 +23,7 @@ from gmpy2 import mpq
 
 from . import localities
 from .expr import Env, Missing, Scope, check, compile_expr, parse
+from .expr.ast import Name, walk
 from .expr.checker import TypeCheckError
 from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, INT, MONEY, NUMBER, T
@@ -373,7 +374,6 @@ class PolicyStore:
                 return None
             e.formula = text
             e.formula_fn = compile_expr(node)
-            from .expr.ast import Name, walk
 
             e.formula_deps = tuple(dict.fromkeys(n.name for n in walk(node) if isinstance(n, Name)))
             return e

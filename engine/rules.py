@@ -18,6 +18,7 @@ See docs/rule-language.md for the reference.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from .expr.parser import ExprSyntaxError
 from .expr.types import BOOL, MONEY, T, enum
 from .facts import HOUSEHOLD_FACTS, MEMBER_FIELDS, RECORDS
 from .ids import is_name, problem, shown
+from .interactions import load_interactions
 from .model import PROGRAM_CODES
 from .policy import PolicyStore
 from .sources import check_citation
@@ -278,8 +280,6 @@ class RuleBook:
                 self.programs.append(prog)
 
         # exclusions between programs, applied after every program has run
-        from .interactions import load_interactions
-
         if len(interactions_raw) > 1:
             self._err(interactions_raw[1][1], 1, "只能有一个 module: interactions 文件 / only one 'module: interactions' file")
         for _p, rel, d in interactions_raw[:1]:
@@ -899,7 +899,6 @@ def load_rulebook(
 
 def default_root() -> Path:
     """Where ``rules/`` and ``policies/`` live: ``$JIUZHU_HOME``, else this checkout, else the working directory."""
-    import os
 
     env = os.environ.get("JIUZHU_HOME")
     if env:

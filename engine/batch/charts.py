@@ -7,6 +7,7 @@ reform (one panel per area), and the monthly cost of each program before and aft
 
 from __future__ import annotations
 
+import math
 from html import escape
 
 W, H = 760, 300
@@ -19,7 +20,6 @@ AREA_NAMES = {"urban": "城市", "rural": "农村"}
 def _nice(v: float) -> float:
     if v <= 0:
         return 1.0
-    import math
 
     e = 10 ** math.floor(math.log10(v))
     for m in (1, 2, 2.5, 5, 10):

@@ -13,7 +13,12 @@ from pathlib import Path
 import click
 import orjson
 
-from engine.cli_params import rules_home
+from engine import localities
+from engine.cli_params import load_engine as _engine
+from engine.cli_params import refuse_unknown_programs, rules_home
+from engine.explain import render_report
+from engine.policy import PolicyStore
+from engine.rules import default_root
 
 _JSON = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
@@ -99,8 +104,6 @@ def _programs(value: str | None) -> list[str] | None:
 
 
 def register(main: click.Group) -> None:
-    from engine.cli import _engine, refuse_unknown_programs
-
     @main.command("batch")
     @_population_argument()
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="结果目录 / results directory")
@@ -174,8 +177,6 @@ def register(main: click.Group) -> None:
                 if as_json:
                     sys.stdout.buffer.write(orjson.dumps({"household": found[hid], "determination": det}, option=_JSON) + b"\n")
                 else:
-                    from engine.explain import render_report
-
                     if i:
                         click.echo("\n" + "-" * 40 + "\n")
                     click.echo(render_report(det), nl=False)
@@ -216,9 +217,6 @@ def register(main: click.Group) -> None:
     @_home
     def synth_cmd(locality, households, seed, out, as_of, home):
         """生成合成人口（非真实数据）/ write a SYNTHETIC population (no real person in it)."""
-        from engine import localities
-        from engine.policy import PolicyStore
-        from engine.rules import default_root
 
         from . import synth
 

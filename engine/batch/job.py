@@ -202,7 +202,7 @@ def run_batch(
     seed: int = 0,
 ) -> Summary:
     """Evaluate a population and write ``households.<fmt>`` and ``members.<fmt>`` results to ``out``."""
-    import pyarrow.csv as pcsv
+    import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)

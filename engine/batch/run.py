@@ -29,6 +29,7 @@ from engine.expr import ast as A
 from engine.expr.runtime import Missing
 from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
 from engine.model import InputError
+from engine.money import parse_money, to_cents
 
 from . import values as X
 from .columns import Part
@@ -265,7 +266,6 @@ class BatchEvaluator:
 
     def _fallback(self, t: _Task, part: Part, as_of: dt.date | None) -> ChunkResult:
         """Evaluate a chunk household by household with the single evaluator."""
-        from engine.money import parse_money, to_cents
 
         Hc, n = len(t.rows), t.n
         out = ChunkResult()

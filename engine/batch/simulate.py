@@ -380,7 +380,7 @@ class _Histogram:
 
 
 def _write(out: Path, result: SimulationResult, changes: list[pa.Table]) -> None:
-    import pyarrow.csv as pcsv
+    import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,9 @@ import pyarrow.compute as pc
 
 from engine import localities
 from engine.expr.runtime import Missing
+from engine.localities import _table
 from engine.policy import PolicyStore
+from engine.rules import default_root
 
 from . import schema as S
 
@@ -57,7 +59,6 @@ class SynthSummary:
 def localities_under(code: str) -> list[str]:
     """County-level divisions under ``code`` (itself if it is a county)."""
     localities.division(code)
-    from engine.localities import _table
 
     table = _table()
     if code == localities.NATIONAL:
@@ -116,8 +117,6 @@ def generate(
 ) -> tuple[pa.Table, pa.Table]:
     """The households and members tables of a synthetic population (ids numbered from ``first + 1``)."""
     if store is None:
-        from engine.rules import default_root
-
         store = PolicyStore(default_root() / "policies")
     rng = np.random.default_rng(seed)
     H = int(households)
@@ -316,7 +315,7 @@ def write(
     chunk: int = 1_000_000,
 ) -> SynthSummary:
     """Write ``out/households.parquet`` and ``out/members.parquet`` (in row groups, bounded memory)."""
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: loaded only when a population is written
 
     out.mkdir(parents=True, exist_ok=True)
     hw = mw = None

@@ -13,6 +13,7 @@ nothing is evaluated or written.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -143,7 +144,7 @@ class Source:
     @property
     def synthetic(self) -> bool:
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
             meta = pq.read_schema(self.files["households"]).metadata or {}
             return meta.get(b"jiuzhu.synthetic") == b"true"
@@ -152,7 +153,7 @@ class Source:
     def count(self) -> int | None:
         """Households in the population, when cheap to know (Parquet metadata)."""
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
             return pq.ParquetFile(self.files["households"]).metadata.num_rows
         return None
@@ -161,14 +162,14 @@ class Source:
     def _batches(self, table: str, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
         path = self.files[table]
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
             f = pq.ParquetFile(path, read_dictionary=_dictionary_columns(table, pq.read_schema(path).names))
             names = f.schema_arrow.names
             cols = [c for c in columns if c in names] if columns is not None else None
             yield from f.iter_batches(batch_size=batch_rows, columns=cols)
             return
-        import pyarrow.csv as pcsv
+        import pyarrow.csv as pcsv  # only the format in use is loaded (pyarrow readers are heavy)
 
         header = _csv_header(path)
         _check_columns(table, header, path.name)
@@ -189,7 +190,7 @@ class Source:
     def columns(self, table: str) -> list[str]:
         path = self.files[table]
         if self.format == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
             return pq.read_schema(path).names
         return _csv_header(path)
@@ -426,8 +427,6 @@ def _dictionary_columns(table: str, names: list[str]) -> list[str]:
 
 
 def _csv_header(path: Path) -> list[str]:
-    import csv
-
     with path.open("r", encoding="utf-8-sig", newline="") as f:
         row = next(csv.reader(f), [])
     return [c.strip() for c in row]
@@ -1281,11 +1280,11 @@ def write_tables(
         if metadata:
             t = t.replace_schema_metadata({**(t.schema.metadata or {}), **metadata})
         if fmt == "parquet":
-            import pyarrow.parquet as pq
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
             pq.write_table(t, out / f"{name}.parquet")
         else:
-            import pyarrow.csv as pcsv
+            import pyarrow.csv as pcsv  # only the format in use is loaded (pyarrow readers are heavy)
 
             pcsv.write_csv(t, out / f"{name}.csv")
 

@@ -19,10 +19,15 @@ single-household evaluator instead, so results are exact or not produced at all.
 
 from __future__ import annotations
 
+import calendar
 import threading
 from math import gcd, lcm
 
 import numpy as np
+from gmpy2 import mpq
+
+from engine.money import to_cents as _scalar_to_cents
+from engine.rules import STATUSES
 
 LIMIT = 1 << 62  # numerators stay below this, so one more addition cannot overflow int64
 I64 = np.int64
@@ -145,8 +150,6 @@ class Interner:
     """
 
     def __init__(self) -> None:
-        from engine.rules import STATUSES
-
         self._ids: dict[str, int] = {}
         self.strings: list[str | None] = [None]
         self._lock = threading.Lock()
@@ -559,11 +562,7 @@ def to_cents(x: Num):
     """Round to whole fen, half away from zero (as ``engine.money.to_cents``)."""
     n, d = x.n, x.d
     if not isinstance(n, np.ndarray):
-        from gmpy2 import mpq
-
-        from engine.money import to_cents as one
-
-        return one(mpq(n, d))
+        return _scalar_to_cents(mpq(n, d))
     if d == 100:
         return n
     if 100 % d == 0:
@@ -590,7 +589,6 @@ def _month_len(y, m):
     if isinstance(y, np.ndarray) or isinstance(m, np.ndarray):
         leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
         return _MDAYS[m] + ((m == 2) & leap)
-    import calendar
 
     return calendar.monthrange(int(y), int(m))[1]
 

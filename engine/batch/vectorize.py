@@ -26,6 +26,7 @@ Semantics mirrored exactly from ``engine.evaluate``:
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,8 +242,6 @@ class Compiler:
     def _Call(self, node: A.Call, depth: int) -> Fn:
         f = node.func
         if f == "date":
-            import datetime as dt
-
             v = Date(X.ymd(dt.date.fromisoformat(node.args[0].value)))  # type: ignore[attr-defined]
             return lambda ctx: v
         fs = [self.c(a, depth) for a in node.args]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gmpy2 import mpq
+
 from engine.money import fmt_money
 
 from .columns import Part
@@ -74,6 +76,4 @@ def single_facts(det: dict, names) -> dict[str, Any]:
 
 
 def _q(cents: int):
-    from gmpy2 import mpq
-
     return mpq(cents, 100)

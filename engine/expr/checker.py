@@ -9,6 +9,7 @@ names the problem in Chinese and English.
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 from dataclasses import dataclass, field
 
@@ -300,7 +301,6 @@ class Checker:
             a = args[0]
             if not (isinstance(a, ast.Literal) and a.kind == "str"):
                 raise _fail("date() 需要 'YYYY-MM-DD' 文本常量 / date() needs a 'YYYY-MM-DD' literal", a)
-            import datetime as _dt
 
             try:
                 _dt.date.fromisoformat(a.value)

@@ -31,7 +31,7 @@ from typing import Any
 from ..evaluate import Engine
 from ..model import InputError
 from ..money import cents_of, to_cents, yuan_text
-from ..rules import load_rulebook
+from ..rules import default_root, load_rulebook
 from .apply import EVENT_ADDING, EVENT_RETAIN_DAYS, apply_event, register
 from .events import CAUSE_LABELS, Event, refuse
 from .rules import LEVELS, MonitorBook, MonitorRule, load_monitoring
@@ -156,8 +156,6 @@ class Monitor:
         book: MonitorBook | None = None,
         capacity: int = 2000,
     ):
-        from ..rules import default_root
-
         root = home or default_root()
         self.book = book or load_monitoring(root / "rules" / "monitoring")
         self.book.raise_if_errors()

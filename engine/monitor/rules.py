@@ -28,6 +28,7 @@ from ..expr.checker import TypeCheckError
 from ..expr.parser import ExprSyntaxError
 from ..expr.types import BOOL, T
 from ..ids import is_name, shown
+from ..rules import RuleBookError
 from ..sources import SourceRegistry, check_citation
 from ..templates import split, unbalanced
 from ..vocab import PROGRAM_CODES
@@ -104,8 +105,6 @@ class MonitorBook:
 
     def raise_if_errors(self) -> None:
         if self.errors:
-            from ..rules import RuleBookError
-
             raise RuleBookError(self.errors)
 
 
