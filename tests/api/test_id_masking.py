@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from monitor.helpers import WORKER  # the low-wage worker household the monitoring tests register
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, ROOT, configured, make_populations, wait_until
 from sqlalchemy import create_engine, inspect, select, text
 
@@ -141,17 +142,6 @@ def _cli_env(settings) -> dict:
     return env
 
 
-WORKER = {
-    "locality": "210102",
-    "area": "urban",
-    "members": [
-        {"id": "p1", "relation": "head", "birth_date": "1980-03-01", "hukou_locality": "210102", "supporters": "able",
-         "employed": True, "incomes": [{"type": "wage", "monthly": "1400.00"}]},
-        {"id": "p2", "relation": "child", "birth_date": "2012-06-01", "hukou_locality": "210102", "supporters": "able",
-         "schooling": "compulsory"},
-    ],
-    "assets": {"financial": "2000.00", "vehicles": [], "properties": 1},
-}
 
 
 ID_POPULATION = "id-numbers"
