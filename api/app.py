@@ -13,26 +13,26 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from api.auth.keys import SECURITY_SCHEMES, KeyCache
+from api.core import errors
+from api.core.config import Settings
+from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
+from api.evaluation.service import Service
+from api.monitoring.service import LocalMonitor
+from api.processes.monitor import RemoteMonitor, make_service
+from api.processes.writer import RemoteWriter
+from api.simulations.reform_checks import ReformChecker
+from api.simulations.runner import SimulationRunner
+from api.simulations.store import SimulationStore
+from api.storage.db import make_engine, migrate
+from api.storage.group_commit import GroupCommitWriter
+from api.storage.id_secret import load_id_secret
+from api.storage.repository import Repository
 from engine import Engine, load_rulebook
-from engine.model import Household
-from engine.money import MAX_YUAN, MONEY_DIGITS
+from engine.schema.model import Household
+from engine.schema.money import MAX_YUAN, MONEY_DIGITS
 
-from . import errors
-from .auth import SECURITY_SCHEMES, KeyCache
-from .db import make_engine, migrate
-from .id_secret import load_id_secret
-from .logmask import configure_logging as _configure_logging  # the name tests and callers know
-from .monitor_process import RemoteMonitor, make_service
-from .monitoring import LocalMonitor
-from .reform_checks import ReformChecker
-from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
-from .service import Service
-from .settings import Settings
-from .simulation_runner import SimulationRunner
-from .simulation_store import SimulationStore
-from .writer import GroupCommitWriter
-from .writer_process import RemoteWriter
 
 log = logging.getLogger("jiuzhu.api")
 

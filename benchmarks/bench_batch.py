@@ -108,7 +108,7 @@ def main() -> None:
     if args.skip_cli:
         return
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "engine.cli", "batch", str(pop), "--out", out]
+        cmd = [sys.executable, "-m", "engine.cli.main", "batch", str(pop), "--out", out]
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         wall = time.perf_counter() - t

@@ -82,7 +82,7 @@ class Service:
         if source != ROOT:
             self.env["PYTHONPATH"] = str(source)
             self.env["JIUZHU_HOME"] = str(source)
-        self.cmd = [sys.executable, "-c", "import sys; from engine.cli import main; sys.exit(main())"]
+        self.cmd = [sys.executable, "-c", "import sys; from engine.cli.main import main; sys.exit(main())"]
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers

@@ -170,7 +170,7 @@ def run(engine: Engine, label: str, n: int) -> None:
     report("same household, JSON bytes in", measure(engine.evaluate, [raw], n))
     report("same household, some facts not given", measure(engine.evaluate, [three_member_household(False)], n))
     report("2,000 distinct households, dict in", measure(engine.evaluate, mixed, n))
-    from engine.validate import parse
+    from engine.schema.validate import parse
 
     report("same household, decisions only (no rule reasons)", measure(lambda h: engine.evaluate_parsed(parse(h), explain=False), [same], n))
     report("same household, outline (statuses and amounts only)", measure(lambda h: engine.outline(parse(h)), [same], n))

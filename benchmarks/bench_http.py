@@ -182,9 +182,9 @@ def main() -> int:
 
 
 def _count(data: str, database_url: str | None) -> int:
-    from api.db import make_engine
-    from api.repository import Repository
-    from api.settings import Settings
+    from api.core.config import Settings
+    from api.storage.db import make_engine
+    from api.storage.repository import Repository
 
     db = make_engine(Settings(data_dir=Path(data), database_url=database_url or ""))
     try:

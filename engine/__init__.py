@@ -8,9 +8,9 @@ Rules live in ``rules/`` and locality parameters in ``policies/`` as YAML;
 this package loads, validates, evaluates and explains them.
 """
 
-from .evaluate import Determination, Engine, default_engine, evaluate
-from .model import FieldError, Household, InputError
-from .rules import RuleBookError, load_rulebook
+from engine.book.rules import RuleBookError, load_rulebook
+from engine.executors.evaluate import Determination, Engine, default_engine, evaluate
+from engine.schema.model import FieldError, Household, InputError
 
 __all__ = [
     "Determination",

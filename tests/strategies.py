@@ -6,8 +6,8 @@ import datetime as dt
 
 from hypothesis import strategies as st
 
-from engine import vocab
-from engine.model import id_check_digit
+from engine.schema import vocab
+from engine.schema.model import id_check_digit
 
 LOCALITIES = ["210102", "210000", "620722", "500152", "350502", "350500", "110101", "100000", "441900"]
 INCOME_TYPES = list(vocab.INCOME_TYPES)

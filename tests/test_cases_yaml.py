@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cases import case_errors, check_case, load_cases
+from engine.book.cases import case_errors, check_case, load_cases
 
 CASES = load_cases(Path(__file__).parent / "cases")
 

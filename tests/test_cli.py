@@ -8,14 +8,14 @@ from pathlib import Path
 import click
 from click.testing import CliRunner
 
-from engine.cli import main
+from engine.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "liaoning_shenyang_family.json"
 
 
 def jiuzhu(*args, stdin: str | None = None):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, input=stdin, cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], capture_output=True, text=True, input=stdin, cwd=ROOT)
 
 
 def test_evaluate_prints_the_determination():

@@ -1,7 +1,7 @@
 """No text from a rule or policy file ever becomes code.
 
 A hostile id (a ``let`` name or fact id holding a newline and Python) used to end a comment of the
-compiled fast path and run as the service user. Each id now follows one grammar (``engine.ids``),
+compiled fast path and run as the service user. Each id now follows one grammar (``engine.book.ids``),
 refused at load with file and line; the generator writes only names it makes and literals written
 with ``repr``, and audits the parsed source before compiling it.
 """
@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rulehome import ROOT, copy_home, edit
 
-import engine.rules as rules_module
+import engine.book.rules as rules_module
 from engine.batch.reform import (
     MAX_FILE_ENTRIES,
     MAX_PARAMETER_CHANGES,
@@ -31,14 +31,14 @@ from engine.batch.reform import (
     load_reform,
     reform_rulebook,
 )
-from engine.cases import load_cases
-from engine.codegen import CodegenError, _Gen, audit
-from engine.evaluate import Engine
+from engine.book.cases import load_cases
+from engine.book.ids import is_dotted, is_name
+from engine.book.rules import RuleBookError, load_rulebook
+from engine.book.yamlio import YamlError, loads_yaml
+from engine.executors.codegen import CodegenError, _Gen, audit
+from engine.executors.evaluate import Engine
 from engine.expr import parse
 from engine.expr.parser import MAX_EXPR_CHARS, MAX_EXPR_DEPTH, ExprSyntaxError
-from engine.ids import is_dotted, is_name
-from engine.rules import RuleBookError, load_rulebook
-from engine.yamlio import YamlError, loads_yaml
 
 CASES = Path(__file__).parent / "cases"
 VARIANT = (frozenset(), True, 0)  # every parameter configured, assets declared, no member fact left out

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from strategies import households
 
 from engine import InputError
-from engine.cases import load_cases
-from engine.codegen import ALLOWED_ATTRIBUTES
-from engine.evaluate import outline_of
-from engine.validate import parse
+from engine.book.cases import load_cases
+from engine.executors.codegen import ALLOWED_ATTRIBUTES
+from engine.executors.evaluate import outline_of
+from engine.schema.validate import parse
 
 
 def _parse(source: str) -> ast.Module:
@@ -115,7 +115,7 @@ def test_outline_variant_is_the_outline_of_the_full_determination(engine, h):
 
 
 def test_outline_without_the_compiled_path(engine):
-    from engine.evaluate import Engine
+    from engine.executors.evaluate import Engine
 
     reference = Engine(engine.book, compiled=False)
     for case in load_cases(Path(__file__).parent / "cases")[:20]:

@@ -101,7 +101,7 @@ def test_the_emergency_place_wording_reads_alike_in_every_plan_that_has_it(engin
 
 def _check(home: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(home)],
+        [sys.executable, "-m", "engine.cli.main", "rules", "check", "--home", str(home)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -17,10 +17,10 @@ import yaml
 from pydantic import ValidationError
 
 from engine import InputError
-from engine.model import Household
-from engine.money import MAX_FEN, MAX_YUAN, MoneyError, parse_money
-from engine.validate import parse
-from engine.vocab import HOUSEHOLD_EVENT_TYPES
+from engine.schema.model import Household
+from engine.schema.money import MAX_FEN, MAX_YUAN, MoneyError, parse_money
+from engine.schema.validate import parse
+from engine.schema.vocab import HOUSEHOLD_EVENT_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = json.loads((ROOT / "examples" / "liaoning_shenyang_family.json").read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 import pytest
 
 from engine.expr.runtime import within
-from engine.localities import LocalityError, ancestors, covers, division, full_name, scope_prefix
+from engine.policies.localities import LocalityError, ancestors, covers, division, full_name, scope_prefix
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,11 @@
-"""engine.masking: which texts hold a resident ID number, how it is masked, keyed hashes and pseudonyms."""
+"""engine.schema.masking: which texts hold a resident ID number, how it is masked, keyed hashes and pseudonyms."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.masking import find_id_numbers, id_key, is_id_number, mask_id_number, pseudonym, scrub, scrub_json
-from engine.text import is_id
+from engine.schema.masking import find_id_numbers, id_key, is_id_number, mask_id_number, pseudonym, scrub, scrub_json
+from engine.schema.text import is_id
 
 A, B = "21010219560501123X", "21010219300101123X"  # both valid, both mask to 210102********123X
 DIGIT = "110105194912310003"  # valid, ends in a digit
@@ -28,7 +28,7 @@ DIGIT = "110105194912310003"  # valid, ends in a digit
     ],
 )
 def test_scrub_masks_every_valid_id_number_wherever_it_stands(text, masked):
-    from api.records import scrub as api_scrub
+    from api.evaluation.records import scrub as api_scrub
 
     assert scrub(text) == masked
     assert api_scrub(text) == masked  # the service's name for it is the same function

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from engine.expr import Missing
-from engine.money import fmt_money
-from engine.policy import PolicyStore
+from engine.policies.parameters import PolicyStore
+from engine.schema.money import fmt_money
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from strategies import PARENT_STATUSES, TAGS, households, money
 
 from engine import InputError
-from engine.explain import render_report
+from engine.explain.render import render_report
 
 LOST = {"deceased", "declared_dead", "declared_missing"}
 UNABLE = {"severe_disability", "serious_illness", "incarcerated", "compulsory_rehab", "restricted", "unreachable"}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from strategies import broken_households, households, json_values
 
 from engine import InputError
-from engine.money import fmt_money
+from engine.schema.money import fmt_money
 
 EXCLUDED_STATUS = {"incarcerated", "compulsory_rehab", "declared_missing", "deceased", "religious_apart_3y"}
 COUNTED_INCOME = {"wage", "business", "property", "transfer", "pension", "other"}
@@ -210,7 +210,7 @@ def test_amounts_round_half_away_from_zero_and_show_two_decimals(num, den):
 
     from gmpy2 import mpq
 
-    from engine.money import cents_of, to_cents, yuan_text
+    from engine.schema.money import cents_of, to_cents, yuan_text
 
     exact = Fraction(num, den) * 100
     whole, rest = divmod(abs(exact.numerator), exact.denominator)

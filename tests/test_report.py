@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.explain import render_report
-from engine.report import build_report, page_one_text, render_html, report
+from engine.explain.render import render_report
+from engine.explain.report import build_report, page_one_text, render_html, report
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.json"))
-# A4 with 12 mm margins at 9.5 pt: about 55 characters a line and 59 lines (see engine/report.py's CSS)
+# A4 with 12 mm margins at 9.5 pt: about 55 characters a line and 59 lines (see engine/explain/report.py's CSS)
 A4_CHARS, A4_LINES = 55, 59
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import build_report, render_html
+from engine.explain.report import build_report, render_html
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.json"))
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.report import build_report, page_one_text, render_html
+from engine.explain.report import build_report, page_one_text, render_html
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.json"))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from rulehome import copy_home, edit
 
-from engine.rules import load_rulebook
+from engine.book.rules import load_rulebook
 
 ROOT = Path(__file__).resolve().parent.parent
 

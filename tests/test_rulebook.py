@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rulehome import copy_home, edit
 
-from engine.rules import load_rulebook
+from engine.book.rules import load_rulebook
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,13 +81,13 @@ def test_version_changes_when_a_value_changes(tmp_path):
 
 def test_rules_check_command_exit_codes(tmp_path):
     ok = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(ROOT)], capture_output=True, text=True
+        [sys.executable, "-m", "engine.cli.main", "rules", "check", "--home", str(ROOT)], capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
     home = copy_home(tmp_path)
     edit(home / "rules" / "tekun.yaml", "when: \"supporters in {'none', 'unable'}\"", "when: supporters")
     bad = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(home)], capture_output=True, text=True
+        [sys.executable, "-m", "engine.cli.main", "rules", "check", "--home", str(home)], capture_output=True, text=True
     )
     assert bad.returncode != 0
     assert "rules/tekun.yaml:" in bad.stderr

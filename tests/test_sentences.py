@@ -13,7 +13,7 @@ import re
 import pytest
 from gmpy2 import mpq
 
-from engine.evaluate import amount_note, failed_note, missing_text, part_note, render
+from engine.executors.evaluate import amount_note, failed_note, missing_text, part_note, render
 from engine.expr import Missing
 
 MEMBER = "甲"  # a member id that is not ASCII, so an ASCII letter in a sentence is always a defect

@@ -13,8 +13,8 @@ from strategies import broken_households, households
 
 from engine import InputError
 from engine.expr import Missing
-from engine.model import Household, id_check_digit
-from engine.validate import parse
+from engine.schema.model import Household, id_check_digit
+from engine.schema.validate import parse
 
 EXAMPLE = json.loads((Path(__file__).parent.parent / "examples" / "liaoning_shenyang_family.json").read_text(encoding="utf-8"))
 

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from ..auth import Caller, Permission, caller_with, require
-from ..body import read_body
-from ..errors import ApiError, error_response
-from ..openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
-from ..schemas import BatchResponse, Determination
-from ..service import check_idempotency_key
+from api.auth.keys import Caller, Permission, caller_with, require
+from api.core.body import read_body
+from api.core.errors import ApiError, error_response
+from api.core.openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
+from api.evaluation.schemas import BatchResponse, Determination
+from api.evaluation.service import check_idempotency_key
 
 log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["评估 evaluate"])

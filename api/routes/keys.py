@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
-from engine.localities import LocalityError
-
-from ..auth import Permission, Role, Scope, caller_with, out_of_scope
-from ..errors import ApiError, not_found
-from ..models import ApiKey
-from ..openapi_docs import errors
-from ..records import iso
-from ..schemas import KeyCreate, KeyCreated, KeyOut
+from api.auth.keys import Permission, Role, Scope, caller_with, out_of_scope
+from api.core.errors import ApiError, not_found
+from api.core.openapi_docs import errors
+from api.evaluation.records import iso
+from api.evaluation.schemas import KeyCreate, KeyCreated, KeyOut
+from api.storage.models import ApiKey
+from engine.policies.localities import LocalityError
 
 router = APIRouter(prefix="/v1/keys", tags=["密钥 keys"])
 _Admin = caller_with(Permission.MANAGE_KEYS)

@@ -11,14 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.model import InputError
+from api.auth.keys import Caller, Permission, caller_with
+from api.core.body import read_body
+from api.core.errors import ApiError, json_response, not_found
+from api.core.openapi_docs import errors
+from api.monitoring.service import alert_out
 from engine.monitor.events import parse_event, parse_events, vocabulary
-
-from ..auth import Caller, Permission, caller_with
-from ..body import read_body
-from ..errors import ApiError, json_response, not_found
-from ..monitoring import alert_out
-from ..openapi_docs import errors
+from engine.schema.model import InputError
 
 log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["动态监测 monitoring"])
@@ -234,7 +233,7 @@ async def close_alert(request: Request, caller: _Manager, body: AlertNote, alert
 def _repo(request: Request):
     repo = getattr(request.app.state, "monitor_repo", None)
     if repo is None:
-        from ..monitor_repo import MonitorRepository
+        from api.monitoring.repo import MonitorRepository
 
         repo = request.app.state.monitor_repo = MonitorRepository(request.app.state.db, request.app.state.id_secret)
     return repo

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from ..auth import Permission, caller_with
-from ..errors import not_found
-from ..openapi_docs import errors
-from ..records import household_key, iso, output_of
-from ..schemas import DeterminationRecordOut, HistoryOut
+from api.auth.keys import Permission, caller_with
+from api.core.errors import not_found
+from api.core.openapi_docs import errors
+from api.evaluation.records import household_key, iso, output_of
+from api.evaluation.schemas import DeterminationRecordOut, HistoryOut
 
 router = APIRouter(prefix="/v1", tags=["认定记录 records"])
 # Records outside the caller's locality scope read as unknown (404, or absent from a history).

@@ -7,14 +7,13 @@ import re
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from engine import localities
+from api.auth.keys import Permission, require
+from api.core.errors import ApiError, not_found
+from api.core.openapi_docs import errors
+from api.evaluation.schemas import LocalityDetail, LocalitySummary, ParametersOut, ProgramRules, ProgramSummary
 from engine.expr.runtime import Missing
-from engine.money import fmt_money, fmt_number
-
-from ..auth import Permission, require
-from ..errors import ApiError, not_found
-from ..openapi_docs import errors
-from ..schemas import LocalityDetail, LocalitySummary, ParametersOut, ProgramRules, ProgramSummary
+from engine.policies import localities
+from engine.schema.money import fmt_money, fmt_number
 
 router = APIRouter(prefix="/v1", tags=["规则与参数 reference"], dependencies=[Depends(require(Permission.READ_REFERENCE))])
 

@@ -19,19 +19,19 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from .. import populations
-from ..auth import Permission, caller_with
-from ..body import read_body
-from ..errors import ApiError, json_response, not_found
-from ..ids import uuid7
-from ..openapi_docs import errors
-from ..records import idempotency_key, iso
-from ..repository import as_utc
-from ..service import check_idempotency_key
-from ..simulation_child import OUTPUT_FILES
-from ..simulation_request import RequestInvalid
-from ..simulation_schemas import PopulationList, SimulationList, SimulationOut, SimulationRequestDoc
-from ..simulation_store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
+from api.auth.keys import Permission, caller_with
+from api.core.body import read_body
+from api.core.errors import ApiError, json_response, not_found
+from api.core.openapi_docs import errors
+from api.evaluation.records import idempotency_key, iso
+from api.evaluation.service import check_idempotency_key
+from api.simulations import populations
+from api.simulations.child import OUTPUT_FILES
+from api.simulations.request import RequestInvalid
+from api.simulations.schemas import PopulationList, SimulationList, SimulationOut, SimulationRequestDoc
+from api.simulations.store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
+from api.storage.ids import uuid7
+from api.storage.repository import as_utc
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)

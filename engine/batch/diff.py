@@ -21,11 +21,11 @@ from pathlib import Path
 
 import orjson
 
-from engine.cases import check_case, load_cases
-from engine.evaluate import Engine
-from engine.model import InputError
-from engine.rules import load_rulebook
-from engine.yamlio import YamlError
+from engine.book.cases import check_case, load_cases
+from engine.book.rules import load_rulebook
+from engine.book.yamlio import YamlError
+from engine.executors.evaluate import Engine
+from engine.schema.model import InputError
 
 from .run import amount_of
 from .simulate import SimulationResult, compare_population

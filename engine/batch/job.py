@@ -23,14 +23,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.evaluate import Engine
+from engine.columnar.columns import Part
+from engine.columnar.vectorize import STATUS_CODE
+from engine.columnar.verify import batch_outcomes, household_facts, single_facts, single_outcomes
+from engine.executors.evaluate import Engine
 
 from . import results as R
-from .columns import Part
 from .run import BatchEvaluator, PartResult
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
-from .vectorize import STATUS_CODE
-from .verify import batch_outcomes, household_facts, single_facts, single_outcomes
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 

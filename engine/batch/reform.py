@@ -25,7 +25,7 @@ real files, so a reform can do nothing a policy file cannot, and every explanati
 reformed household cites the reform.
 
 A reform is untrusted input (``POST /v1/simulations`` takes it from any caller with the
-policy role): besides the checks every rule file gets (the id grammar of ``engine.ids``,
+policy role): besides the checks every rule file gets (the id grammar of ``engine.book.ids``,
 expression length and depth, no YAML aliases), its size, its number of rule files, of
 entries in each, and of parameter changes are bounded by the ``MAX_*`` constants below.
 """
@@ -43,12 +43,12 @@ from typing import Any
 import yaml
 from gmpy2 import mpq
 
+from engine.book.ids import problem
+from engine.book.rules import RuleBookError, load_rulebook
+from engine.book.yamlio import YamlError, load_yaml
 from engine.expr.runtime import Missing
-from engine.ids import problem
-from engine.localities import LocalityError, division
-from engine.policy import PolicyStore
-from engine.rules import RuleBookError, load_rulebook
-from engine.yamlio import YamlError, load_yaml
+from engine.policies.localities import LocalityError, division
+from engine.policies.parameters import PolicyStore
 
 # What one reform may bring (the shipped rules: 17 files, the largest 12 KB with 24 facts;
 # a reform usually changes a few parameters and replaces one or two files).

@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from engine.rules import STATUSES
+from engine.book.rules import STATUSES
+from engine.columnar.columns import Part
+from engine.columnar.values import Interner
+from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, Plan
 
-from .columns import Part
 from .run import PartResult
-from .values import Interner
-from .vectorize import ELIGIBLE, GRADUAL_EXIT, Plan
 
 STATUS_DICT = pa.array(list(STATUSES), pa.string())
 

@@ -24,17 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from engine.evaluate import Engine
+from engine.columnar import values as X
+from engine.columnar.columns import Part
+from engine.columnar.values import Bool, Date, List, Num, Set, Str, V, is_arr
+from engine.columnar.vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan
+from engine.executors.evaluate import Engine
 from engine.expr import ast as A
 from engine.expr.runtime import Missing
-from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
-from engine.model import InputError
-from engine.money import parse_money, to_cents
-
-from . import values as X
-from .columns import Part
-from .values import Bool, Date, List, Num, Set, Str, V, is_arr
-from .vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan
+from engine.schema.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
+from engine.schema.model import InputError
+from engine.schema.money import parse_money, to_cents
 
 TARGET_ELEMENTS = 1 << 19  # member slots per chunk: large enough that Python overhead is small, two threads overlap
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.vocab import (
+from engine.schema.vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
     EXPENSE_TYPES,

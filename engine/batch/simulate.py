@@ -22,17 +22,17 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from engine.evaluate import Engine, default_engine
+from engine.book.rules import default_root
+from engine.columnar.values import Interner
+from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, STATUS_CODE
+from engine.executors.evaluate import Engine, default_engine
 from engine.expr.runtime import Missing
-from engine.rules import default_root
 
 from . import charts
 from .reform import Reform, load_reform, reform_rulebook
 from .results import decimal_from_cents
 from .run import BatchEvaluator
 from .tables import DEFAULT_PART, Source, build_part, jsonl_part
-from .values import Interner
-from .vectorize import ELIGIBLE, GRADUAL_EXIT, STATUS_CODE
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 BINS = 60

@@ -24,11 +24,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine import localities
+from engine.book.rules import default_root
 from engine.expr.runtime import Missing
-from engine.localities import _table
-from engine.policy import PolicyStore
-from engine.rules import default_root
+from engine.policies import localities
+from engine.policies.localities import _table
+from engine.policies.parameters import PolicyStore
 
 from . import schema as S
 

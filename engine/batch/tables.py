@@ -5,7 +5,7 @@ population of any size is evaluated within a fixed memory budget: households in
 order, and for each part the members that follow it in the members table (members
 are grouped by household, in the households' order, as ``jiuzhu synth`` and a
 database export sorted by household write them; other orders are read whole and
-sorted). Every value is validated as ``engine.validate`` validates a household: an
+sorted). Every value is validated as ``engine.schema.validate`` validates a household: an
 unknown enum, negative or 3-decimal money, a bad code or date, duplicate ids, a
 birth after ``as_of``... is refused, naming the file, the row and the column, and
 nothing is evaluated or written.
@@ -27,17 +27,17 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine import localities
-from engine.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
-from engine.jsonlines import looks_like_plain_json
-from engine.model import PROGRAM_CODES, InputError, id_check_digit
-from engine.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
-from engine.text import ID_EN, ID_RE, ID_ZH, is_id
-from engine.validate import MAX_MEMBERS, parse
+from engine.columnar.columns import FEN, Part, from_parsed
+from engine.columnar.values import Bool, Date, Interner, List, Num, Set, Str, V
+from engine.policies import localities
+from engine.schema.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
+from engine.schema.jsonlines import looks_like_plain_json
+from engine.schema.model import PROGRAM_CODES, InputError, id_check_digit
+from engine.schema.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
+from engine.schema.text import ID_EN, ID_RE, ID_ZH, is_id
+from engine.schema.validate import MAX_MEMBERS, parse
 
 from . import schema as S
-from .columns import FEN, Part, from_parsed
-from .values import Bool, Date, Interner, List, Num, Set, Str, V
 
 DEFAULT_PART = 500_000
 MAX_ERRORS = 50

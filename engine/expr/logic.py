@@ -4,7 +4,7 @@ A value may be ``Missing`` (a fact not supplied, a parameter not configured). Th
 functions fix what every operator does then: ``False and Missing`` is ``False``,
 ``True and Missing`` is ``Missing``, comparisons with ``Missing`` are ``Missing`` and
 comparisons with ``none`` (an absent optional fact) are false. The closure interpreter
-(compile.py) and the compiled fast path (engine/codegen.py) both call them.
+(compile.py) and the compiled fast path (engine/executors/codegen.py) both call them.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..money import parse_number
+from engine.schema.money import parse_number
+
 from . import ast
 
 # A rule file may come from a user (a reform): bound what one expression can cost. The shipped

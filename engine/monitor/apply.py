@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from ..model import FieldError, InputError
-from ..money import fmt_money, parse_money
-from ..validate import Parsed, parse
+from engine.schema.model import FieldError, InputError
+from engine.schema.money import fmt_money, parse_money
+from engine.schema.validate import Parsed, parse
+
 from .events import Event, refuse
 
 # Disaster and accident events stay on the record this long when the locality sets no window for
@@ -21,7 +22,7 @@ from .events import Event, refuse
 EVENT_RETAIN_DAYS = 366
 # Event types that add an item to the record's ``events`` (what 临时救助 reads).
 EVENT_ADDING = frozenset({"illness_diagnosed", "disaster", "accident"})
-# A household's ``events`` holds at most this many items (engine/validate.py): the monitor's own
+# A household's ``events`` holds at most this many items (engine/schema/validate.py): the monitor's own
 # record must stay within it, however many events arrive, or valid events would be refused.
 MAX_RECORD_EVENTS = 200
 # Events that do not change what the programs read: no re-evaluation.

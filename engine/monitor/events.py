@@ -17,10 +17,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..masking import pseudonym
-from ..model import FieldError, InputError
-from ..validate import _ABSENT, _Validator
-from ..vocab import DISABILITY_CATEGORIES, INCOME_TYPES, PROGRAM_CODES, RELATIONS, SCHOOLING, SEXES
+from engine.schema.masking import pseudonym
+from engine.schema.model import FieldError, InputError
+from engine.schema.validate import _ABSENT, _Validator
+from engine.schema.vocab import DISABILITY_CATEGORIES, INCOME_TYPES, PROGRAM_CODES, RELATIONS, SCHOOLING, SEXES
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
@@ -192,7 +192,7 @@ def _field(v: _Validator, kind: str, value: Any, path: str) -> Any:
     raise AssertionError(kind)
 
 
-# Lengths of the columns the ids end in (api/models.py): a pseudonym is longer than the id.
+# Lengths of the columns the ids end in (api/storage/models.py): a pseudonym is longer than the id.
 _ID_LIMITS = {"household_id": 128, "event_id": 128, "member": 64, "id": 64}
 
 
@@ -208,7 +208,7 @@ def _pseudonymous_json(value: Any, secret: bytes, key: str | None = None) -> Any
 
 
 def pseudonymous(ev: Event, secret: bytes) -> Event:
-    """``ev`` with every resident ID number in its ids and texts masked and tagged (``engine.masking.pseudonym``).
+    """``ev`` with every resident ID number in its ids and texts masked and tagged (``engine.schema.masking.pseudonym``).
 
     The monitor works on this form only: the households, members, event keys and alerts it stores
     hold no ID number, and two ids that mask alike stay two. The same id gives the same form in every

@@ -17,8 +17,9 @@ a misspelt field is refused when the rules load. Dates are day numbers
 
 from __future__ import annotations
 
+from engine.schema.vocab import PROGRAM_CODES, SCHOOLING
+
 from ..expr.types import BOOL, INT, MONEY, STR, T, enum
-from ..vocab import PROGRAM_CODES, SCHOOLING
 from .events import EVENT_TYPES
 
 STATUS_OR_NONE = enum("eligible", "ineligible", "gradual_exit", "needs_info", "none")

@@ -14,7 +14,7 @@ For each accepted event ``Monitor.process``:
    the facts it matched), so that replaying or retrying never duplicates one.
 
 No database here: the caller loads and stores ``HouseholdState`` and the event
-rows (``api/monitoring.py`` for the service, ``engine/monitor/replay.py`` for
+rows (``api/monitoring/service.py`` for the service, ``engine/monitor/replay.py`` for
 replays), committing an event and its alerts together.
 """
 
@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..evaluate import Engine
-from ..model import InputError
-from ..money import cents_of, to_cents, yuan_text
-from ..rules import default_root, load_rulebook
+from engine.book.rules import default_root, load_rulebook
+from engine.executors.evaluate import Engine
+from engine.schema.model import InputError
+from engine.schema.money import cents_of, to_cents, yuan_text
+
 from .apply import EVENT_ADDING, EVENT_RETAIN_DAYS, apply_event, register
 from .events import CAUSE_LABELS, Event, refuse
 from .rules import LEVELS, MonitorBook, MonitorRule, load_monitoring
@@ -230,7 +231,7 @@ class Monitor:
         prefix: str = "",
         start: tuple[HouseholdState, list[list]] | None = None,
     ) -> list[Outcome]:
-        """Apply a household's events again, in the order given (date order, see ``api/monitor_order.py``),
+        """Apply a household's events again, in the order given (date order, see ``api/monitoring/order.py``),
         each with its key and seq, in a new session: the state, session and alerts are those of the events
         arriving in that order. From the start, or from ``start``: the household's state before the first
         of ``items`` and the session operations of the events before it. ``late``: the key of the event that

@@ -22,17 +22,18 @@ from typing import Any
 
 from gmpy2 import mpq
 
+from engine.book.ids import is_name, shown
+from engine.book.rules import RuleBookError
+from engine.book.templates import split, unbalanced
+from engine.book.yamlio import LineDict, YamlError, load_yaml
+from engine.policies.sources import SourceRegistry, check_citation
+from engine.schema.vocab import PROGRAM_CODES
+
 from ..expr import Scope, check, parse
 from ..expr import ast as A
 from ..expr.checker import TypeCheckError
 from ..expr.parser import ExprSyntaxError
 from ..expr.types import BOOL, T
-from ..ids import is_name, shown
-from ..rules import RuleBookError
-from ..sources import SourceRegistry, check_citation
-from ..templates import split, unbalanced
-from ..vocab import PROGRAM_CODES
-from ..yamlio import LineDict, YamlError, load_yaml
 from .facts import BUILTIN_MILESTONES, fact_schemas
 
 LEVELS = {"red": "红", "orange": "橙", "yellow": "黄"}
@@ -120,8 +121,8 @@ class _Loader:
     def __init__(self, book: MonitorBook):
         self.book = book
         self.root = book.dir.parent.parent if book.dir.parent.name == "rules" else book.dir.parent
-        # The program rules' registry (engine.policy loads the same file); a rule home without
-        # one shows citations as written, as engine.sources does for the program rules.
+        # The program rules' registry (engine.policies.parameters loads the same file); a rule home without
+        # one shows citations as written, as engine.policies.sources does for the program rules.
         self.sources = SourceRegistry()
         sources_path = self.root / "policies" / "sources.yaml"
         if sources_path.exists():

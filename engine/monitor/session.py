@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import durable_rules_engine as _dre
 import orjson
 
-from ..validate import Parsed
+from engine.schema.validate import Parsed
+
 from .rules import MonitorBook, MonitorRule
 
 SHARD_SIZE = 1000

@@ -13,8 +13,8 @@ import uuid
 import pytest
 
 from api.app import create_app
-from api.auth import Role
-from api.settings import Settings, normalise_database_url
+from api.auth.keys import Role
+from api.core.config import Settings, normalise_database_url
 
 PG_URL = os.environ.get("JIUZHU_TEST_DATABASE_URL")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from api.settings import Settings
+from api.core.config import Settings
 from engine.batch import synth
 
 ROOT = Path(__file__).resolve().parents[2]

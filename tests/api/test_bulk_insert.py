@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api.db import BulkInsert, make_engine, migrate, writing
-from api.models import AlertRecord, MonitorEventRecord
+from api.storage.db import BulkInsert, make_engine, migrate, writing
+from api.storage.models import AlertRecord, MonitorEventRecord
 
 
 def _event(i: int, now: dt.datetime) -> dict:

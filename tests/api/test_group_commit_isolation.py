@@ -15,18 +15,18 @@ import orjson
 import pytest
 from gmpy2 import mpq
 
-from api import examples
-from api.auth import NATIONAL_SCOPE, Caller, Role
-from api.errors import Unrecordable
-from api.monitor_repo import MonitorRepository
-from api.monitoring import MonitorService, Request
-from api.records import build_row, request_hash
-from api.writer import Committer, Job
-from api.writer_process import RemoteWriter
-from api.writer_process import _Server as WriterServer
+from api.auth.keys import NATIONAL_SCOPE, Caller, Role
+from api.core import examples
+from api.core.errors import Unrecordable
+from api.evaluation.records import build_row, request_hash
+from api.monitoring.repo import MonitorRepository
+from api.monitoring.service import MonitorService, Request
+from api.processes.writer import RemoteWriter
+from api.processes.writer import _Server as WriterServer
+from api.storage.group_commit import Committer, Job
 from engine.monitor.events import parse_event
 from engine.monitor.monitor import Monitor
-from engine.validate import parse
+from engine.schema.validate import parse
 
 CALLER = Caller("k_test", "测试", Role.WINDOW, NATIONAL_SCOPE)
 VALID = 24

@@ -7,8 +7,8 @@ import logging
 import pytest
 from http_helpers import auth
 
-from api import examples
-from api.auth import ROLE_PERMISSIONS, Permission, Role, hash_key
+from api.auth.keys import ROLE_PERMISSIONS, Permission, Role, hash_key
+from api.core import examples
 
 HH = examples.HOUSEHOLD
 DET_ID = "00000000-0000-7000-8000-000000000000"

@@ -6,7 +6,7 @@ import copy
 
 from http_helpers import auth
 
-from api import examples
+from api.core import examples
 
 
 def test_one_bad_household_does_not_sink_the_rest(db_client, db_keys):

@@ -9,7 +9,7 @@ import pytest
 from conftest import _client, make_keys
 from http_helpers import auth
 
-from api import examples
+from api.core import examples
 
 DROP = ("determination_id", "recorded_at")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from http_helpers import auth
 
-from api import examples
 from api.app import create_app
-from api.settings import Settings
-from engine.cli import main
+from api.core import examples
+from api.core.config import Settings
+from engine.cli.main import main
 
 
 def test_create_list_revoke(tmp_path, engine, monkeypatch):

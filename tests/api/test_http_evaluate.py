@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 from http_helpers import auth
 
-from api import examples
+from api.core import examples
 from engine import evaluate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -17,8 +17,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from api.app import create_app
-from api.auth import Role
-from api.settings import Settings
+from api.auth.keys import Role
+from api.core.config import Settings
 from engine import default_engine
 
 _data = Path(tempfile.mkdtemp(prefix="jiuzhu-fuzz-"))

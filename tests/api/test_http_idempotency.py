@@ -7,7 +7,7 @@ import copy
 
 from http_helpers import auth
 
-from api import examples
+from api.core import examples
 
 HH = examples.HOUSEHOLD
 
@@ -59,9 +59,9 @@ def test_an_invalid_key_is_422(client, keys):
 
 def test_concurrent_duplicates_in_one_group_commit_are_recorded_once(db_client, db_keys):
     """Requests racing with the same key (a window retrying before the first answer arrived)."""
-    from api.auth import NATIONAL_SCOPE, Caller, Role
-    from api.records import build_row, request_hash
-    from engine.validate import parse
+    from api.auth.keys import NATIONAL_SCOPE, Caller, Role
+    from api.evaluation.records import build_row, request_hash
+    from engine.schema.validate import parse
 
     app = db_client.app
     writer = app.state.writer

@@ -8,7 +8,7 @@ import copy
 import pytest
 from http_helpers import auth
 
-from api import examples
+from api.core import examples
 
 HH = examples.HOUSEHOLD
 HUGE = 18446744073709551615
@@ -25,10 +25,10 @@ def monitor_engine():
 def events_client(db_settings, engine, monitor_engine, monkeypatch):
     from fastapi.testclient import TestClient
 
-    import api.monitor_process as mp
+    import api.processes.monitor as mp
     from api.app import create_app
-    from api.monitor_repo import MonitorRepository
-    from api.monitoring import MonitorService
+    from api.monitoring.repo import MonitorRepository
+    from api.monitoring.service import MonitorService
     from engine.monitor.monitor import Monitor
 
     monkeypatch.delenv("JIUZHU_MONITOR_SOCKET", raising=False)

@@ -12,9 +12,9 @@ import orjson
 from http_helpers import auth
 from sqlalchemy import create_engine, text
 
-from api import examples
-from api.db import current_revision, head_revision
-from api.records import output_of
+from api.core import examples
+from api.evaluation.records import output_of
+from api.storage.db import current_revision, head_revision
 
 HH = examples.HOUSEHOLD
 
@@ -106,7 +106,7 @@ def test_schema_comes_from_migrations_and_matches_the_models(db_client, db_setti
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from api.models import SQLModel
+    from api.storage.models import SQLModel
 
     db = db_client.app.state.db
     assert current_revision(db) == head_revision() is not None

@@ -16,12 +16,12 @@ import pytest
 from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, configured, make_populations
 
-from api import examples
-from api.auth import Role, Scope
-from api.ids import uuid7
-from api.simulation_store import SimulationStore
+from api.auth.keys import Role, Scope
+from api.core import examples
+from api.simulations.store import SimulationStore
+from api.storage.ids import uuid7
 from engine.batch import synth
-from engine.localities import is_valid
+from engine.policies.localities import is_valid
 
 SCOPES = ("210102", "210000", "620722", "100000")
 # the oracle, written out rather than computed by the code under test
@@ -91,10 +91,10 @@ def world(db_settings, engine, monitor_engine, scope_populations, tmp_path, monk
     """An app holding records, monitored households, alerts and jobs in three localities; a key per scope."""
     from fastapi.testclient import TestClient
 
-    import api.monitor_process as mp
+    import api.processes.monitor as mp
     from api.app import create_app
-    from api.monitor_repo import MonitorRepository
-    from api.monitoring import MonitorService
+    from api.monitoring.repo import MonitorRepository
+    from api.monitoring.service import MonitorService
     from engine.monitor.monitor import Monitor
 
     monkeypatch.delenv("JIUZHU_MONITOR_SOCKET", raising=False)
@@ -311,9 +311,9 @@ def test_a_key_scope_must_be_a_known_locality_code(world):
 def test_keys_from_before_the_scope_migration_stay_national(db_settings):
     from sqlalchemy import text
 
-    from api.auth import hash_key, new_key
-    from api.db import make_engine, migrate
-    from api.repository import Repository
+    from api.auth.keys import hash_key, new_key
+    from api.storage.db import make_engine, migrate
+    from api.storage.repository import Repository
 
     db = make_engine(db_settings)
     try:

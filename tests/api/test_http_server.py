@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 from served import Served
 
-from api import examples
+from api.core import examples
 
 
 def test_serve_creates_an_admin_key_once_answers_and_keeps_records_across_restarts(tmp_path):

@@ -2,7 +2,7 @@
 in every column of every table and in every log line; and masking never merges two households.
 
 The test finds ID numbers on its own (its own check digit and pattern), so it runs, and fails, on code
-without ``engine.masking``.
+without ``engine.schema.masking``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from simulation_helpers import EXAMPLE_REFORM, POPULATION, ROOT, configured, mak
 from sqlalchemy import create_engine, inspect, select, text
 
 from api.app import create_app
-from api.auth import Role
+from api.auth.keys import Role
 
 JIUZHU = str(Path(sys.executable).with_name("jiuzhu"))
 EXAMPLE = orjson.loads((ROOT / "examples" / "liaoning_shenyang_family.json").read_bytes())
@@ -382,8 +382,8 @@ def test_the_secret_is_made_once_and_shared_by_every_replica_on_the_database(db_
     import dataclasses
     from concurrent.futures import ThreadPoolExecutor
 
-    from api.db import make_engine, migrate
-    from api.id_secret import load_id_secret
+    from api.storage.db import make_engine, migrate
+    from api.storage.id_secret import load_id_secret
 
     engines = [make_engine(db_settings) for _ in range(4)]  # as four replicas starting at once
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from api.ids import uuid7
+from api.storage.ids import uuid7
 
 
 def test_uuid7_is_a_canonical_version_7_uuid():

@@ -13,8 +13,8 @@ from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, configured, make_populations, wait_until
 
 from api.app import create_app
-from api.auth import Role
-from api.ids import uuid7
+from api.auth.keys import Role
+from api.storage.ids import uuid7
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 REFORM = {"name": "低保边缘认定标准调至2倍", "parameters": [{"key": "dibao_edge.multiplier", "value": 2, "from": "2022-01-01"}]}

@@ -13,7 +13,7 @@ from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, POPULATION, ROOT, configured, make_populations, wait_until
 
 from api.app import create_app
-from api.auth import Role
+from api.auth.keys import Role
 from engine.batch.simulate import run_simulation
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

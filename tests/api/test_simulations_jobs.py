@@ -17,11 +17,11 @@ from simulation_helpers import EXAMPLE_REFORM, POPULATION, configured, make_popu
 from sqlalchemy import update
 
 from api.app import create_app
-from api.auth import Role
-from api.db import make_engine, migrate
-from api.ids import uuid7
-from api.models import SimulationJob
-from api.simulation_store import SimulationStore
+from api.auth.keys import Role
+from api.simulations.store import SimulationStore
+from api.storage.db import make_engine, migrate
+from api.storage.ids import uuid7
+from api.storage.models import SimulationJob
 
 REFORM = {"name": "低保边缘认定标准调至2倍", "parameters": [{"key": "dibao_edge.multiplier", "value": 2, "from": "2022-01-01"}]}
 
@@ -162,7 +162,7 @@ def test_two_workers_on_one_database_run_one_simulation_at_a_time(settings, engi
 
 def _children() -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True).stdout.split()
-    return [int(p) for p in out if "api.simulation_child" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    return [int(p) for p in out if "api.simulations.child" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
 
 
 def test_a_simulation_process_that_is_killed_fails_its_job(settings, engine):

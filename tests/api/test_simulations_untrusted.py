@@ -10,7 +10,7 @@ from http_helpers import auth
 from simulation_helpers import POPULATION, ROOT, configured, make_populations
 
 from api.app import create_app
-from api.auth import Role
+from api.auth.keys import Role
 from engine.batch.reform import MAX_PARAMETER_CHANGES, MAX_RULE_FILES
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from engine.batch.columns import from_parsed
 from engine.batch.run import BatchEvaluator
 from engine.batch.tables import Source, build_part, from_contract, write_tables
-from engine.batch.verify import batch_outcomes, household_facts, single_facts, single_outcomes
-from engine.validate import parse
+from engine.columnar.columns import from_parsed
+from engine.columnar.verify import batch_outcomes, household_facts, single_facts, single_outcomes
+from engine.schema.validate import parse
 
 
 def unique_ids(households: list[dict]) -> list[dict]:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import households
 
-from engine.cases import load_cases
+from engine.book.cases import load_cases
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -52,7 +52,7 @@ def test_synthetic_population_matches_and_reaches_every_status(engine, tmp_path,
 
     monkeypatch.setattr(run_module, "TARGET_ELEMENTS", 32)
     from engine.batch.tables import Source, build_part
-    from engine.batch.verify import batch_outcomes, single_outcomes
+    from engine.columnar.verify import batch_outcomes, single_outcomes
 
     synth.write(tmp_path, "210000", 1500, seed=5)
     be = BatchEvaluator(engine, threads=2)

@@ -10,12 +10,12 @@ from gmpy2 import mpq
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.batch import values as X
-from engine.batch.columns import from_parsed
 from engine.batch.run import BatchEvaluator
+from engine.columnar import values as X
+from engine.columnar.columns import from_parsed
 from engine.expr import runtime
-from engine.money import to_cents
-from engine.validate import parse
+from engine.schema.money import to_cents
+from engine.schema.validate import parse
 
 
 @settings(max_examples=200, deadline=None)
@@ -72,7 +72,7 @@ def test_chunks_that_could_overflow_are_evaluated_by_the_single_evaluator(engine
     import json
     from pathlib import Path
 
-    from engine.batch.verify import batch_outcomes, single_outcomes
+    from engine.columnar.verify import batch_outcomes, single_outcomes
 
     monkeypatch.setattr(X, "LIMIT", 10**6)  # every realistic amount now "could overflow"
     hs = [json.loads(p.read_text()) for p in sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.json"))]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from helpers import WORKER, Driver, household
 
-from engine.model import InputError
-from engine.money import MAX_YUAN
 from engine.monitor.events import parse_event
+from engine.schema.model import InputError
+from engine.schema.money import MAX_YUAN
 
 HUGE = 18446744073709551615  # the income of the issue: 2**64 - 1
 

@@ -95,7 +95,7 @@ def test_rules_check_refuses_an_unknown_source_in_monitoring_rules(tmp_path, old
     assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     r = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "rules", "check", "--home", str(tmp_path)],
+        [sys.executable, "-m", "engine.cli.main", "rules", "check", "--home", str(tmp_path)],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from helpers import WORKER, Driver, household
 
-from engine.model import InputError
 from engine.monitor.events import EVENT_TYPES, parse_event, parse_events, vocabulary
+from engine.schema.model import InputError
 
 
 def _fields(e: InputError) -> dict[str, tuple[str, str]]:
@@ -87,6 +87,6 @@ def test_resident_id_numbers_are_not_kept_in_the_record(monitor):
 
 
 def _check(first17: str) -> str:
-    from engine.model import id_check_digit
+    from engine.schema.model import id_check_digit
 
     return id_check_digit(first17)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers import WORKER, household
 
-from api.auth import ROLE_PERMISSIONS, Permission, Role
+from api.auth.keys import ROLE_PERMISSIONS, Permission, Role
 
 pytest.importorskip("fastapi")
 
@@ -14,11 +14,11 @@ pytest.importorskip("fastapi")
 def app_client(tmp_path, monkeypatch, engine, monitor_engine):
     from fastapi.testclient import TestClient
 
-    import api.monitor_process as mp
+    import api.processes.monitor as mp
     from api.app import create_app
-    from api.monitor_repo import MonitorRepository
-    from api.monitoring import MonitorService
-    from api.settings import Settings
+    from api.core.config import Settings
+    from api.monitoring.repo import MonitorRepository
+    from api.monitoring.service import MonitorService
     from engine.monitor.monitor import Monitor
 
     for var in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET"):
@@ -132,7 +132,7 @@ def test_alerts_filter_page_acknowledge_and_close(app_client, keys):
 
 
 def test_id_numbers_are_masked_in_stored_events(app_client, keys):
-    from engine.model import id_check_digit
+    from engine.schema.model import id_check_digit
 
     idn = "21010219800301001" + id_check_digit("21010219800301001")
     rec = household(WORKER)

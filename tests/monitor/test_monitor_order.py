@@ -1,5 +1,5 @@
 """Events are applied in date order whatever order they arrive in, and what the monitor keeps of a
-household stays bounded however many events arrive (api/monitor_order.py, engine/monitor/apply.py).
+household stays bounded however many events arrive (api/monitoring/order.py, engine/monitor/apply.py).
 
 On SQLite and PostgreSQL (when JIUZHU_TEST_DATABASE_URL names a server)."""
 
@@ -18,15 +18,15 @@ from hypothesis import strategies as st
 from test_monitor_http import app_client, keys  # noqa: F401  (the app with its embedded monitor, API keys)
 from test_monitor_storage import settings  # noqa: F401  (the sqlite / postgresql fixture)
 
-from api.db import make_engine, migrate
-from api.monitor_repo import MonitorRepository
-from api.monitoring import MonitorService, Request, _Applied
-from api.settings import Settings
-from engine.model import InputError
+from api.core.config import Settings
+from api.monitoring.repo import MonitorRepository
+from api.monitoring.service import MonitorService, Request, _Applied
+from api.storage.db import make_engine, migrate
 from engine.monitor.events import parse_event
 from engine.monitor.monitor import Monitor
 from engine.monitor.synth import _stream
-from engine.validate import parse
+from engine.schema.model import InputError
+from engine.schema.validate import parse
 
 HID = "H-ORD"
 
@@ -262,7 +262,7 @@ def test_an_emergency_every_other_day_for_two_years_is_never_refused(settings, m
 
 
 def test_the_replay_command_applies_in_date_order_as_the_service(tmp_path, monkeypatch, monitor_engine):
-    from api.monitor_replay import replay
+    from api.monitoring.replay import replay
 
     for var in ("DATABASE_URL", "JIUZHU_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
@@ -308,7 +308,7 @@ def test_the_replay_command_applies_in_date_order_as_the_service(tmp_path, monke
 def test_an_event_reported_after_a_daily_tick_applies_only_what_follows_it(tmp_path, monitor_engine):
     """Ticks and hospitalisations change no state: an event dated before them only (the common lag of
     a report after the daily tick) is applied with them again, not the household's whole history."""
-    from api import monitor_order as order
+    from api.monitoring import order
 
     db = make_engine(Settings(data_dir=tmp_path / "late"))
     migrate(db)
@@ -341,7 +341,7 @@ def test_an_event_reported_after_a_daily_tick_applies_only_what_follows_it(tmp_p
 def test_what_late_events_may_cost_is_bounded_per_request(tmp_path, monkeypatch, monitor_engine):
     """Each late event applies its household again: a request's late events may apply at most
     REPLAY_BUDGET events again; those beyond are refused, named, and taken in another request."""
-    from api import monitor_order as order
+    from api.monitoring import order
 
     monkeypatch.setattr(order, "REPLAY_BUDGET", 20)
     db = make_engine(Settings(data_dir=tmp_path))
@@ -365,7 +365,7 @@ def test_what_late_events_may_cost_is_bounded_per_request(tmp_path, monkeypatch,
 
 def test_a_late_event_through_http_with_id_numbers_masked_in_the_stored_ones(app_client, keys):  # noqa: F811
     """POST /v1/events: the stored registration (its ID number masked) is read again for the replay."""
-    from engine.model import id_check_digit
+    from engine.schema.model import id_check_digit
 
     idn = "21010219800301001" + id_check_digit("21010219800301001")
     rec = household(WORKER)

@@ -15,9 +15,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.model import InputError
 from engine.monitor.events import parse_event
 from engine.monitor.synth import _stream
+from engine.schema.model import InputError
 
 
 def _run(monitor, events, drop_each_time: bool) -> list[tuple[str, str]]:

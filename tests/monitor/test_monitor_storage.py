@@ -13,7 +13,7 @@ PG_URL = os.environ.get("JIUZHU_TEST_DATABASE_URL")
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def settings(request, tmp_path, monkeypatch):
-    from api.settings import Settings, normalise_database_url
+    from api.core.config import Settings, normalise_database_url
 
     for var in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET"):
         monkeypatch.delenv(var, raising=False)
@@ -36,9 +36,9 @@ def settings(request, tmp_path, monkeypatch):
 
 
 def test_events_households_and_alerts_round_trip(settings, monitor_engine):
-    from api.db import make_engine, migrate
-    from api.monitor_repo import MonitorRepository
-    from api.monitoring import MonitorService, Request
+    from api.monitoring.repo import MonitorRepository
+    from api.monitoring.service import MonitorService, Request
+    from api.storage.db import make_engine, migrate
     from engine.monitor.events import parse_event
     from engine.monitor.monitor import Monitor
 
@@ -83,10 +83,10 @@ def test_a_small_session_pool_gives_the_same_alerts(tmp_path, monitor_engine):
     rebuilt from stored (and not yet committed) events, and raise exactly the alerts of a large pool."""
     import orjson
 
-    from api.db import make_engine, migrate
-    from api.monitor_repo import MonitorRepository
-    from api.monitoring import MonitorService, Request
-    from api.settings import Settings
+    from api.core.config import Settings
+    from api.monitoring.repo import MonitorRepository
+    from api.monitoring.service import MonitorService, Request
+    from api.storage.db import make_engine, migrate
     from engine.monitor.events import parse_event
     from engine.monitor.monitor import Monitor
     from engine.monitor.synth import generate

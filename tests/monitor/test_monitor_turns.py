@@ -1,5 +1,5 @@
 """A large events request does not hold the monitor: requests are applied in slices, round-robin,
-each still committed whole (api/monitor_turns.py)."""
+each still committed whole (api/monitoring/turns.py)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import orjson
 import pytest
 from helpers import WORKER, household
 
-from api.db import make_engine, migrate
-from api.monitor_repo import MonitorRepository
-from api.monitor_turns import MonitorTurns
-from api.monitoring import MonitorService, Request
-from api.settings import Settings
+from api.core.config import Settings
+from api.monitoring.repo import MonitorRepository
+from api.monitoring.service import MonitorService, Request
+from api.monitoring.turns import MonitorTurns
+from api.storage.db import make_engine, migrate
 from engine.monitor.events import parse_event
 from engine.monitor.monitor import Monitor
 from engine.monitor.synth import generate
@@ -133,7 +133,7 @@ def test_interleaved_turns_give_the_alerts_of_one_request_applied_whole(tmp_path
 def app_client(tmp_path, monkeypatch, engine, monitor_engine):
     from fastapi.testclient import TestClient
 
-    import api.monitor_process as mp
+    import api.processes.monitor as mp
     from api.app import create_app
 
     for var in ("JIUZHU_WRITER_SOCKET", "JIUZHU_MONITOR_SOCKET"):
@@ -146,7 +146,7 @@ def app_client(tmp_path, monkeypatch, engine, monitor_engine):
 
 
 def test_over_http_another_client_is_answered_while_a_large_request_is_applied(app_client):
-    from api.auth import Role
+    from api.auth.keys import Role
 
     repo = app_client.app.state.repo
     window = {"Authorization": f"Bearer {repo.create_key('窗口', Role.WINDOW)[1]}"}

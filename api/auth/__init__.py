@@ -1,0 +1,1 @@
+"""Keys and auth: API keys, roles and locality scopes."""

@@ -1,0 +1,1 @@
+"""The service's commands that join `jiuzhu` (serve, keys, monitor, alerts)."""

@@ -1,0 +1,31 @@
+"""Reading request bodies with a size bound, before anything is parsed."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.core.errors import ApiError
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "(body)",
+        f"请求体超过上限 {limit} 字节",
+        f"request body exceeds {limit} bytes",
+        "body_too_large",
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # chunked or lying Content-Length: stop reading at the bound
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)

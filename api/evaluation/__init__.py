@@ -1,0 +1,1 @@
+"""Evaluation and records: the evaluation service, stored determinations and their schemas."""

@@ -1,0 +1,1 @@
+"""Dynamic monitoring: the monitoring service, event ordering, its repository, turns and replay."""

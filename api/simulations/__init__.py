@@ -1,0 +1,1 @@
+"""Simulations: requests, the runner and its child process, stored outputs, populations, reform checks."""

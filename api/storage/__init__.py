@@ -1,0 +1,1 @@
+"""Storage: the database, tables, repository, migrations, id hashing and the group-commit writer."""

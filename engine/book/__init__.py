@@ -1,0 +1,1 @@
+"""The rule book: loading rule files, their templates, program interactions and the YAML cases."""

@@ -1,0 +1,1 @@
+"""The columnar executor: rules evaluated over whole columns of households at once."""

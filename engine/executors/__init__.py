@@ -1,0 +1,1 @@
+"""Executors of the loaded rule book: the interpreter, the compiled fast path and outcomes."""

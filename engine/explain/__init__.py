@@ -1,0 +1,1 @@
+"""Explanation and summary: the rendered reasons, the case report and the summary tables."""

@@ -1,0 +1,1 @@
+"""Dated, sourced locality parameters, the division table and the source registry."""

@@ -1,0 +1,1 @@
+"""The household record: model, validation, facts the rules see, vocabulary, money and masking."""
