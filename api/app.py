@@ -32,6 +32,7 @@ from .settings import Settings
 from .simulation_runner import SimulationRunner
 from .simulation_store import SimulationStore
 from .writer import GroupCommitWriter
+from .web import pages as web_pages
 from .writer_process import RemoteWriter
 
 log = logging.getLogger("jiuzhu.api")
@@ -201,5 +202,6 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         health.router,
     ):
         app.include_router(r)
+    web_pages.install(app)
     app.openapi = _openapi(app)
     return app
