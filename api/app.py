@@ -33,6 +33,7 @@ from engine.schema.model import Household
 from engine.schema.money import MAX_YUAN, MONEY_DIGITS
 
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
+from .web import pages as web_pages
 
 log = logging.getLogger("jiuzhu.api")
 
@@ -201,5 +202,6 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         health.router,
     ):
         app.include_router(r)
+    web_pages.install(app)
     app.openapi = _openapi(app)
     return app
