@@ -1,0 +1,1 @@
+"""The household record: its declaration and what derives from it."""
