@@ -17,11 +17,13 @@ A new field is one ``F(...)`` line here (and, if a rule should read it, a fact n
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.expr.types import BOOL, DATE, INT, MONEY, STR, T, enum, list_of, set_of
+from engine.masking import check_digit
 from engine.vocab import (
     AREAS,
     DISABILITY_CATEGORIES,
@@ -696,6 +698,22 @@ def event_by_as_of(j: int, date: dt.date, as_of: dt.date) -> Problem | None:
     return None
 
 
+_ID_NUMBER = re.compile(r"^\d{17}[\dX]$")
+
+
+def id_number_problem(v: Any) -> tuple[str, str] | None:
+    """members[i].id_number alone: 17 digits and a digit or X, its GB 11643 check character, a real birth date."""
+    if type(v) is not str or not _ID_NUMBER.match(v):
+        return "身份证号码应为18位，前17位为数字，末位为数字或X", "ID number must be 17 digits and a digit or X"
+    if check_digit(v[:17]) != v[17]:
+        return "身份证号码校验位错误", "ID number check digit is wrong"
+    try:
+        id_number_birth_date(v)
+    except ValueError:
+        return "身份证号码中的出生日期无效", "ID number holds an invalid birth date"
+    return None
+
+
 def id_number_birth_date(id_number: str) -> dt.date:
     return dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
 
@@ -722,6 +740,7 @@ CHECKS: tuple[Check, ...] = (
     Check("distinct_member_ids", ("members[].id",), distinct_member_ids),
     Check("born_by_as_of", ("members[].birth_date", "as_of"), born_by_as_of),
     Check("event_by_as_of", ("events[].date", "as_of"), event_by_as_of),
+    Check("id_number_problem", ("members[].id_number",), id_number_problem),
     Check("id_number_matches_birth", ("members[].id_number", "members[].birth_date"), id_number_matches_birth),
 )
 
