@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
+import re
+from pathlib import Path
 
+import pytest
+from gmpy2 import mpq
+from pydantic import ValidationError
+
+from engine.expr import Missing
 from engine.expr.types import INT, MONEY, STR, T, enum, list_of
+from engine.model import Household, InputError, build_models
 from engine.schema import record as R
+from engine.validate import Layout, parse
 from engine.vocab import SEXES
 
 
@@ -62,3 +73,79 @@ def test_batch_columns_are_laid_out_by_table_in_field_order():
     assert names[:4] == ["household_id", "member_id", "relation", "birth_date"]
     grade = schema.BY_TABLE["members"]["disability_grade"]
     assert (grade.kind, grade.lo, grade.hi, grade.contract) == ("int", 1, 4, "members[].disability.grade")
+
+
+EXAMPLE = json.loads((Path(__file__).parent.parent / "examples" / "liaoning_shenyang_family.json").read_text(encoding="utf-8"))
+DEBTS = R.F("debts", R.MONEY_, "家庭负债", "household debts", "debts", absent=R.UNKNOWN)
+
+
+def with_household_field(records: dict[str, R.Record], f: R.Field) -> dict[str, R.Record]:
+    records = dict(records)
+    records["household"] = dataclasses.replace(records["household"], fields=(*records["household"].fields, f))
+    return records
+
+
+def test_a_new_field_is_enough_for_the_model_the_validator_the_facts_and_the_openapi_schema():
+    records = with_household_field(with_member_field(HOUSING), DEBTS)
+    layout = Layout(records)
+    models = build_models(records)
+    h_facts, m_facts, _ = R.fact_tables(records)
+    assert m_facts["housing"] == enum("own", "rent", "none") and h_facts["debts"] == MONEY
+
+    # the OpenAPI schema is the generated models' JSON schema (api.app)
+    schema = models["household"].model_json_schema()
+    assert schema["$defs"]["Member"]["properties"]["housing"]["anyOf"][0]["enum"] == ["own", "rent", "none"]
+    assert schema["properties"]["debts"]["anyOf"][0]["pattern"].startswith("^\\d")
+
+    h = copy.deepcopy(EXAMPLE)
+    h["members"][0]["housing"] = "rent"
+    h["debts"] = "1200.50"
+    p = parse(h, layout=layout)
+    models["household"].model_validate(h)
+    assert p.members[0]["housing"] == "rent" and p.h["debts"] == mpq(240100, 200)
+    missing = p.members[1]["housing"]
+    assert isinstance(missing, Missing) and missing.keys == frozenset({("members[1].housing", "成员p2的住房情况")})
+
+    h["members"][1]["housing"] = "castle"
+    h["debts"] = "-1"
+    with pytest.raises(InputError) as e:
+        parse(h, layout=layout)
+    errs = {err.field: err for err in e.value.errors}
+    assert set(errs) == {"members[1].housing", "debts"}
+    assert "取值无效" in errs["members[1].housing"].message_zh and "负数" in errs["debts"].message_zh
+    with pytest.raises(ValidationError):
+        models["household"].model_validate(h)
+
+    # without the declaration, the same fields are refused as unknown
+    with pytest.raises(InputError) as e:
+        parse({**EXAMPLE, "debts": "1.00"})
+    assert [err.code for err in e.value.errors] == ["extra_forbidden"]
+    assert "debts" not in Household.model_fields
+
+
+def test_a_field_the_validator_checks_cannot_leave_the_declaration_alone():
+    records = dict(R.RECORDS)
+    member = records["member"]
+    records["member"] = dataclasses.replace(member, fields=tuple(f for f in member.fields if f.name != "sex"))
+    with pytest.raises(ValueError, match="sex"):
+        Layout(records)
+
+
+def _doc_fields(section: str) -> list[str]:
+    doc = (Path(__file__).parent.parent / "docs" / "contract.md").read_text(encoding="utf-8")
+    body = doc.split(f"### {section}\n", 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", body, re.M)
+
+
+def test_the_field_tables_of_docs_contract_are_the_declarations():
+    def names(record: str, prefix: str = "") -> list[str]:
+        out = []
+        for f in R.input_fields(record):
+            out.append(prefix + f.name)
+            if f.kind == R.RECORD and record == "household":  # assets.financial... get rows of their own
+                out += names(f.record, f"{f.name}.")
+        return out
+
+    assert _doc_fields("Household fields") == names("household")
+    assert _doc_fields("Member fields") == names("member")
+    assert _doc_fields("Events") == names("event")

@@ -667,19 +667,20 @@ ROOT = "household"
 Problem = tuple[str, str, str]  # (path, zh, en)
 
 
+def duplicate_member_id(i: int, mid: str, first: int) -> Problem:
+    return (
+        f"members[{i}].id",
+        f"成员编号 {mid} 重复（与 members[{first}] 相同）",
+        f"duplicate member id {mid!r} (same as members[{first}])",
+    )
+
+
 def distinct_member_ids(ids: list[str]) -> Iterator[tuple[int, Problem]]:
     """members[i].id: each member id once in a household."""
     seen: dict[str, int] = {}
     for i, mid in enumerate(ids):
         if mid in seen:
-            yield (
-                i,
-                (
-                    f"members[{i}].id",
-                    f"成员编号 {mid} 重复（与 members[{seen[mid]}] 相同）",
-                    f"duplicate member id {mid!r} (same as members[{seen[mid]}])",
-                ),
-            )
+            yield i, duplicate_member_id(i, mid, seen[mid])
         else:
             seen[mid] = i
 
