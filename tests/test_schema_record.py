@@ -149,3 +149,22 @@ def test_the_field_tables_of_docs_contract_are_the_declarations():
     assert _doc_fields("Household fields") == names("household")
     assert _doc_fields("Member fields") == names("member")
     assert _doc_fields("Events") == names("event")
+
+
+def test_the_model_bounds_lists_as_the_validator_does():
+    # The hand-kept model let members[].status, current_benefits and assets.vehicles grow past the
+    # validator's bounds; generated from one declaration, the two refuse the same.
+    for path, value in (
+        (("members", 0, "status"), ["deceased"] * 6),
+        (("current_benefits",), ["dibao"] * 21),
+        (("assets", "vehicles"), [{"exempt": False}] * 51),
+    ):
+        h = copy.deepcopy(EXAMPLE)
+        target = h
+        for k in path[:-1]:
+            target = target[k]
+        target[path[-1]] = value
+        with pytest.raises(InputError):
+            parse(h)
+        with pytest.raises(ValidationError):
+            Household.model_validate(h)
