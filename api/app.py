@@ -30,7 +30,6 @@ from api.storage.id_secret import load_id_secret
 from api.storage.repository import Repository
 from engine import Engine, load_rulebook
 from engine.schema.model import Household
-from engine.schema.money import MAX_YUAN, MONEY_DIGITS
 
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .web import pages as web_pages
@@ -48,20 +47,9 @@ jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员
 * POST 请求可带 `Idempotency-Key`：重试时返回第一次的结果，不重复记录。
 """
 
-_MONEY_SCHEMA = {
-    "anyOf": [
-        {"type": "string", "pattern": rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"},
-        {"type": "number", "minimum": 0, "maximum": MAX_YUAN + 0.99, "multipleOf": 0.01},
-    ],
-    "description": f"金额（元），最多两位小数，不能为负，不超过 {MAX_YUAN}.99",
-    "examples": ["1200.00"],
-}
-_MONEY_FIELDS = {"financial", "monthly", "loss"}
-_LOCALITY_FIELDS = {"locality", "hukou_locality", "residence_permit_locality"}
-
 
 def _household_schemas() -> dict:
-    """Household (and the batch wrapper) for the request bodies, with money and codes described."""
+    """Household (and the batch wrapper) for the request bodies; the models describe money and codes themselves."""
 
     class BatchRequest(BaseModel):
         households: list[Household]
@@ -72,17 +60,6 @@ def _household_schemas() -> dict:
     schema["properties"]["households"].update({"minItems": 1, "maxItems": 1000})
     schema["additionalProperties"] = False
     defs["BatchRequest"] = schema
-    for model in defs.values():
-        for name, prop in model.get("properties", {}).items():
-            if name in _MONEY_FIELDS:
-                nullable = name == "loss"
-                model["properties"][name] = (
-                    {"anyOf": [*_MONEY_SCHEMA["anyOf"], {"type": "null"}]} if nullable else dict(_MONEY_SCHEMA)
-                )
-            elif name in _LOCALITY_FIELDS and "anyOf" in prop:
-                prop["anyOf"][0].update({"pattern": r"^\d{6}$"})
-            elif name in _LOCALITY_FIELDS:
-                prop.update({"pattern": r"^\d{6}$", "description": "6位行政区划代码"})
     return defs
 
 

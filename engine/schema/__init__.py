@@ -1,1 +1,1 @@
-"""The household record: model, validation, facts the rules see, vocabulary, money and masking."""
+"""The household record: its declaration and what derives from it."""

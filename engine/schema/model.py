@@ -1,8 +1,11 @@
-"""The household record of docs/contract.md, validated at the edge.
+"""The household record of docs/contract.md as pydantic models, built from its declaration.
 
-Every check that can refuse an input lives here, so that bad input is refused
-whole, before any rule runs, with the field path and a message in Chinese
-and English.
+The models (``Household``, ``Member``, ``Event``...) are generated at import from
+engine.schema.record: each declared field becomes a typed, bounded pydantic field, and the
+declared cross-field checks run as model validators. They describe the record in the
+OpenAPI schema and validate it where a model is wanted; engine.schema.validate is the fast
+validator of the hot path, built from the same declaration. Every refusal names the field
+path and says what is wrong in Chinese and English.
 """
 
 from __future__ import annotations
@@ -20,47 +23,20 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
-    field_validator,
+    WithJsonSchema,
+    create_model,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from engine.policies import localities
-from engine.schema.masking import check_digit as id_check_digit
+from engine.schema import record as R
+from engine.schema.masking import check_digit as id_check_digit  # noqa: F401  (re-exported)
 from engine.schema.masking import mask_id_number  # noqa: F401  (re-exported)
-from engine.schema.money import MoneyError, fmt_money, parse_money
+from engine.schema.money import MAX_YUAN, MONEY_DIGITS, MoneyError, fmt_money, parse_money
+from engine.schema.record import MAX_EVENT_EXTRAS, MAX_INT, MAX_MEMBERS, MAX_TEXT  # noqa: F401  (re-exported)
 from engine.schema.text import ID_EN, ID_ZH, TEXT_EN, TEXT_ZH, has_control, is_id
-from engine.schema.vocab import (
-    AREAS,
-    DISABILITY_CATEGORIES,
-    EXPENSE_TYPES,
-    HOUSEHOLD_EVENT_LABELS,
-    HOUSEHOLD_EVENT_TYPES,
-    INCOME_TYPES,
-    MEMBER_STATUSES,
-    PARENT_STATUSES,
-    PROGRAM_CODES,
-    RELATIONS,
-    SCHOOLING,
-    SELF_CARE,
-    SEXES,
-    SUPPORTERS,
-)
-
-ProgramCode = Literal[PROGRAM_CODES]
-Area = Literal[AREAS]
-Relation = Literal[RELATIONS]
-Sex = Literal[SEXES]
-DisabilityCategory = Literal[DISABILITY_CATEGORIES]
-SelfCare = Literal[SELF_CARE]
-Schooling = Literal[SCHOOLING]
-MemberStatus = Literal[MEMBER_STATUSES]
-Supporters = Literal[SUPPORTERS]
-ParentStatus = Literal[PARENT_STATUSES]
-IncomeType = Literal[INCOME_TYPES]
-RigidExpenseType = Literal[EXPENSE_TYPES]
-
-MAX_MEMBERS = 50
+from engine.schema.vocab import PROGRAM_CODES  # noqa: F401  (re-exported)
 
 
 def _money(value: Any) -> mpq:
@@ -72,7 +48,19 @@ def _money(value: Any) -> mpq:
         raise PydanticCustomError("money", "{zh} / {en}", {"zh": e.zh, "en": e.en}) from None
 
 
-Money = Annotated[Any, BeforeValidator(_money), PlainSerializer(fmt_money, return_type=str)]
+# How money is written, for the OpenAPI schema (engine.schema.money is the check itself).
+MONEY_JSON = [
+    {"type": "string", "pattern": rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"},
+    {"type": "number", "minimum": 0, "maximum": MAX_YUAN + 0.99, "multipleOf": 0.01},
+]
+_MONEY_DOC = {"description": f"金额（元），最多两位小数，不能为负，不超过 {MAX_YUAN}.99", "examples": ["1200.00"]}
+Money = Annotated[
+    Any,
+    BeforeValidator(_money),
+    PlainSerializer(fmt_money, return_type=str),
+    WithJsonSchema({"anyOf": MONEY_JSON, **_MONEY_DOC}),
+]
+MoneyOrNone = Annotated[Money | None, WithJsonSchema({"anyOf": [*MONEY_JSON, {"type": "null"}]})]
 
 
 def _locality(value: Any) -> str:
@@ -83,7 +71,11 @@ def _locality(value: Any) -> str:
     return value
 
 
-LocalityCode = Annotated[str, BeforeValidator(_locality)]
+LocalityCode = Annotated[
+    str,
+    BeforeValidator(_locality),
+    WithJsonSchema({"type": "string", "pattern": r"^\d{6}$", "description": "6位行政区划代码"}),
+]
 
 
 def _date(value: Any) -> dt.date:
@@ -112,182 +104,187 @@ def _ident(value: str) -> str:
 Ident = Annotated[str, AfterValidator(_ident)]
 
 
-def _event_type(value: Any) -> str:
-    if isinstance(value, str) and value in HOUSEHOLD_EVENT_TYPES:
-        return value
-    choices = "、".join(f"{t}（{HOUSEHOLD_EVENT_LABELS[t]}）" for t in HOUSEHOLD_EVENT_TYPES)
-    raise PydanticCustomError(
-        "literal_error",
-        "{zh} / {en}",
-        {"zh": f"未知的事件类型，可选值：{choices}", "en": f"unknown event type {value!r}, expected one of {list(HOUSEHOLD_EVENT_TYPES)}"},
-    )
+def _labelled_enum(f: R.Field) -> Any:
+    """An enum whose refusal lists the values with their Chinese names (events[].type)."""
+    values, labels = f.values, f.labels or {}
+    choices = "、".join(f"{t}（{labels[t]}）" for t in values)
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value in values:
+            return value
+        raise PydanticCustomError(
+            "literal_error",
+            "{zh} / {en}",
+            {"zh": f"未知的事件类型，可选值：{choices}", "en": f"unknown event type {value!r}, expected one of {list(values)}"},
+        )
+
+    return Annotated[str, BeforeValidator(check)]
 
 
-HouseholdEventType = Annotated[str, BeforeValidator(_event_type)]
-MAX_EVENT_EXTRAS = 20  # fields kept on a household event besides type, date, loss and locality
-MAX_TEXT = 500  # a free-text value (an event's note, an extra field of a household event)
-MAX_INT = 2**53 - 1  # an integer kept as given: exact in JSON, in int64 and in a double alike
+def _id_number(v: str) -> str:
+    problem = R.id_number_problem(v)
+    if problem is not None:
+        raise PydanticCustomError("id_number", "{zh} / {en}", {"zh": problem[0], "en": problem[1]})
+    return v
+
+
+IdNumber = Annotated[str, AfterValidator(_id_number)]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-class Disability(_Strict):
-    category: DisabilityCategory
-    grade: int = Field(ge=1, le=4, strict=True)
-
-
-class Income(_Strict):
-    type: IncomeType
-    monthly: Money
-
-
-class Parent(_Strict):
-    status: ParentStatus
-
-
-class Vehicle(_Strict):
-    exempt: bool = Field(strict=True)
-
-
-class Assets(_Strict):
-    financial: Money
-    vehicles: list[Vehicle] = []
-    properties: int = Field(ge=0, le=1000, strict=True)
-
-
-class RigidExpense(_Strict):
-    type: RigidExpenseType
-    monthly: Money
-
-
-class Event(BaseModel):
-    """A dated fact (fire, illness, job loss...). Extra fields are kept for monitoring."""
-
+class _Open(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, arbitrary_types_allowed=True)
-    type: HouseholdEventType
-    date: Date
-    loss: Money | None = None
-    # where the emergency happened (GB/T 2260), for localities that let 临时救助 be given there
-    locality: LocalityCode | None = None
-
-    @model_validator(mode="after")
-    def _bounded_extras(self) -> Event:
-        extra = self.model_extra or {}
-        if len(extra) > MAX_EVENT_EXTRAS:
-            raise _located((), f"附加字段最多{MAX_EVENT_EXTRAS}个", f"at most {MAX_EVENT_EXTRAS} extra fields")
-        for k, x in extra.items():
-            if len(k) > 64 or has_control(k):
-                raise _located((k,), "字段名过长或含控制字符", "field name is too long or holds control characters")
-            if x is None or isinstance(x, bool):
-                continue
-            if isinstance(x, str):
-                if len(x) > MAX_TEXT:
-                    raise _located((k,), f"过长（最多{MAX_TEXT}个字符）", f"is too long (at most {MAX_TEXT} characters)")
-                if has_control(x):
-                    raise _located((k,), TEXT_ZH, TEXT_EN)
-            elif isinstance(x, int):
-                if not -MAX_INT <= x <= MAX_INT:
-                    raise _located((k,), f"整数应在±{MAX_INT}之间", f"integer must be within ±{MAX_INT}")
-            elif isinstance(x, float):
-                if x != x or x in (float("inf"), float("-inf")):
-                    raise _located((k,), "应为有限数字", "must be a finite number")
-            else:
-                raise _located((k,), "附加字段应为文本、数字、true/false 或 null", "an extra field must be text, a number, a boolean or null")
-        return self
 
 
-class Member(_Strict):
-    id: Ident = Field(min_length=1, max_length=64)
-    relation: Relation
-    birth_date: Date
-    sex: Sex | None = None
-    id_number: str | None = None
-    hukou_locality: LocalityCode | None = None
-    residence_permit_locality: LocalityCode | None = None
-    disability: Disability | None = None
-    serious_illness: bool = Field(default=False, strict=True)
-    self_care: SelfCare | None = None
-    schooling: Schooling = "none"
-    employed: bool = Field(default=False, strict=True)
-    status: list[MemberStatus] = []
-    supporters: Supporters | None = None
-    parents: list[Parent] = Field(default=[], max_length=2)
-    incomes: list[Income] = Field(default=[], max_length=50)
-    tags: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]] = Field(default=[], max_length=20)
-    current_benefits: list[ProgramCode] | None = None
-
-    @field_validator("id_number")
-    @classmethod
-    def _id_number_format(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not re.fullmatch(r"\d{17}[\dX]", v):
-            raise PydanticCustomError(
-                "id_number",
-                "{zh} / {en}",
-                {"zh": "身份证号码应为18位，前17位为数字，末位为数字或X", "en": "ID number must be 17 digits and a digit or X"},
+def _bounded_extras(self: BaseModel) -> BaseModel:
+    """Extra fields of an event (kept for monitoring): a few scalars, bounded like every other field."""
+    extra = self.model_extra or {}
+    if len(extra) > MAX_EVENT_EXTRAS:
+        raise _located((), f"附加字段最多{MAX_EVENT_EXTRAS}个", f"at most {MAX_EVENT_EXTRAS} extra fields")
+    for k, x in extra.items():
+        if len(k) > 64 or has_control(k):
+            raise _located((k,), "字段名过长或含控制字符", "field name is too long or holds control characters")
+        if x is None or isinstance(x, bool):
+            continue
+        if isinstance(x, str):
+            if len(x) > MAX_TEXT:
+                raise _located((k,), f"过长（最多{MAX_TEXT}个字符）", f"is too long (at most {MAX_TEXT} characters)")
+            if has_control(x):
+                raise _located((k,), TEXT_ZH, TEXT_EN)
+        elif isinstance(x, int):
+            if not -MAX_INT <= x <= MAX_INT:
+                raise _located((k,), f"整数应在±{MAX_INT}之间", f"integer must be within ±{MAX_INT}")
+        elif isinstance(x, float):
+            if x != x or x in (float("inf"), float("-inf")):
+                raise _located((k,), "应为有限数字", "must be a finite number")
+        else:
+            raise _located(
+                (k,), "附加字段应为文本、数字、true/false 或 null", "an extra field must be text, a number, a boolean or null"
             )
-        if id_check_digit(v[:17]) != v[17]:
-            raise PydanticCustomError(
-                "id_number",
-                "{zh} / {en}",
-                {"zh": "身份证号码校验位错误", "en": "ID number check digit is wrong"},
-            )
-        try:
-            dt.date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
-        except ValueError:
-            raise PydanticCustomError(
-                "id_number", "{zh} / {en}", {"zh": "身份证号码中的出生日期无效", "en": "ID number holds an invalid birth date"}
-            ) from None
-        return v
-
-    @model_validator(mode="after")
-    def _id_matches_birth(self) -> Member:
-        if self.id_number is not None:
-            born = dt.date(int(self.id_number[6:10]), int(self.id_number[10:12]), int(self.id_number[12:14]))
-            if born != self.birth_date:
-                raise _located(
-                    ("id_number",),
-                    "身份证号码中的出生日期与 birth_date 不一致",
-                    "the birth date in the ID number differs from birth_date",
-                )
-        return self
+    return self
 
 
-class Household(_Strict):
-    household_id: Ident = Field(min_length=1, max_length=128)
-    locality: LocalityCode
-    as_of: Date
-    area: Area
-    members: list[Member] = Field(min_length=1, max_length=MAX_MEMBERS)
-    assets: Assets | None = None
-    rigid_expenses: list[RigidExpense] = Field(default=[], max_length=50)
-    current_benefits: list[ProgramCode] = []
-    current_amounts: dict[ProgramCode, Money] = {}
-    events: list[Event] = Field(default=[], max_length=200)
+# The cross-field checks of R.CHECKS, on the models.
+def _member_checks(self: Any) -> Any:
+    if self.id_number is not None:
+        problem = R.id_number_matches_birth(self.id_number, self.birth_date)
+        if problem is not None:
+            raise _located((problem[0],), problem[1], problem[2])
+    return self
 
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Household:
-        seen: dict[str, int] = {}
-        for i, m in enumerate(self.members):
-            if m.id in seen:
-                raise _located(
-                    ("members", i, "id"),
-                    f"成员编号 {m.id} 重复（与 members[{seen[m.id]}] 相同）",
-                    f"duplicate member id {m.id!r} (same as members[{seen[m.id]}])",
-                )
-            seen[m.id] = i
-            if m.birth_date > self.as_of:
-                raise _located(
-                    ("members", i, "birth_date"),
-                    "出生日期晚于评估日期 as_of",
-                    "birth_date is after as_of",
-                )
-        for i, e in enumerate(self.events):
-            if e.date > self.as_of:
-                raise _located(("events", i, "date"), "事件日期晚于评估日期 as_of", "event date is after as_of")
-        return self
+
+def _household_checks(self: Any) -> Any:
+    for _, (path, zh, en) in R.distinct_member_ids([m.id for m in self.members]):
+        raise _located(_loc(path), zh, en)
+    for i, m in enumerate(self.members):
+        problem = R.born_by_as_of(i, m.birth_date, self.as_of)
+        if problem is not None:
+            raise _located(_loc(problem[0]), problem[1], problem[2])
+    for j, e in enumerate(self.events):
+        problem = R.event_by_as_of(j, e.date, self.as_of)
+        if problem is not None:
+            raise _located(_loc(problem[0]), problem[1], problem[2])
+    return self
+
+
+_RECORD_CHECKS = {"household": _household_checks, "member": _member_checks}
+_LOC_PART = re.compile(r"([A-Za-z_]+)|\[(\d+)\]")
+
+
+def _loc(path: str) -> tuple:
+    """``members[1].birth_date`` -> ("members", 1, "birth_date")."""
+    return tuple(name or int(index) for name, index in _LOC_PART.findall(path))
+
+
+def _field(f: R.Field, models: dict[str, type[BaseModel]]) -> tuple[Any, Any]:
+    """The annotation and default (a pydantic ``Field``) of a declared field."""
+    k = f.kind
+    bounds: dict[str, Any] = {}
+    if k == R.IDENT:
+        ann: Any = Ident
+        bounds = {"min_length": f.lo, "max_length": f.hi}
+    elif k == R.LOCALITY:
+        ann = LocalityCode
+    elif k == R.DATE_:
+        ann = Date
+    elif k == R.ENUM:
+        ann = _labelled_enum(f) if f.labels else Literal[f.values]
+    elif k == R.ENUM_LIST:
+        ann = list[Literal[f.values]]
+        bounds = {"max_length": f.hi}
+    elif k == R.BOOL_:
+        ann = bool
+        bounds = {"strict": True}
+    elif k == R.INT_:
+        ann = int
+        bounds = {"ge": f.lo, "le": f.hi, "strict": True}
+    elif k == R.MONEY_:
+        ann = Money
+    elif k == R.ID_NUMBER:
+        ann = IdNumber
+    elif k == R.TAGS:
+        ann = list[Annotated[str, Field(pattern=R.TAG_PATTERN)]]
+        bounds = {"max_length": f.hi}
+    elif k == R.RECORD:
+        ann = models[f.record]
+    elif k == R.RECORD_LIST:
+        ann = list[models[f.record]]
+        bounds = {"max_length": f.hi, **({"min_length": f.lo} if f.lo else {})}
+    elif k == R.MONEY_MAP:
+        ann = dict[Literal[f.values], Money]
+    else:
+        raise ValueError(f"no model type for {k}")
+    if f.required:
+        return ann, Field(**bounds)
+    if f.nullable:
+        return (MoneyOrNone if k == R.MONEY_ else ann | None), Field(default=None, **bounds)
+    default = list(f.default) if isinstance(f.default, tuple) else f.default
+    return ann, Field(default=default, **bounds)
+
+
+def build_models(records: dict[str, R.Record] = R.RECORDS, root: str = R.ROOT) -> dict[str, type[BaseModel]]:
+    """One pydantic model per declared record (nested records first), by record name."""
+    models: dict[str, type[BaseModel]] = {}
+
+    def build(name: str) -> type[BaseModel]:
+        if name in models:
+            return models[name]
+        rec = records[name]
+        for f in rec.fields:
+            if f.kind in (R.RECORD, R.RECORD_LIST):
+                build(f.record)
+        validators = {}
+        if rec.extras:
+            validators["_bounded_extras"] = model_validator(mode="after")(_bounded_extras)
+        if name in _RECORD_CHECKS:
+            validators["_cross_checks"] = model_validator(mode="after")(_RECORD_CHECKS[name])
+        models[name] = create_model(
+            rec.model,
+            __base__=_Open if rec.extras else _Strict,
+            __doc__=rec.doc or None,
+            __module__=__name__,
+            __validators__=validators,
+            **{f.name: _field(f, models) for f in rec.fields if f.input},
+        )
+        return models[name]
+
+    build(root)
+    return models
+
+
+_MODELS = build_models()
+Household = _MODELS["household"]
+Member = _MODELS["member"]
+Disability = _MODELS["disability"]
+Income = _MODELS["income"]
+Parent = _MODELS["parent"]
+Assets = _MODELS["assets"]
+Vehicle = _MODELS["vehicle"]
+RigidExpense = _MODELS["expense"]
+Event = _MODELS["event"]
 
 
 class _LocatedError(ValueError):

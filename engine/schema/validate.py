@@ -1,12 +1,17 @@
 """Validate a household record and turn it into the facts the rules read, in one pass.
 
 This is the runtime validator for the library, the CLI, the HTTP service and
-batch runs. It checks exactly what the pydantic models in ``engine.schema.model``
-declare (a property test keeps the two in agreement) but is written out by
-hand: validating a household is on the hot path of every evaluation, and a
-hand-written pass is several times faster than a general model validator on
-this machine. Every error names its field (``members[1].birth_date``) and says
-what is wrong in Chinese and English; input is refused whole.
+batch runs. What it checks comes from the record's declaration
+(engine.schema.record): the keys of each record, the vocabularies, the bounds, the
+cross-field checks and the facts each field fills. The pass over the fields the
+service has always had is written out, with the common case inline: validating a
+household is on the hot path of every evaluation, and this pass is several times
+faster than a general model validator on this machine. A field declared since is
+checked by the general pass (``_Validator.field``) from its declaration alone;
+a property test keeps this validator and the models generated from the same
+declaration (engine.schema.model) in agreement. Every error names its field
+(``members[1].birth_date``) and says what is wrong in Chinese and English; input
+is refused whole.
 """
 
 from __future__ import annotations
@@ -22,86 +27,86 @@ from gmpy2 import mpq
 from engine.book.templates import LABELS
 from engine.expr.runtime import Missing
 from engine.policies import localities
+from engine.schema import record as R
 from engine.schema.facts import member_missing
-from engine.schema.model import MAX_EVENT_EXTRAS, MAX_INT, MAX_TEXT, FieldError, InputError, id_check_digit
+from engine.schema.model import FieldError, InputError
 from engine.schema.money import MAX_YUAN, MoneyError, parse_money, parse_money_fast
+from engine.schema.record import MAX_EVENT_EXTRAS, MAX_INT, MAX_MEMBERS, MAX_TEXT
 from engine.schema.text import ID_EN, ID_RE, ID_ZH, TEXT_EN, TEXT_ZH, has_control
-from engine.schema.vocab import (
-    AREAS,
-    DISABILITY_CATEGORIES,
-    EXPENSE_TYPES,
-    HOUSEHOLD_EVENT_LABELS,
-    HOUSEHOLD_EVENT_TYPES,
-    INCOME_TYPES,
-    MEMBER_STATUSES,
-    PARENT_STATUSES,
-    PROGRAM_CODES,
-    RELATIONS,
-    SCHOOLING,
-    SELF_CARE,
-    SEXES,
-    SUPPORTERS,
-)
 
-_AREAS = frozenset(AREAS)
-_RELATIONS = frozenset(RELATIONS)
-_SEXES = frozenset(SEXES)
-_CATEGORIES = frozenset(DISABILITY_CATEGORIES)
-_SELF_CARE = frozenset(SELF_CARE)
-_SCHOOLING = frozenset(SCHOOLING)
-_STATUSES = frozenset(MEMBER_STATUSES)
-_SUPPORTERS = frozenset(SUPPORTERS)
-_PARENT = frozenset(PARENT_STATUSES)
-_INCOMES = frozenset(INCOME_TYPES)
-_EXPENSES = frozenset(EXPENSE_TYPES)
-_PROGRAMS = frozenset(PROGRAM_CODES)
-_EVENT_TYPES = frozenset(HOUSEHOLD_EVENT_TYPES)
-_EVENT_CHOICES = "、".join(f"{t}（{HOUSEHOLD_EVENT_LABELS[t]}）" for t in HOUSEHOLD_EVENT_TYPES)
-_EVENT_KEYS = frozenset({"type", "date", "loss", "locality"})
+_H = R.RECORDS["household"]
+_M = R.RECORDS["member"]
+
+
+def _values(record: str, name: str) -> frozenset[str]:
+    return frozenset(R.RECORDS[record].get(name).values)
+
+
+def _hi(record: str, name: str) -> int:
+    return R.RECORDS[record].get(name).hi
+
+
+# Vocabularies and bounds of the fields written out below, from the declaration
+_AREAS = _values("household", "area")
+_RELATIONS = _values("member", "relation")
+_SEXES = _values("member", "sex")
+_CATEGORIES = _values("disability", "category")
+_SELF_CARE = _values("member", "self_care")
+_SCHOOLING = _values("member", "schooling")
+_STATUSES = _values("member", "status")
+_SUPPORTERS = _values("member", "supporters")
+_PARENT = _values("parent", "status")
+_INCOMES = _values("income", "type")
+_EXPENSES = _values("expense", "type")
+_PROGRAMS = _values("household", "current_amounts")
+_EVENT_TYPE = R.RECORDS["event"].get("type")
+_EVENT_TYPES = frozenset(_EVENT_TYPE.values)
+_EVENT_CHOICES = "、".join(f"{t}（{_EVENT_TYPE.labels[t]}）" for t in _EVENT_TYPE.values)
+_GRADE = R.RECORDS["disability"].get("grade")
+_PROPERTIES = R.RECORDS["assets"].get("properties")
+_HID_MAX, _MID_MAX = _hi("household", "household_id"), _hi("member", "id")
+_STATUS_MAX, _PARENTS_MAX, _INCOMES_MAX, _TAGS_MAX = (_hi("member", n) for n in ("status", "parents", "incomes", "tags"))
+_MBENEFITS_MAX, _BENEFITS_MAX = _hi("member", "current_benefits"), _hi("household", "current_benefits")
+_VEHICLES_MAX, _RIGID_MAX, _EVENTS_MAX = _hi("assets", "vehicles"), _hi("household", "rigid_expenses"), _hi("household", "events")
 _is_id = ID_RE.fullmatch
 
-_HOUSEHOLD_KEYS = frozenset(
-    {
-        "household_id",
-        "locality",
-        "as_of",
-        "area",
-        "members",
-        "assets",
-        "rigid_expenses",
-        "current_benefits",
-        "current_amounts",
-        "events",
-    }
-)
-_MEMBER_KEYS = frozenset(
-    {
-        "id",
-        "relation",
-        "birth_date",
-        "sex",
-        "id_number",
-        "hukou_locality",
-        "residence_permit_locality",
-        "disability",
-        "serious_illness",
-        "self_care",
-        "schooling",
-        "employed",
-        "status",
-        "supporters",
-        "parents",
-        "incomes",
-        "tags",
-        "current_benefits",
-    }
-)
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
-MAX_MEMBERS = 50
 
-_ASSETS_MISSING = Missing(frozenset({("assets", "家庭财产情况（存款等金融资产、车辆、住房）")}))
+# The fields each record's written-out pass checks itself.
+_WRITTEN = {
+        "household": frozenset(
+            {"household_id", "locality", "as_of", "area", "members", "assets", "rigid_expenses", "current_benefits",
+             "current_amounts", "events"}
+        ),
+        "member": frozenset(
+            {"id", "relation", "birth_date", "sex", "id_number", "hukou_locality", "residence_permit_locality",
+             "disability", "serious_illness", "self_care", "schooling", "employed", "status", "supporters", "parents",
+             "incomes", "tags", "current_benefits"}
+        ),
+}  # fmt: skip
+
+
+class Layout:
+    """What the validator takes from a declaration: each record's keys, and the fields the pass
+    written out below does not know (checked by ``_Validator.field``)."""
+
+    def __init__(self, records: dict[str, R.Record] = R.RECORDS) -> None:
+        self.records = records
+        self.keys = {name: frozenset(f.name for f in r.fields if f.input) for name, r in records.items()}
+        self.more: dict[str, tuple[R.Field, ...]] = {}
+        for name, written in _WRITTEN.items():
+            declared = self.keys[name]
+            if not written <= declared:  # a field taken out of the declaration must go from the pass too
+                raise ValueError(f"{name}: {sorted(written - declared)} checked but not declared")
+            self.more[name] = tuple(f for f in records[name].fields if f.input and f.name not in written)
+
+
+LAYOUT = Layout()
+_EVENT_KEYS = LAYOUT.keys["event"]
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TAG_RE = re.compile(R.TAG_PATTERN)
+
+_ASSETS_MISSING = Missing(frozenset({("assets", _H.get("assets").zh)}))
 _EMPTY: tuple = ()
 _NO_TAGS: frozenset = frozenset()
 
@@ -145,10 +150,13 @@ def _choices(allowed: frozenset[str]) -> str:
 
 
 class _Validator:
-    __slots__ = ("e",)
+    __slots__ = ("e", "hkeys", "hmore", "mkeys", "mmore", "records")
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout = LAYOUT) -> None:
         self.e = _Errors()
+        self.records = layout.records
+        self.hkeys, self.mkeys = layout.keys["household"], layout.keys["member"]
+        self.hmore, self.mmore = layout.more["household"], layout.more["member"]
 
     # -- scalars -----------------------------------------------------------------
     def str_(self, v: Any, path: str, min_len: int = 1, max_len: int = 128) -> str | None:
@@ -282,17 +290,21 @@ class _Validator:
 
     def member(self, v: Any, i: int, as_of: dt.date | None, household_benefits: frozenset) -> dict | None:
         if type(v) is not dict:
-            self.obj(v, f"members[{i}]", _MEMBER_KEYS)
+            self.obj(v, f"members[{i}]", self.mkeys)
             return None
-        if not _MEMBER_KEYS.issuperset(v):
-            self.obj(v, f"members[{i}]", _MEMBER_KEYS)
+        if not self.mkeys.issuperset(v):
+            self.obj(v, f"members[{i}]", self.mkeys)
         n = len(self.e.items)
         g = v.get
         mid = g("id", _ABSENT)
         # plain letters and digits ("p1") are an id without the regular expression (a quarter of the cost)
-        if type(mid) is not str or not 0 < len(mid) <= 64 or (not (mid.isascii() and mid.isalnum()) and _is_id(mid) is None):
+        if (
+            type(mid) is not str
+            or not 0 < len(mid) <= _MID_MAX
+            or (not (mid.isascii() and mid.isalnum()) and _is_id(mid) is None)
+        ):
             mid = self.required(v, "id", f"members[{i}]")
-            mid = self.ident(mid, f"members[{i}].id", 64) if mid is not _ABSENT else None
+            mid = self.ident(mid, f"members[{i}].id", _MID_MAX) if mid is not _ABSENT else None
         rel = g("relation", _ABSENT)
         if rel.__class__ is not str or rel not in _RELATIONS:
             if rel is _ABSENT:
@@ -330,7 +342,7 @@ class _Validator:
                 c = self.required(dd, "category", f"members[{i}].disability")
                 category = self.enum(c, f"members[{i}].disability.category", _CATEGORIES) if c is not _ABSENT else None
                 gr = self.required(dd, "grade", f"members[{i}].disability")
-                grade = self.int_(gr, f"members[{i}].disability.grade", 1, 4) if gr is not _ABSENT else None
+                grade = self.int_(gr, f"members[{i}].disability.grade", _GRADE.lo, _GRADE.hi) if gr is not _ABSENT else None
         ill = g("serious_illness", False)
         if ill is not True and ill is not False:
             self.bool_(ill, f"members[{i}].serious_illness")
@@ -348,14 +360,14 @@ class _Validator:
         if status is _ABSENT or status == []:
             status = _NO_TAGS
         else:
-            status = self.enum_list(status, f"members[{i}].status", _STATUSES, 5)
+            status = self.enum_list(status, f"members[{i}].status", _STATUSES, _STATUS_MAX)
         supporters = g("supporters")
         if supporters is not None and (supporters.__class__ is not str or supporters not in _SUPPORTERS):
             self.bad_enum(supporters, i, "supporters", _SUPPORTERS)
         parents_raw = g("parents", _ABSENT)
         parents: tuple = _EMPTY
         if parents_raw and parents_raw is not _ABSENT:
-            lst = self.list_(parents_raw, f"members[{i}].parents", 2)
+            lst = self.list_(parents_raw, f"members[{i}].parents", _PARENTS_MAX)
             if lst is not None:
                 out = []
                 for j, p in enumerate(lst):
@@ -367,20 +379,20 @@ class _Validator:
                             out.append({"status": s})
                 parents = tuple(out)
         elif parents_raw is not _ABSENT and parents_raw != []:
-            self.list_(parents_raw, f"members[{i}].parents", 2)
+            self.list_(parents_raw, f"members[{i}].parents", _PARENTS_MAX)
         incomes_raw = g("incomes", _ABSENT)
         incomes: tuple = _EMPTY
         if incomes_raw and incomes_raw is not _ABSENT:
-            if incomes_raw.__class__ is list and len(incomes_raw) <= 50:
+            if incomes_raw.__class__ is list and len(incomes_raw) <= _INCOMES_MAX:
                 incomes = tuple([self._income(x, i, j) for j, x in enumerate(incomes_raw)])
             else:
-                self.list_(incomes_raw, f"members[{i}].incomes", 50)
+                self.list_(incomes_raw, f"members[{i}].incomes", _INCOMES_MAX)
         elif incomes_raw is not _ABSENT and incomes_raw != []:
-            self.list_(incomes_raw, f"members[{i}].incomes", 50)
+            self.list_(incomes_raw, f"members[{i}].incomes", _INCOMES_MAX)
         tags_raw = g("tags", _ABSENT)
         tags = _NO_TAGS
         if tags_raw and tags_raw is not _ABSENT:
-            lst = self.list_(tags_raw, f"members[{i}].tags", 20)
+            lst = self.list_(tags_raw, f"members[{i}].tags", _TAGS_MAX)
             if lst is not None:
                 good = []
                 for j, t in enumerate(lst):
@@ -395,17 +407,22 @@ class _Validator:
                         )
                 tags = frozenset(good)
         elif tags_raw is not _ABSENT and tags_raw != []:
-            self.list_(tags_raw, f"members[{i}].tags", 20)
+            self.list_(tags_raw, f"members[{i}].tags", _TAGS_MAX)
         benefits_raw = g("current_benefits")
         benefits = household_benefits
         if benefits_raw is not None:
-            b = self.enum_list(benefits_raw, f"members[{i}].current_benefits", _PROGRAMS, 20)
+            b = self.enum_list(benefits_raw, f"members[{i}].current_benefits", _PROGRAMS, _MBENEFITS_MAX)
             benefits = b if b is not None else household_benefits
         if birth is not None and as_of is not None and birth > as_of:
-            self.e.add(f"members[{i}].birth_date", "出生日期晚于评估日期 as_of", "birth_date is after as_of", "invalid")
+            self.e.add(*R.born_by_as_of(i, birth, as_of))
+        more = None
+        if self.mmore:
+            more = {}
+            for f in self.mmore:
+                more.update(self.field(f, v, f"members[{i}]", f"成员{mid}的"))
         if len(self.e.items) != n:
             return None
-        return {
+        rec = {
             "id": mid,
             "index": i,
             "relation": rel,
@@ -427,6 +444,9 @@ class _Validator:
             "tags": tags,
             "benefits": benefits,
         }
+        if more:
+            rec.update(more)
+        return rec
 
     def _income(self, x: Any, i: int, j: int) -> dict | None:
         if x.__class__ is dict and len(x) == 2:
@@ -439,10 +459,10 @@ class _Validator:
                         return {"type": t, "monthly": money}
                 elif m.__class__ is int and 0 <= m <= MAX_YUAN:
                     return {"type": t, "monthly": mpq(m)}
-        return self._typed_money(x, f"members[{i}].incomes[{j}]", _INCOMES)
+        return self._typed_money(x, f"members[{i}].incomes[{j}]", _INCOMES, _INCOME_KEYS)
 
-    def _typed_money(self, x: Any, path: str, allowed: frozenset[str]) -> dict | None:
-        d = self.obj(x, path, _TYPED_MONEY_KEYS)
+    def _typed_money(self, x: Any, path: str, allowed: frozenset[str], keys: frozenset[str]) -> dict | None:
+        d = self.obj(x, path, keys)
         if d is None:
             return None
         t = self.required(d, "type", path)
@@ -457,7 +477,7 @@ class _Validator:
         self.e.add(
             path,
             f"未知的事件类型，可选值：{_EVENT_CHOICES}",
-            f"unknown event type {v!r}, expected one of {list(HOUSEHOLD_EVENT_TYPES)}",
+            f"unknown event type {v!r}, expected one of {list(_EVENT_TYPE.values)}",
             "literal_error",
         )
         return None
@@ -485,42 +505,112 @@ class _Validator:
                 if x != x or x in (float("inf"), float("-inf")):
                     self.e.add(p, "应为有限数字", "must be a finite number", "finite_number")
             else:
-                self.e.add(p, "附加字段应为文本、数字、true/false 或 null", "an extra field must be text, a number, a boolean or null", "invalid")
+                self.e.add(
+                    p,
+                    "附加字段应为文本、数字、true/false 或 null",
+                    "an extra field must be text, a number, a boolean or null",
+                    "invalid",
+                )
 
     def _id_number(self, v: Any, path: str, birth: dt.date | None) -> str | None:
-        if type(v) is not str or not _ID_RE.match(v):
-            self.e.add(
-                path,
-                "身份证号码应为18位，前17位为数字，末位为数字或X",
-                "ID number must be 17 digits and a digit or X",
-                "id_number",
-            )
+        problem = R.id_number_problem(v)
+        if problem is not None:
+            self.e.add(path, problem[0], problem[1], "id_number")
             return None
-        if id_check_digit(v[:17]) != v[17]:
-            self.e.add(path, "身份证号码校验位错误", "ID number check digit is wrong", "id_number")
-            return None
-        try:
-            born = dt.date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
-        except ValueError:
-            self.e.add(path, "身份证号码中的出生日期无效", "ID number holds an invalid birth date", "id_number")
-            return None
-        if birth is not None and born != birth:
-            self.e.add(
-                path,
-                "身份证号码中的出生日期与 birth_date 不一致",
-                "the birth date in the ID number differs from birth_date",
-                "invalid",
-            )
-            return None
+        if birth is not None:
+            problem = R.id_number_matches_birth(v, birth)
+            if problem is not None:
+                self.e.add(path, problem[1], problem[2], "invalid")
+                return None
         return v
+
+    # -- a field from its declaration alone -------------------------------------------
+    def field(self, f: R.Field, d: dict, path: str, owner: str) -> dict[str, Any]:
+        """The facts of a declared field the written-out pass does not know, checked from its declaration.
+
+        ``owner`` begins the label of a fact not given ("成员p2的"), which the field's label ends.
+        """
+        p = f"{path}.{f.name}" if path else f.name
+        v = d.get(f.name, _ABSENT)
+        if v is _ABSENT or (v is None and f.nullable):
+            if f.required:
+                self.required(d, f.name, path)
+                return {}
+            if f.absent == R.UNKNOWN:
+                value: Any = Missing(frozenset({(p, f"{owner}{f.zh}")}))
+            elif f.absent:
+                value = None
+            elif f.kind in (R.ENUM_LIST, R.TAGS):
+                value = frozenset(f.default)
+            else:
+                value = tuple(f.default) if isinstance(f.default, list | tuple) else f.default
+            if f.kind == R.MONEY_MAP:
+                return {f"{fact.name}.{k}": value for fact in f.facts for k in f.values}
+            return {fact.name: value for fact in f.facts}
+        return self.value(f, v, p, owner)
+
+    def value(self, f: R.Field, v: Any, p: str, owner: str) -> dict[str, Any]:
+        k = f.kind
+        facts: dict[str, Any] = {}
+        if k == R.IDENT:
+            x: Any = self.ident(v, p, f.hi)
+        elif k == R.LOCALITY:
+            x = self.locality(v, p)
+        elif k == R.DATE_:
+            x = self.date(v, p)
+        elif k == R.ENUM:
+            x = self.enum(v, p, frozenset(f.values))
+        elif k == R.ENUM_LIST:
+            x = self.enum_list(v, p, frozenset(f.values), f.hi)
+        elif k == R.BOOL_:
+            x = self.bool_(v, p)
+        elif k == R.INT_:
+            x = self.int_(v, p, f.lo, f.hi)
+        elif k == R.MONEY_:
+            x = self.money(v, p)
+        elif k == R.ID_NUMBER:
+            x = self._id_number(v, p, None)
+        elif k == R.TAGS:
+            x = self.list_(v, p, f.hi)
+            for j, t in enumerate(x or ()):
+                if type(t) is not str or not _TAG_RE.match(t):
+                    self.e.add(f"{p}[{j}]", "标签应为小写英文字母、数字和下划线", "tag must be lower-case letters, digits and underscores",
+                               "string_pattern_mismatch")  # fmt: skip
+            x = frozenset(x or ())
+        elif k == R.RECORD:
+            rec = self.records[f.record]
+            x = self.obj(v, p, frozenset(g.name for g in rec.fields if g.input)) is not None
+            if x:
+                for g in rec.fields:
+                    facts.update(self.field(g, v, p, owner))
+        elif k == R.RECORD_LIST:
+            rec = self.records[f.record]
+            items = self.list_(v, p, f.hi, f.lo) or ()
+            keys = frozenset(g.name for g in rec.fields if g.input)
+            out = []
+            for j, item in enumerate(items):
+                if self.obj(item, f"{p}[{j}]", keys) is not None:
+                    one: dict[str, Any] = {}
+                    for g in rec.fields:
+                        one.update(self.field(g, item, f"{p}[{j}]", owner))
+                    out.append(one)
+            x = tuple(out)
+        elif k == R.MONEY_MAP:
+            m = self.obj(v, p, frozenset(f.values)) or {}
+            return {f"{fact.name}.{key}": self.money(m[key], f"{p}.{key}") if key in m else None
+                    for fact in f.facts for key in f.values}  # fmt: skip
+        else:
+            raise ValueError(f"no check for {k}")
+        facts.update({fact.name: x for fact in f.facts})
+        return facts
 
     # -- household ---------------------------------------------------------------
     def household(self, data: Any, previous: Parsed | None = None) -> Parsed:
-        d = self.obj(data, "", _HOUSEHOLD_KEYS)
+        d = self.obj(data, "", self.hkeys)
         if d is None:
             raise InputError(self.e.items)
         hid = self.required(d, "household_id", "")
-        hid = self.ident(hid, "household_id", 128) if hid is not _ABSENT else None
+        hid = self.ident(hid, "household_id", _HID_MAX) if hid is not _ABSENT else None
         loc = self.required(d, "locality", "")
         loc = self.locality(loc, "locality") if loc is not _ABSENT else None
         ao = self.required(d, "as_of", "")
@@ -529,7 +619,7 @@ class _Validator:
         area = self.enum(area, "area", _AREAS) if area is not _ABSENT else None
         g = d.get
         cb = g("current_benefits", _ABSENT)
-        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, 20) if cb is not _ABSENT else _NO_TAGS
+        benefits = self.enum_list(cb, "current_benefits", _PROGRAMS, _BENEFITS_MAX) if cb is not _ABSENT else _NO_TAGS
         benefits = benefits if benefits is not None else _NO_TAGS
 
         members: list[dict] = []
@@ -554,11 +644,7 @@ class _Validator:
                     if rec is None:
                         continue
                     if rec["id"] in seen:
-                        self.e.add(
-                            f"members[{i}].id",
-                            f"成员编号 {rec['id']} 重复（与 members[{seen[rec['id']]}] 相同）",
-                            f"duplicate member id {rec['id']!r} (same as members[{seen[rec['id']]}])",
-                        )
+                        self.e.add(*R.duplicate_member_id(i, rec["id"], seen[rec["id"]]))
                         continue
                     seen[rec["id"]] = i
                     members.append(rec)
@@ -573,11 +659,11 @@ class _Validator:
                 f = self.required(ad, "financial", "assets")
                 fin = self.money(f, "assets.financial") if f is not _ABSENT else None
                 pr = self.required(ad, "properties", "assets")
-                props = self.int_(pr, "assets.properties", 0, 1000) if pr is not _ABSENT else None
+                props = self.int_(pr, "assets.properties", _PROPERTIES.lo, _PROPERTIES.hi) if pr is not _ABSENT else None
                 vraw = ad.get("vehicles", _ABSENT)
                 vehicles = _EMPTY
                 if vraw is not _ABSENT:
-                    lst = self.list_(vraw, "assets.vehicles", 50)
+                    lst = self.list_(vraw, "assets.vehicles", _VEHICLES_MAX)
                     if lst is not None:
                         out = []
                         for j, v in enumerate(lst):
@@ -591,9 +677,9 @@ class _Validator:
         rigid: tuple = _EMPTY
         rraw = g("rigid_expenses", _ABSENT)
         if rraw is not _ABSENT:
-            lst = self.list_(rraw, "rigid_expenses", 50)
+            lst = self.list_(rraw, "rigid_expenses", _RIGID_MAX)
             if lst is not None:
-                rigid = tuple(self._typed_money(x, f"rigid_expenses[{j}]", _EXPENSES) for j, x in enumerate(lst))
+                rigid = tuple(self._typed_money(x, f"rigid_expenses[{j}]", _EXPENSES, _EXPENSE_KEYS) for j, x in enumerate(lst))
 
         amounts: dict[str, Any] = {}
         araw = g("current_amounts", _ABSENT)
@@ -616,7 +702,7 @@ class _Validator:
         events: tuple = _EMPTY
         eraw = g("events", _ABSENT)
         if eraw is not _ABSENT:
-            lst = self.list_(eraw, "events", 200)
+            lst = self.list_(eraw, "events", _EVENTS_MAX)
             if lst is not None:
                 out = []
                 for j, ev in enumerate(lst):
@@ -640,10 +726,13 @@ class _Validator:
                     if place is not None:
                         place = self.locality(place, f"events[{j}].locality")
                     if edate is not None and as_of is not None and edate > as_of:
-                        self.e.add(f"events[{j}].date", "事件日期晚于评估日期 as_of", "event date is after as_of")
+                        self.e.add(*R.event_by_as_of(j, edate, as_of))
                     out.append({"type": et, "date": edate, "loss": loss, "locality": place})
                 events = tuple(out)
 
+        more: dict[str, Any] = {}
+        for f in self.hmore:
+            more.update(self.field(f, d, "", ""))
         if self.e.items:
             raise InputError(self.e.items)
         h: dict[str, Any] = {
@@ -662,28 +751,31 @@ class _Validator:
         h.update(_NO_AMOUNTS)
         for code, v in amounts.items():
             h["current_amounts." + code] = v
+        if more:
+            h.update(more)
         return Parsed(hid, loc, as_of, area, h, members, d)
 
 
 _ABSENT = object()
-_DISABILITY_KEYS = frozenset({"category", "grade"})
-_PARENT_KEYS = frozenset({"status"})
-_TYPED_MONEY_KEYS = frozenset({"type", "monthly"})
-_ASSET_KEYS = frozenset({"financial", "vehicles", "properties"})
-_VEHICLE_KEYS = frozenset({"exempt"})
+_DISABILITY_KEYS = LAYOUT.keys["disability"]
+_PARENT_KEYS = LAYOUT.keys["parent"]
+_ASSET_KEYS = LAYOUT.keys["assets"]
+_VEHICLE_KEYS = LAYOUT.keys["vehicle"]
+_INCOME_KEYS = LAYOUT.keys["income"]
+_EXPENSE_KEYS = LAYOUT.keys["expense"]
 _NO_AMOUNTS = {
     f"current_amounts.{code}": Missing(frozenset({(f"current_amounts.{code}", f"现领取的{LABELS.get(code, code)}月金额")}))
-    for code in PROGRAM_CODES
+    for code in _H.get("current_amounts").values
 }
 
 
-def parse(data: Any, previous: Parsed | None = None) -> Parsed:
+def parse(data: Any, previous: Parsed | None = None, layout: Layout = LAYOUT) -> Parsed:
     """Validate a household given as a dict, JSON text/bytes, or ``engine.schema.model.Household``.
 
     ``previous``: an earlier result for the same household (the monitor applies events one after
     another); members given again, equal to their dicts then and at the same index, are not
     validated again. The caller must not have changed those member dicts in place since (the
-    monitor copies before changing).
+    monitor copies before changing). ``layout``: another declaration's (a test of the derivation).
     """
     if isinstance(data, str | bytes | bytearray | memoryview):
         try:
@@ -705,4 +797,4 @@ def parse(data: Any, previous: Parsed | None = None) -> Parsed:
 
         if isinstance(data, Household):
             data = data.model_dump(mode="json", exclude_none=True)
-    return _Validator().household(data, previous)
+    return _Validator(layout).household(data, previous)
