@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,8 +289,8 @@ class RuleBook:
         codes = set(headers)
         for code, (_rel, d) in headers.items():
             found: set[str] = set()
-            for text in _expression_texts(d):
-                for tok in _names_in(text):
+            for key, text in _expression_texts(d):
+                for tok in _names_in(key, text):
                     if tok.startswith(("param.", "current_amounts.")):
                         continue
                     for seg in tok.split("."):
@@ -859,27 +858,37 @@ def _compile_template(
     tpl.order = None if order == tuple(range(len(compiled))) else order
 
 
+_EXPRESSION_KEYS = frozenset({"when", "value", "amount", "applies_if", "applies_to"})
+_TEMPLATE_KEYS = frozenset({"pass", "fail", "text", "label", "field"})
+
+
 def _expression_texts(d: Any):
-    """Every string in a program file that holds an expression or a template."""
+    """(key, text) of every string in a program file that holds an expression or a template."""
     if isinstance(d, dict):
         for k, v in d.items():
-            if k in ("when", "value", "amount", "applies_if", "applies_to", "pass", "fail", "text", "use", "label", "field"):
+            if k in _EXPRESSION_KEYS or k in _TEMPLATE_KEYS:
                 if isinstance(v, str):
-                    yield v
-            else:
+                    yield k, v
+            elif k != "use":  # 'use' names a check of the household module, never a program
                 yield from _expression_texts(v)
     elif isinstance(d, list):
         for x in d:
             yield from _expression_texts(x)
 
 
-def _names_in(text: str) -> list[str]:
-    # every maximal name, then the dotted ones: requiring the dot inside the pattern made the
-    # engine retry each start of a long undotted word, quadratic in a long sentence
-    return [name for name in _NAME.findall(text) if "." in name]
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+def _names_in(key: str, text: str) -> list[str]:
+    """The names an expression, or the slots of a template, refer to: read from the parsed tree.
+    Text that does not parse refers to nothing here; loading the program reports it."""
+    try:
+        if key in _EXPRESSION_KEYS:
+            trees = [parse(text)]
+        elif unbalanced(text):
+            return []
+        else:
+            trees = [parse(name) for is_slot, name in split(text) if is_slot]
+    except ExprSyntaxError:
+        return []
+    return [n.name for tree in trees for n in A.walk(tree) if isinstance(n, A.Name)]
 
 
 def load_rulebook(

@@ -70,6 +70,21 @@ def test_cycle_between_programs_is_refused(tmp_path):
     assert any("循环依赖" in str(e) for e in book.errors)
 
 
+def test_program_order_comes_from_the_parsed_expressions_not_from_words_in_a_sentence(tmp_path):
+    # 特困 is evaluated before 低保 (低保 reads it); a sentence of 特困 that mentions the file name
+    # dibao.yaml in plain text is no reference to 低保, so it makes no dependency and no cycle
+    home = copy_home(tmp_path)
+    edit(
+        home / "rules" / "tekun.yaml",
+        "fail: 成员{id}本人月收入{counted_income}元不低于低保标准{dibao_standard}元，有生活来源",
+        "fail: 成员{id}本人月收入{counted_income}元不低于低保标准{dibao_standard}元，有生活来源（标准见 dibao.yaml）",
+    )
+    book = load_rulebook(home)
+    assert not book.errors, "\n".join(map(str, book.errors))
+    order = [p.code for p in book.programs]
+    assert order.index("tekun") < order.index("dibao")
+
+
 def test_version_changes_when_a_value_changes(tmp_path):
     home = copy_home(tmp_path)
     before = load_rulebook(home).version
