@@ -88,7 +88,7 @@ class Clause:
     status: str
     when: Any  # fn or None
     amount: Any  # fn or None
-    parts: list[tuple[str, Any, bool]]  # (label, fn, required)
+    parts: list[tuple[str, Any, bool]]  # (label, fn, required), compiled from part_nodes
     text: Template | None
     line: int
     when_node: Any = None
@@ -641,7 +641,7 @@ class RuleBook:
             if prog.pays == "none" and ("amount" in item or "parts" in item):
                 self._err(rel, item.line, "pays: none 的项目不能有 amount / a program that pays nothing has no amount")
             tpl = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{code}.decision[{i}].text", extra)
-            clause = Clause(status, None, None, parts, tpl, item.line, when_node, amount_node)
+            clause = Clause(status, None, None, [], tpl, item.line, when_node, amount_node, parts)
             clause.missing = self._missing(rel, item, scope, f"{code}.decision[{i}]")
             prog.decision.append(clause)
         for s in steps:
@@ -675,7 +675,6 @@ class RuleBook:
                 c.when = compile_expr(c.when_node, member_keys)
             if c.amount_node is not None:
                 c.amount = compile_expr(c.amount_node, member_keys)
-            c.part_nodes = list(c.parts)
             c.missing = [(_compile_template(f, member_keys), _compile_template(lb, member_keys)) for f, lb in c.missing]
             c.parts = [(lbl, compile_expr(pnode, member_keys), req) for lbl, pnode, req in c.part_nodes]
             c.text = _compile_template(c.text, member_keys, extra={"amount"})
