@@ -70,6 +70,21 @@ def test_cycle_between_programs_is_refused(tmp_path):
     assert any("循环依赖" in str(e) for e in book.errors)
 
 
+def test_program_order_comes_from_the_parsed_expressions_not_from_words_in_a_sentence(tmp_path):
+    # 特困 is evaluated before 低保 (低保 reads it); a sentence of 特困 that mentions the file name
+    # dibao.yaml in plain text is no reference to 低保, so it makes no dependency and no cycle
+    home = copy_home(tmp_path)
+    edit(
+        home / "rules" / "tekun.yaml",
+        "fail: 成员{id}本人月收入{counted_income}元不低于低保标准{dibao_standard}元，有生活来源",
+        "fail: 成员{id}本人月收入{counted_income}元不低于低保标准{dibao_standard}元，有生活来源（标准见 dibao.yaml）",
+    )
+    book = load_rulebook(home)
+    assert not book.errors, "\n".join(map(str, book.errors))
+    order = [p.code for p in book.programs]
+    assert order.index("tekun") < order.index("dibao")
+
+
 def test_version_changes_when_a_value_changes(tmp_path):
     home = copy_home(tmp_path)
     before = load_rulebook(home).version
@@ -91,3 +106,37 @@ def test_rules_check_command_exit_codes(tmp_path):
     )
     assert bad.returncode != 0
     assert "rules/tekun.yaml:" in bad.stderr
+
+
+def test_compiling_a_template_builds_a_new_one_and_leaves_the_checked_one_as_it_was():
+    from engine.book.rules import _compile_template
+    from engine.expr.types import MONEY
+
+    book = load_rulebook(ROOT)
+    scope = book._scope(False, {"standard": MONEY}, {"standard": "dibao:standard"})
+    checked = book._template("t.yaml", 1, "月收入{monthly_income}元，标准{standard}元，合计{monthly_income}元", scope, "t")
+    slots = list(checked.slots)
+    compiled = _compile_template(checked, set())
+    assert compiled is not checked
+    assert checked.slots == slots and checked.fmt == "" and checked.nodes == []  # untouched
+    assert compiled.fmt == "月收入%s元，标准%s元，合计%s元" and compiled.order == (0, 1, 0)
+    assert [name for name, _fn, _conv in compiled.slots] == ["monthly_income", "standard"]
+    assert _compile_template(compiled, set()) is compiled  # shared by a 'use' step: compiled once
+
+
+def test_a_local_value_is_bound_to_its_storage_key_by_the_checker_not_renamed_afterwards():
+    from engine.expr import ast as A
+    from engine.expr import check, parse
+    from engine.expr.types import MONEY
+
+    book = load_rulebook(ROOT)
+    node = parse("standard > monthly_income")
+    check(node, book._scope(False, {"standard": MONEY}, {"standard": "dibao:standard"}))
+    paths = {n.name: n.path for n in A.walk(node) if isinstance(n, A.Name)}
+    assert paths == {"standard": "dibao:standard", "monthly_income": "monthly_income"}
+    # and in the shipped book, a program's let values are read from their keys
+    dibao = book.program("dibao")
+    lets = {s.name for s in dibao.steps if s.kind == "let"}
+    named = [n for s in dibao.steps if s.node is not None for n in A.walk(s.node) if isinstance(n, A.Name)]
+    local = [n for n in named if n.binding == "name" and "dibao:" + n.name in lets]
+    assert local and all(n.path == "dibao:" + n.name for n in local)

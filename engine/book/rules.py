@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ class Clause:
     status: str
     when: Any  # fn or None
     amount: Any  # fn or None
-    parts: list[tuple[str, Any, bool]]  # (label, fn, required)
+    parts: list[tuple[str, Any, bool]]  # (label, fn, required), compiled from part_nodes
     text: Template | None
     line: int
     when_node: Any = None
@@ -196,7 +195,7 @@ class RuleBook:
         seen: set[str] = set()
         inner = scope
         if extra:
-            inner = Scope({**scope.names, **extra}, scope.records, scope.params, scope.loop)
+            inner = Scope({**scope.names, **extra}, scope.records, scope.params, scope.loop, scope.paths)
         for is_slot, name in parts:
             if not is_slot or name in seen:
                 continue
@@ -290,8 +289,8 @@ class RuleBook:
         codes = set(headers)
         for code, (_rel, d) in headers.items():
             found: set[str] = set()
-            for text in _expression_texts(d):
-                for tok in _names_in(text):
+            for key, text in _expression_texts(d):
+                for tok in _names_in(key, text):
                     if tok.startswith(("param.", "current_amounts.")):
                         continue
                     for seg in tok.split("."):
@@ -320,14 +319,15 @@ class RuleBook:
             visit(c, [])
         return order
 
-    def _scope(self, member: bool, local: dict[str, T] | None = None) -> Scope:
+    def _scope(self, member: bool, local: dict[str, T] | None = None, paths: dict[str, str] | None = None) -> Scope:
+        """What an expression of a program may name; ``paths`` gives where its local values are stored."""
         names = dict(self.household_names)
         if member:
             names.update(self.member_record)
             names.update(self.member_names)
         if local:
             names.update(local)
-        return Scope(names, self.records, self._param_types)
+        return Scope(names, self.records, self._param_types, paths=dict(paths) if paths else {})
 
     def _common(self, rel: str, item: LineDict, what: str) -> tuple[str, bool] | None:
         citation = item.get("citation")
@@ -434,19 +434,17 @@ class RuleBook:
                 self._err(rel, d.line, f"module: household 必须定义 {required}（{kind}） / must define {required}")
         return FactsModule(blocks, steps, rel)
 
-    def _compile_steps(self, steps: list[Step], local_names: dict[str, str] | None = None) -> None:
+    def _compile_steps(self, steps: list[Step]) -> None:
         member_keys = set(self.member_record) | set(self.member_names)
         for s in steps:
             if s.node is None:
                 continue
-            for node in (s.node, s.guard_node):
-                if node is not None:
-                    _rename(node, local_names)
             s.fn = compile_expr(s.node, member_keys)
             if s.guard_node is not None:
                 s.guard = compile_expr(s.guard_node, member_keys)
-            for tpl in (s.text, s.text_pass, s.text_fail):
-                _compile_template(tpl, member_keys, local_names)
+            s.text = _compile_template(s.text, member_keys)
+            s.text_pass = _compile_template(s.text_pass, member_keys)
+            s.text_fail = _compile_template(s.text_fail, member_keys)
 
     def _load_program(self, code: str, rel: str, d: LineDict) -> Program | None:
         allowed = {
@@ -505,7 +503,7 @@ class RuleBook:
                 self._err(rel, item.line, f"名称 {lname} 已被使用 / name {lname!r} is already defined")
                 continue
             node, t = self._expr(
-                rel, item.line_of("value"), item["value"], self._scope(member, local), None, f"{code}.let.{lname}"
+                rel, item.line_of("value"), item["value"], self._scope(member, local, local_names), None, f"{code}.let.{lname}"
             )
             if node is None:
                 continue
@@ -561,7 +559,7 @@ class RuleBook:
             if "title" not in item:
                 self._err(rel, item.line, f"规则 {rid} 缺少 title / rule has no title")
                 continue
-            scope = self._scope(member, local)
+            scope = self._scope(member, local, local_names)
             # registered before checking so one bad rule does not cascade into the decision
             local[rid] = BOOL
             local_names[rid] = rid
@@ -600,7 +598,7 @@ class RuleBook:
         if not isinstance(decision, list) or not decision:
             self._err(rel, d.line, f"项目 {code} 缺少 decision / program has no decision")
             return None
-        scope = self._scope(member, local)
+        scope = self._scope(member, local, local_names)
         for i, item in enumerate(decision):
             if not isinstance(item, LineDict):
                 self._err(rel, d.line_of("decision"), "decision 的每一项应为映射 / each decision must be a mapping")
@@ -643,7 +641,7 @@ class RuleBook:
             if prog.pays == "none" and ("amount" in item or "parts" in item):
                 self._err(rel, item.line, "pays: none 的项目不能有 amount / a program that pays nothing has no amount")
             tpl = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{code}.decision[{i}].text", extra)
-            clause = Clause(status, None, None, parts, tpl, item.line, when_node, amount_node)
+            clause = Clause(status, None, None, [], tpl, item.line, when_node, amount_node, parts)
             clause.missing = self._missing(rel, item, scope, f"{code}.decision[{i}]")
             prog.decision.append(clause)
         for s in steps:
@@ -651,7 +649,7 @@ class RuleBook:
                 self._err(rel, s.line, f"规则 {s.id} 未在任何 decision.when 中使用 / rule {s.id!r} is not used by any decision")
 
         if "links" in d:
-            self._links(rel, d, prog, self._scope(member, local))
+            self._links(rel, d, prog, self._scope(member, local, local_names))
         if "outputs" in d:
             self._outputs(rel, d, prog, local, local_names)
 
@@ -668,31 +666,21 @@ class RuleBook:
                 if s.kind in ("let", "check"):
                     self.member_names[s.name] = s.type
         # compile
-        self._compile_steps(steps, local_names)
+        self._compile_steps(steps)
         member_keys = set(self.member_record) | set(self.member_names)
         if prog.applies_node is not None:
             prog.applies_to = compile_expr(prog.applies_node, member_keys)
         for c in prog.decision:
             if c.when_node is not None:
-                _rename(c.when_node, local_names)
                 c.when = compile_expr(c.when_node, member_keys)
             if c.amount_node is not None:
-                _rename(c.amount_node, local_names)
                 c.amount = compile_expr(c.amount_node, member_keys)
-            c.part_nodes = list(c.parts)
-            for f_tpl, l_tpl in c.missing:
-                _compile_template(f_tpl, member_keys, local_names)
-                _compile_template(l_tpl, member_keys, local_names)
-            compiled_parts = []
-            for lbl, pnode, req in c.parts:
-                _rename(pnode, local_names)
-                compiled_parts.append((lbl, compile_expr(pnode, member_keys), req))
-            c.parts = compiled_parts
-            _compile_template(c.text, member_keys, local_names, extra={"amount"})
+            c.missing = [(_compile_template(f, member_keys), _compile_template(lb, member_keys)) for f, lb in c.missing]
+            c.parts = [(lbl, compile_expr(pnode, member_keys), req) for lbl, pnode, req in c.part_nodes]
+            c.text = _compile_template(c.text, member_keys, extra={"amount"})
 
         for link in prog.link_specs:
             if link.when_node is not None:
-                _rename(link.when_node, local_names)
                 link.when = compile_expr(link.when_node, member_keys)
 
         # publish this program's results (and rule outcomes) for the programs after it
@@ -830,56 +818,55 @@ class RuleBookError(ValueError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
-def _rename(node: A.Node | None, local_names: dict[str, str] | None) -> None:
-    """Point names of program-local values at their storage keys (``dibao:standard``)."""
-    if node is None or not local_names:
-        return
-    for n in A.walk(node):
-        if isinstance(n, A.Name) and n.binding == "name" and n.name in local_names:
-            n.path = local_names[n.name]
-
-
-def _compile_template(
-    tpl: Template | None, member_keys: set[str], local_names: dict[str, str] | None, extra: set[str] | None = None
-) -> None:
+def _compile_template(tpl: Template | None, member_keys: set[str], extra: set[str] | None = None) -> Template | None:
+    """The compiled form of a checked template, as a new object: the checked one is left as it was
+    (a template already compiled, shared by a ``use`` step, is returned as it is)."""
     if tpl is None or tpl.fmt:
-        return
-    tpl.nodes = [(name, None if extra and name in extra else node, t) for name, node, t in tpl.slots]
+        return tpl
+    nodes = [(name, None if extra and name in extra else node, t) for name, node, t in tpl.slots]
     compiled = []
     for name, node, t in tpl.slots:
         if extra and name in extra:
             compiled.append((name, None, converter(t)))
             continue
-        _rename(node, local_names)
         compiled.append((name, compile_expr(node, member_keys), converter(t)))
-    tpl.slots = compiled
     index = {name: i for i, (name, _f, _c) in enumerate(compiled)}
     order = tuple(index[p] for is_slot, p in tpl.parts if is_slot)
-    tpl.fmt = "".join("%s" if is_slot else p.replace("%", "%%") for is_slot, p in tpl.parts)
-    tpl.order = None if order == tuple(range(len(compiled))) else order
+    fmt = "".join("%s" if is_slot else p.replace("%", "%%") for is_slot, p in tpl.parts)
+    return Template(tpl.parts, compiled, tpl.source, fmt, None if order == tuple(range(len(compiled))) else order, nodes)
+
+
+_EXPRESSION_KEYS = frozenset({"when", "value", "amount", "applies_if", "applies_to"})
+_TEMPLATE_KEYS = frozenset({"pass", "fail", "text", "label", "field"})
 
 
 def _expression_texts(d: Any):
-    """Every string in a program file that holds an expression or a template."""
+    """(key, text) of every string in a program file that holds an expression or a template."""
     if isinstance(d, dict):
         for k, v in d.items():
-            if k in ("when", "value", "amount", "applies_if", "applies_to", "pass", "fail", "text", "use", "label", "field"):
+            if k in _EXPRESSION_KEYS or k in _TEMPLATE_KEYS:
                 if isinstance(v, str):
-                    yield v
-            else:
+                    yield k, v
+            elif k != "use":  # 'use' names a check of the household module, never a program
                 yield from _expression_texts(v)
     elif isinstance(d, list):
         for x in d:
             yield from _expression_texts(x)
 
 
-def _names_in(text: str) -> list[str]:
-    # every maximal name, then the dotted ones: requiring the dot inside the pattern made the
-    # engine retry each start of a long undotted word, quadratic in a long sentence
-    return [name for name in _NAME.findall(text) if "." in name]
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+def _names_in(key: str, text: str) -> list[str]:
+    """The names an expression, or the slots of a template, refer to: read from the parsed tree.
+    Text that does not parse refers to nothing here; loading the program reports it."""
+    try:
+        if key in _EXPRESSION_KEYS:
+            trees = [parse(text)]
+        elif unbalanced(text):
+            return []
+        else:
+            trees = [parse(name) for is_slot, name in split(text) if is_slot]
+    except ExprSyntaxError:
+        return []
+    return [n.name for tree in trees for n in A.walk(tree) if isinstance(n, A.Name)]
 
 
 def load_rulebook(

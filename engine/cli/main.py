@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -14,9 +15,11 @@ from engine.book.rules import default_root, load_rulebook
 from engine.book.yamlio import YamlError
 from engine.cli.batch import register as _register_batch
 from engine.cli.params import load_engine as _engine
-from engine.cli.params import rules_home
+from engine.cli.params import refuse_unknown_programs, rules_home
+from engine.executors.codegen import NULLABLE_FACTS
 from engine.explain.render import render_report
 from engine.monitor.rules import load_monitoring
+from engine.policies import localities
 from engine.schema.model import InputError
 
 _JSON_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
@@ -146,6 +149,50 @@ def rules_check(home: Path | None) -> None:
     )
     click.echo(f"✓ 动态监测规则通过校验：{len(watch.rules)} 条预警规则、{len(watch.milestones)} 个年龄节点（rules/monitoring/）")
     click.echo(f"  规则版本 ruleset_version: {book.version}")
+
+
+@rules.command("show-compiled")
+@click.argument("program")
+@click.option("--locality", required=True, help="行政区划代码 / division code, e.g. 210102")
+@click.option("--date", "on", required=True, type=click.DateTime(["%Y-%m-%d"]), help="评估日期 as_of（YYYY-MM-DD）")
+@click.option(
+    "--detail",
+    type=click.Choice(["full", "decisions", "outline"]),
+    default="full",
+    show_default=True,
+    help="完整说明、仅认定或仅概要 / full explanations, decisions only, or outline",
+)
+@click.option("--no-assets", is_flag=True, help="家庭未申报财产时的版本 / the variant for a household that declared no assets")
+@click.option(
+    "--unknown",
+    type=click.Choice(NULLABLE_FACTS),
+    multiple=True,
+    help="有成员未填此项时的版本（可重复）/ the variant where some member left this fact out (repeatable)",
+)
+@home_option
+def rules_show_compiled(
+    program: str, locality: str, on: dt.datetime, detail: str, no_assets: bool, unknown: tuple[str, ...], home: Path | None
+) -> None:
+    """打印某项目编译后的 Python 源码（快速路径实际运行的代码）/ print the generated source of the compiled fast path.
+
+    PROGRAM：项目代码（如 dibao；逗号分隔可列多个），依赖的项目一并编译 / program code(s); the programs
+    they depend on are compiled with them. The source goes to standard output exactly as it runs (it
+    compiles); the file name that tracebacks from it name goes to standard error.
+    """
+    subset = {p.strip() for p in program.split(",") if p.strip()}
+    book = load_rulebook(home)
+    if not book.errors:  # broken files are reported (exit 3) by loading the engine below
+        refuse_unknown_programs(book, subset, "PROGRAM")
+    try:
+        localities.division(locality)
+    except localities.LocalityError as e:
+        raise click.BadParameter(f"{e.zh} / {e.en}", param_hint="--locality") from None
+    engine = _engine(home, ",".join(sorted(subset)))
+    fast = engine.fast
+    key = fast.variant_of(engine.parameters(locality, on.date()), assets=not no_assets, absent=frozenset(unknown))
+    filename, source = fast.source(key, detail)
+    click.echo(f"# {filename}: {program} @ {locality} {on.date().isoformat()} ({detail})", err=True)
+    sys.stdout.write(source)
 
 
 @main.command("test")

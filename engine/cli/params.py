@@ -42,14 +42,14 @@ def load_engine(home: Path | None, programs: str | None = None) -> Engine:
         sys.exit(3)
 
 
-def refuse_unknown_programs(book, subset: set[str] | None) -> None:
-    """Exit 2 naming the unknown program codes of ``--programs`` and the valid ones."""
+def refuse_unknown_programs(book, subset: set[str] | None, what: str = "--programs") -> None:
+    """Exit 2 naming the unknown program codes of ``what`` (an option or argument) and the valid ones."""
     valid = [p.code for p in book.programs]
     unknown = sorted((subset or set()) - set(valid))
     if unknown:
         click.echo(
-            f"--programs 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
-            f"unknown program(s) in --programs: {', '.join(unknown)}; valid: {', '.join(valid)}",
+            f"{what} 中有未知的项目：{', '.join(unknown)}；可选：{', '.join(valid)} / "
+            f"unknown program(s) in {what}: {', '.join(unknown)}; valid: {', '.join(valid)}",
             err=True,
         )
         sys.exit(2)

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import ast as pyast
 import datetime as dt
+import hashlib
 import itertools
+import linecache
 import operator
 from typing import Any
 
@@ -1128,6 +1130,17 @@ class FastPath:
                     absent |= bit
         return missing, hh.h["assets.financial"].__class__ is not Missing, absent
 
+    def variant_of(self, ps, assets: bool = True, absent: frozenset[str] = frozenset()) -> tuple:
+        """The variant key for the parameters ``ps`` and a household that declared its assets or not
+        and left out the nullable member facts ``absent`` (``NULLABLE_FACTS``): what ``variant_key``
+        finds for such a household, without one."""
+        missing = frozenset(k for k, v in ps.values.items() if v.__class__ is Missing)
+        bits = 0
+        for bit, field in _NULLABLE_BITS:
+            if field in absent:
+                bits |= bit
+        return missing, assets, bits
+
     def function(self, key: tuple, detail: str = "full"):
         """The compiled variant for ``key`` giving ``detail``: full, decisions or outline (see ``_Gen``)."""
         if detail != "full":
@@ -1136,6 +1149,13 @@ class FastPath:
         if fn is None:
             fn = self._compile(key)
         return fn
+
+    def source(self, key: tuple, detail: str = "full") -> tuple[str, str]:
+        """The file name and the source of the compiled variant, compiling it if need be: the text that
+        runs, as tracebacks from it name and quote it."""
+        fn = self.function(key, detail)
+        full = key if detail == "full" else (*key, detail)
+        return fn.__code__.co_filename, self.sources[full]
 
     def _compile(self, key: tuple):
         gen = _Gen(self.engine, *key)
@@ -1164,13 +1184,25 @@ class FastPath:
         ns["__builtins__"] = {}  # the generated code needs no builtins beyond the helpers given here
         tree = pyast.parse(source)
         audit(tree, _LOCALS | gen.made | ns.keys())
-        code = compile(tree, f"<jiuzhu rules {self.engine.version[:15]}>", "exec")
+        filename = source_name(source)
+        code = compile(tree, filename, "exec")
+        # Registered so that tracebacks quote the generated lines and debuggers can show them; the
+        # name carries the content hash, which `jiuzhu rules show-compiled` prints beside the source.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         exec(code, ns)  # generated from the checked AST only, and audited: see the module docstring
         fn = ns["run"]
         self._variants[key] = fn
         self.sources[key] = source
         self.labels[key] = gen.labels
         return fn
+
+
+NULLABLE_FACTS = tuple(field for _, field in _NULLABLE_BITS)
+
+
+def source_name(source: str) -> str:
+    """The file name compiled code is registered under: the same text always gets the same name."""
+    return f"<jiuzhu compiled {hashlib.sha256(source.encode()).hexdigest()[:16]}>"
 
 
 def audit(tree: pyast.Module, names: frozenset[str] | set[str]) -> None:

@@ -46,9 +46,12 @@ class Scope:
     records: dict[str, dict[str, T]]  # record schemas: field name -> type
     params: dict[str, T]  # policy parameters, referred to as param.<key>
     loop: dict[str, str] = field(default_factory=dict)  # loop var -> record name
+    # where a bare name is stored when that differs from the name (a program's own ``let`` values:
+    # ``standard`` -> ``dibao:standard``), so the checker binds the path once and nothing renames it later
+    paths: dict[str, str] = field(default_factory=dict)
 
     def with_var(self, var: str, record: str) -> Scope:
-        return Scope(self.names, self.records, self.params, {**self.loop, var: record})
+        return Scope(self.names, self.records, self.params, {**self.loop, var: record}, self.paths)
 
 
 def _fail(msg: str, node: ast.Node) -> TypeCheckError:
@@ -107,7 +110,7 @@ class Checker:
             node.binding, node.path = "param", rest
             return scope.params[rest]
         if name in scope.names:
-            node.binding, node.path = "name", name
+            node.binding, node.path = "name", scope.paths.get(name, name)
             return scope.names[name]
         raise _fail(self._unknown(name, scope.names, "未知名称", "unknown name"), node)
 
