@@ -16,7 +16,6 @@ from engine import Engine, load_rulebook
 from engine.model import Household
 from engine.money import MAX_YUAN, MONEY_DIGITS
 
-from . import errors
 from .auth import SECURITY_SCHEMES, KeyCache
 from .db import make_engine, migrate
 from .id_secret import load_id_secret
@@ -26,6 +25,7 @@ from .monitoring import LocalMonitor
 from .reform_checks import ReformChecker
 from .repository import Repository
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
+from .routes import responses as errors
 from .service import Service
 from .settings import Settings
 from .simulation_runner import SimulationRunner

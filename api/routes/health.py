@@ -8,8 +8,8 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..errors import json_response
 from ..schemas import Health, Ready
+from .responses import json_response
 
 router = APIRouter(tags=["运行状态 health"])
 

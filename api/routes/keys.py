@@ -7,12 +7,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from engine.localities import LocalityError
 
-from ..auth import Permission, Role, Scope, caller_with, out_of_scope
+from ..auth import Permission, Role, Scope, out_of_scope
 from ..errors import ApiError, not_found
 from ..models import ApiKey
 from ..openapi_docs import errors
 from ..records import iso
 from ..schemas import KeyCreate, KeyCreated, KeyOut
+from .deps import caller_with
 
 router = APIRouter(prefix="/v1/keys", tags=["密钥 keys"])
 _Admin = caller_with(Permission.MANAGE_KEYS)

@@ -14,11 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.model import InputError
 from engine.monitor.events import parse_event, parse_events, vocabulary
 
-from ..auth import Caller, Permission, caller_with
-from ..body import read_body
-from ..errors import ApiError, json_response, not_found
+from ..auth import Caller, Permission
+from ..errors import ApiError, not_found
 from ..monitoring import alert_out
 from ..openapi_docs import errors
+from .deps import body as read_request_body
+from .deps import caller_with
+from .responses import json_response
 
 log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["动态监测 monitoring"])
@@ -132,7 +134,7 @@ def _unavailable() -> ApiError:
     },
 )
 async def post_events(request: Request, caller: _Submitter) -> Response:
-    body = await read_body(request, request.app.state.settings.max_batch_body_bytes)
+    body = await read_request_body(request, request.app.state.settings.max_batch_body_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as e:

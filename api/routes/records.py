@@ -7,11 +7,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from ..auth import Permission, caller_with
+from ..auth import Permission
 from ..errors import not_found
 from ..openapi_docs import errors
 from ..records import household_key, iso, output_of
 from ..schemas import DeterminationRecordOut, HistoryOut
+from .deps import caller_with
 
 router = APIRouter(prefix="/v1", tags=["认定记录 records"])
 # Records outside the caller's locality scope read as unknown (404, or absent from a history).

@@ -11,10 +11,11 @@ from engine import localities
 from engine.expr.runtime import Missing
 from engine.money import fmt_money, fmt_number
 
-from ..auth import Permission, require
+from ..auth import Permission
 from ..errors import ApiError, not_found
 from ..openapi_docs import errors
 from ..schemas import LocalityDetail, LocalitySummary, ParametersOut, ProgramRules, ProgramSummary
+from .deps import require
 
 router = APIRouter(prefix="/v1", tags=["规则与参数 reference"], dependencies=[Depends(require(Permission.READ_REFERENCE))])
 

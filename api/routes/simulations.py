@@ -20,9 +20,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
 from .. import populations
-from ..auth import Permission, caller_with
-from ..body import read_body
-from ..errors import ApiError, json_response, not_found
+from ..auth import Permission
+from ..errors import ApiError, not_found
 from ..ids import uuid7
 from ..openapi_docs import errors
 from ..records import idempotency_key, iso
@@ -32,6 +31,9 @@ from ..simulation_child import OUTPUT_FILES
 from ..simulation_request import RequestInvalid
 from ..simulation_schemas import PopulationList, SimulationList, SimulationOut, SimulationRequestDoc
 from ..simulation_store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
+from .deps import body as read_request_body
+from .deps import caller_with
+from .responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)
@@ -194,7 +196,7 @@ async def submit(request: Request, caller: _Simulator) -> Response:
     store = _store(request)
     # only its keyed hash is looked up and stored
     idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
-    body = await read_body(request, state.settings.max_body_bytes)
+    body = await read_request_body(request, state.settings.max_body_bytes)
     checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
     try:
         req = await checker.parse(body)
