@@ -11,7 +11,6 @@ already here. This module knows no HTTP: ``refusal`` builds the 401/403 errors.
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ import anyio.to_thread
 from engine.localities import NATIONAL, covers, division, full_name, scope_prefix
 
 from .errors import ApiError
-
-log = logging.getLogger("jiuzhu.api.auth")
 
 KEY_PREFIX = "jzk_"
 

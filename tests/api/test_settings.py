@@ -41,7 +41,7 @@ def test_a_bad_value_names_its_variable(monkeypatch):
     assert e.value.variable == "JIUZHU_MAX_BATCH_MEMBERS"
     assert "JIUZHU_MAX_BATCH_MEMBERS" in str(e.value) and "'lots'" in str(e.value)
     monkeypatch.setenv("JIUZHU_MAX_BATCH_MEMBERS", "0")
-    with pytest.raises(SettingsError, match="JIUZHU_MAX_BATCH_MEMBERS.*at least 1"):
+    with pytest.raises(SettingsError, match=r"JIUZHU_MAX_BATCH_MEMBERS.*at least 1"):
         Settings.from_env()
 
 
