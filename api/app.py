@@ -6,7 +6,6 @@ import asyncio
 import copy
 import gc
 import logging
-import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -14,7 +13,6 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from api.auth.keys import SECURITY_SCHEMES, KeyCache
-from api.core import errors
 from api.core.config import Settings
 from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
 from api.evaluation.service import Service
@@ -32,6 +30,7 @@ from engine import Engine, load_rulebook
 from engine.schema.model import Household
 
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
+from .routes import responses as errors
 from .web import pages as web_pages
 
 log = logging.getLogger("jiuzhu.api")
@@ -96,13 +95,14 @@ class _App(FastAPI):
 
 def _monitor(settings: Settings, db):
     """The monitor process of `jiuzhu serve` when there is one, else a monitor in this process."""
-    path = os.environ.get("JIUZHU_MONITOR_SOCKET")
-    if path:
-        return RemoteMonitor(path)
+    if settings.monitor_socket:
+        return RemoteMonitor(settings.monitor_socket)
     return LocalMonitor(lambda: make_service(settings, db))
 
 
 def create_app(settings: Settings | None = None, rules: Engine | None = None) -> FastAPI:
+    """``settings``: `jiuzhu serve` hands its workers its own; None (an embedding, `uvicorn --factory
+    api.app:create_app`) reads them from the environment here, once."""
     settings = settings or Settings.from_env()
     _configure_logging()
 
@@ -113,9 +113,8 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
         repo = Repository(db)
         id_secret = load_id_secret(db, settings)
-        socket_path = os.environ.get("JIUZHU_WRITER_SOCKET")
-        if socket_path:  # `jiuzhu serve`: the writer process commits for every worker
-            writer = RemoteWriter(socket_path)
+        if settings.writer_socket:  # `jiuzhu serve`: the writer process commits for every worker
+            writer = RemoteWriter(settings.writer_socket)
             await writer.connect()
         else:  # embedded (tests, a single process): a writer thread
             writer = GroupCommitWriter(repo, lock_path=settings.sqlite_path + ".writelock" if settings.sqlite_path else None)
@@ -130,7 +129,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.simulations = SimulationStore(db)
         app.state.simulation_home = engine.book.dir.parent
         app.state.reform_checks = asyncio.Semaphore(1)
-        checker = app.state.reform_checker = ReformChecker(settings.reform_check_timeout_seconds)
+        checker = app.state.reform_checker = ReformChecker(settings)
         # Locals, not app.state, are closed below: a lifespan entered twice on one app (a test
         # client inside another) must still stop the runner and monitor it started.
         runner = app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)

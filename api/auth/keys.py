@@ -3,27 +3,23 @@
 A key is ``jzk_`` + 43 random URL-safe characters (256 bits). Only its SHA-256 is
 stored: the key carries its own entropy, so a slow password hash would add
 latency to every request and no safety. Roles grant permissions; routes ask for
-a permission with ``Depends(require(Permission.X))``, so a later feature adds a
-permission and the roles that get it, without touching the routes already here.
+a permission with ``Depends(require(Permission.X))`` (api/routes/deps.py), so a later
+feature adds a permission and the roles that get it, without touching the routes
+already here. This module knows no HTTP: ``refusal`` builds the 401/403 errors.
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
 
-from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from api.core.errors import ApiError
 from engine.policies.localities import NATIONAL, covers, division, full_name, scope_prefix
-
-log = logging.getLogger("jiuzhu.api.auth")
 
 KEY_PREFIX = "jzk_"
 
@@ -147,7 +143,7 @@ class KeyCache:
         hit = self._items.get(key_hash)
         if hit is not None and hit[0] > now:
             return hit[1]
-        caller = await run_in_threadpool(self._lookup, key_hash)
+        caller = await anyio.to_thread.run_sync(self._lookup, key_hash)
         if len(self._items) > 10_000:
             self._items.clear()
         self._items[key_hash] = (now + self._ttl, caller)
@@ -157,17 +153,14 @@ class KeyCache:
         self._items.clear()
 
 
-def _refuse(request: Request, status: int, reason: str, caller: Caller | None = None) -> ApiError:
-    client = request.client.host if request.client else "-"
-    who = f" key={caller.key_id} name={caller.name!r} role={caller.role} scope={caller.scope.code}" if caller else ""
-    # The key itself is never logged, not even in part.
-    log.warning("refused %s %s from %s: %d %s%s", request.method, request.url.path, client, status, reason, who)
+def refusal(status: int, caller: Caller | None = None, no_key: bool = False) -> ApiError:
+    """401 (no key, or an unknown or revoked one) or 403 (the role lacks the permission)."""
     if status == 401:
         return ApiError(
             401,
             "Authorization",
-            "缺少有效的 API 密钥" if reason == "no key" else "API 密钥无效或已撤销",
-            "an API key is required" if reason == "no key" else "API key unknown or revoked",
+            "缺少有效的 API 密钥" if no_key else "API 密钥无效或已撤销",
+            "an API key is required" if no_key else "API key unknown or revoked",
             "unauthorized",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -180,44 +173,6 @@ def _refuse(request: Request, status: int, reason: str, caller: Caller | None = 
     )
 
 
-def _key_from(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, credentials = header.partition(" ")
-        return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
-    return request.headers.get("x-api-key") or None
-
-
-async def authenticate(request: Request) -> Caller:
-    """The caller behind ``Authorization: Bearer …`` or ``X-API-Key``; 401 otherwise."""
-    key = _key_from(request)
-    if not key:
-        raise _refuse(request, 401, "no key")
-    caller = await request.app.state.keys.get(hash_key(key))
-    if caller is None:
-        raise _refuse(request, 401, "unknown or revoked key")
-    return caller
-
-
-def require(permission: Permission):
-    """A dependency that admits callers whose role grants ``permission``.
-
-    One dependency that reads the headers itself: FastAPI's security classes would
-    add three more dependency nodes to every request. The OpenAPI document gets the
-    security schemes from ``SECURITY_SCHEMES`` instead.
-    """
-
-    async def dependency(request: Request) -> Caller:
-        caller = await authenticate(request)
-        if permission not in ROLE_PERMISSIONS[caller.role]:
-            raise _refuse(request, 403, f"role lacks {permission}", caller)
-        return caller
-
-    dependency.__name__ = f"require_{permission}"
-    dependency.__jiuzhu_permission__ = permission  # for the OpenAPI document
-    return dependency
-
-
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer jzk_…`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "或 `X-API-Key: jzk_…`"},
@@ -227,8 +182,3 @@ SECURITY_SCHEMES = {
 def out_of_scope(field: str = "locality") -> ApiError:
     """403 for a locality the caller supplied (evaluate, register): it names nothing stored."""
     return ApiError(403, field, "该地区不在您的权限范围内", "this locality is outside the key's scope", "out_of_scope")
-
-
-def caller_with(permission: Permission):
-    """``caller: caller_with(Permission.X)`` in a route's signature."""
-    return Annotated[Caller, Depends(require(permission))]

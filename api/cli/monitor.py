@@ -25,11 +25,14 @@ from engine.policies.localities import covers
 from engine.schema.jsonlines import first_line, looks_like_plain_json
 
 
-def _repo(data_dir, database_url):
+def _repo(settings: Settings):
     """An existing database (tick, alerts): a data directory without one is refused, not created."""
-    from api.monitoring.repo import MonitorRepository  # SQLAlchemy: loaded on use (see the module's docstring)
+    # SQLAlchemy: loaded on use (see the module's docstring)
+    from api.monitoring.repo import MonitorRepository
+    from api.storage.id_secret import load_id_secret
 
-    return MonitorRepository(open_repo(_settings(data_dir, database_url), existing=True).engine)
+    db = open_repo(settings, existing=True).engine
+    return MonitorRepository(db, load_id_secret(db, settings))
 
 
 @click.group()
@@ -58,10 +61,11 @@ def replay_cmd(file: Path, workers: int | None, batch: int, clock, data_dir, dat
             err=True,
         )
         sys.exit(2)
-    open_repo(_settings(data_dir, database_url)).engine.dispose()  # migrate once, before the workers start
+    settings = _settings(data_dir, database_url)
+    open_repo(settings).engine.dispose()  # migrate once, before the workers start
     t = time.perf_counter()
     try:
-        stats = replay(file, workers, batch, clock.date() if clock else None)
+        stats = replay(file, workers, batch, clock.date() if clock else None, settings=settings)
     except ReplayError as e:
         click.echo("事件文件有误，未写入任何事件 / malformed events, nothing written:", err=True)
         for line in e.lines[:200]:
@@ -94,8 +98,9 @@ def tick_cmd(date_, locality: str | None, data_dir, database_url) -> None:
     from api.processes.monitor import make_service
     from api.storage.db import writing
 
-    repo = _repo(data_dir, database_url)
-    service = make_service(Settings.from_env(), repo.engine)
+    settings = _settings(data_dir, database_url)
+    repo = _repo(settings)
+    service = make_service(settings, repo.engine)
     mon = service.monitor
     day = date_.date()
     pending: list = []
@@ -162,7 +167,7 @@ def alerts(ctx, locality, status, household_id, level, limit, as_json, data_dir,
         return
     from api.monitoring.service import alert_out  # SQLAlchemy: loaded on use
 
-    repo = _repo(data_dir, database_url)
+    repo = _repo(_settings(data_dir, database_url))
     rows = repo.alerts(locality, status, household_id, level, None, limit)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps([alert_out(r) for r in rows], option=orjson.OPT_INDENT_2) + b"\n")
@@ -182,7 +187,7 @@ def alerts(ctx, locality, status, household_id, level, limit, as_json, data_dir,
 def _set(ctx, alert_id: str, status: str, note: str | None) -> None:
     from api.monitoring.service import alert_out  # SQLAlchemy: loaded on use
 
-    repo = _repo(*ctx.obj["db"])
+    repo = _repo(_settings(*ctx.obj["db"]))
     row, problem = repo.set_status(alert_id, status, note, "命令行 (cli)")
     if problem == "not_found":
         click.echo(f"未找到预警 {alert_id} / no such alert", err=True)

@@ -6,6 +6,7 @@ Heavy imports (FastAPI, SQLAlchemy) happen inside the commands, so that
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from api.core.config import Settings
+from api.core.config import Settings, SettingsError
 from api.processes.server import listen, run_workers
 from api.processes.sidecar import supervised
 from api.storage.datalock import DataDirInUse, lock_data_dir
@@ -42,14 +43,14 @@ def _db_options(f):
     return f
 
 
-def _settings(data_dir: Path | None, database_url: str | None):
-    # Workers are separate processes: hand them the same choices through the environment.
-    if data_dir is not None:
-        os.environ["JIUZHU_DATA_DIR"] = str(data_dir)
-    if database_url:
-        os.environ["DATABASE_URL"] = database_url
-
-    return Settings.from_env()
+def _settings(data_dir: Path | None, database_url: str | None, home: Path | None = None) -> Settings:
+    """The settings, read once here: the options win over the environment. Every process started
+    from here gets this object, not the environment (api/core/config.py). A bad value exits 2, naming it."""
+    try:
+        return Settings.from_env(data_dir=data_dir, database_url=database_url or None, home=home)
+    except SettingsError as e:
+        click.echo(str(e), err=True)
+        sys.exit(2)
 
 
 def _repo(settings, existing: bool = False):
@@ -105,9 +106,7 @@ def serve(
     database_url: str | None,
 ) -> None:
     """启动 HTTP 服务（默认使用内置 SQLite）/ start the HTTP service."""
-    if home is not None:
-        os.environ["JIUZHU_HOME"] = str(home)
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, home)
     # Refuse a second service before anything is created or printed (no admin key in a directory it
     # will not serve). The lock is held until this process ends.
     n = workers or os.cpu_count() or 1
@@ -139,8 +138,10 @@ def serve(
 
     from api.processes.monitor import running as _monitor_process
 
-    with _writer_process(), _monitor_process():
-        status = run_workers(sockets, access_log)
+    with _writer_process(settings) as writer_socket, _monitor_process(settings) as monitor_socket:
+        # The workers reach the two helper processes through these sockets: given to them with the rest.
+        served = dataclasses.replace(settings, writer_socket=writer_socket, monitor_socket=monitor_socket)
+        status = run_workers(sockets, access_log, served)
     sys.exit(status)
 
 
@@ -180,12 +181,12 @@ def _listen(host: str, port: int, workers: int):
         sys.exit(4)
 
 
-def _writer_process():
+def _writer_process(settings: Settings):
     """Run the writer process (see api/processes/writer.py) for the workers; restart it if it dies;
-    stop it after them (SIGTERM: it commits what is queued, then exits)."""
+    stop it after them (SIGTERM: it commits what is queued, then exits). Yields its socket's path."""
     from api.processes.writer import run_writer
 
-    return supervised(run_writer, "writer", "JIUZHU_WRITER_SOCKET", "写入进程 / the writer process", 60)
+    return supervised(run_writer, settings, "writer", "写入进程 / the writer process", 60)
 
 
 def _redact(url: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from collections.abc import AsyncIterator
 
 from api.core.errors import ApiError
 
@@ -17,13 +17,13 @@ def too_large(limit: int) -> ApiError:
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(declared: str | None, stream: AsyncIterator[bytes], limit: int) -> bytes:
+    """``declared``: the Content-Length header (None when absent); ``stream``: the body's chunks."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in stream:
         size += len(chunk)
         if size > limit:  # chunked or lying Content-Length: stop reading at the bound
             raise too_large(limit)

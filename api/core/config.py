@@ -1,41 +1,36 @@
-"""Service settings, read from the environment once at start.
+"""Service settings: one typed object, read from the environment once at start and passed explicitly.
 
-Every setting has a default that runs a single-machine service on an embedded
-SQLite file; docs/service.md documents them in its table.
+``Settings.from_env()`` reads and validates every variable (pydantic-settings) when a command starts
+(`jiuzhu serve`, `jiuzhu keys`, ...); a bad value is a ``SettingsError`` naming its variable. From there
+the object is handed down: to ``create_app``, to the writer and monitor processes and the workers
+(multiprocessing spawn arguments), to simulation children (JSON on their stdin, ``to_child``/``from_child``)
+and to the reform-checking process. Nothing below a command reads the environment or changes it.
+Constructing ``Settings(...)`` directly reads no environment (tests, embeddings): what is passed, else
+the defaults (the data directory's default follows XDG, see ``default_data_dir``). The database URL and the ID-hash secret stay out of ``repr`` (logs) and never go on a
+command line. docs/service.md documents every variable in its table.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, create_model, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"环境变量 {name} 应为整数 / {name} must be an integer, got {raw!r}") from None
+class SettingsError(ValueError):
+    """A setting's value is invalid: ``variable`` names the environment variable (or option) to fix."""
 
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"环境变量 {name} 应为数值 / {name} must be a number, got {raw!r}") from None
-
-
-def _path(name: str) -> Path | None:
-    raw = os.environ.get(name)
-    return Path(raw) if raw else None
+    def __init__(self, variable: str, zh: str, en: str):
+        kind = "选项" if variable.startswith("--") else "环境变量"
+        super().__init__(f"{kind} {variable} {zh} / {variable}: {en}")
+        self.variable, self.zh, self.en = variable, zh, en
 
 
 def default_data_dir() -> Path:
@@ -57,36 +52,58 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-@dataclass(frozen=True)
+def _upper(v: Any) -> Any:
+    return v.strip().upper() if isinstance(v, str) else v
+
+
+_Count = Annotated[int, Field(ge=1)]
+_Seconds = Annotated[float, Field(gt=0)]
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Settings:
+    """Every setting, typed and validated (a pydantic dataclass: ``dataclasses.replace`` validates too)."""
+
     data_dir: Path = field(default_factory=default_data_dir)
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # DATABASE_URL; may hold a password
     home: Path | None = None  # rules/ and policies/; None: engine's default
-    max_body_bytes: int = MIB
-    max_batch_body_bytes: int = 32 * MIB
-    max_batch_households: int = 1000
+    max_body_bytes: _Count = MIB
+    max_batch_body_bytes: _Count = 32 * MIB
+    max_batch_households: _Count = 1000
     # What a batch may cost, not only what it may send: members across its households, and fewer when
     # the answer carries every rule's reason (about 10 kB of JSON per member, against 2.4 kB without).
-    max_batch_members: int = 20_000
-    max_explained_batch_members: int = 5_000
-    key_cache_seconds: float = 5.0
-    sqlite_synchronous: str = "FULL"
+    max_batch_members: _Count = 20_000
+    max_explained_batch_members: _Count = 5_000
+    key_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    sqlite_synchronous: Annotated[Literal["FULL", "NORMAL", "EXTRA"], BeforeValidator(_upper)] = "FULL"
     # Reform simulations: populations a caller may name, where jobs write their outputs, how many run at once
     # (across every worker process), and how long a running job may go without a heartbeat before it counts
     # as interrupted.
     populations_dir: Path | None = None  # None: data_dir / "populations"
     simulations_dir: Path | None = None  # None: data_dir / "simulations"
     simulation_concurrency: int = 1
-    simulation_poll_seconds: float = 2.0
-    simulation_stale_seconds: float = 30.0
+    simulation_poll_seconds: _Seconds = 2.0
+    simulation_stale_seconds: _Seconds = 30.0
     # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
     # the database (api/storage/id_secret.py). Set it only to share one value across databases; never change it.
-    id_hash_secret: str = ""
+    id_hash_secret: str = field(default="", repr=False)
     # What one caller may hold of the simulation queue (queued or running jobs of one key), how long one job
     # may run before its process is killed and the job fails, and how long checking a reform may take.
     simulations_per_caller: int = 2
-    simulation_timeout_seconds: float = 1800.0
-    reform_check_timeout_seconds: float = 60.0
+    simulation_timeout_seconds: _Seconds = 1800.0
+    reform_check_timeout_seconds: _Seconds = 60.0
+    # The monitor: households whose rule sessions stay in memory, and events applied per turn.
+    monitor_sessions: _Count = 2000
+    monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
+    # Set by `jiuzhu serve` for its workers (never read from the environment): the Unix sockets of the
+    # writer and monitor processes. Empty: the worker writes and monitors in its own process.
+    writer_socket: str = ""
+    monitor_socket: str = ""
+
+    @field_validator("simulation_concurrency", "simulations_per_caller", mode="after")
+    @classmethod
+    def _at_least_one(cls, v: int) -> int:
+        return max(1, v)  # as before: 0 or less means one
 
     @property
     def populations_path(self) -> Path:
@@ -115,27 +132,70 @@ class Settings:
         return path if path and path != ":memory:" else None
 
     @classmethod
-    def from_env(cls) -> Settings:
-        home = os.environ.get("JIUZHU_HOME")
-        sync = os.environ.get("JIUZHU_SQLITE_SYNCHRONOUS", "FULL").upper()
-        if sync not in ("FULL", "NORMAL", "EXTRA"):
-            raise SystemExit("JIUZHU_SQLITE_SYNCHRONOUS 只能为 FULL、NORMAL 或 EXTRA / must be FULL, NORMAL or EXTRA")
-        return cls(
-            data_dir=default_data_dir(),
-            database_url=os.environ.get("DATABASE_URL", ""),
-            home=Path(home) if home else None,
-            max_body_bytes=_int("JIUZHU_MAX_BODY_BYTES", MIB),
-            max_batch_body_bytes=_int("JIUZHU_MAX_BATCH_BODY_BYTES", 32 * MIB),
-            max_batch_households=_int("JIUZHU_MAX_BATCH_HOUSEHOLDS", 1000),
-            max_batch_members=_int("JIUZHU_MAX_BATCH_MEMBERS", 20_000),
-            max_explained_batch_members=_int("JIUZHU_MAX_EXPLAINED_BATCH_MEMBERS", 5_000),
-            key_cache_seconds=_float("JIUZHU_KEY_CACHE_SECONDS", 5.0),
-            sqlite_synchronous=sync,
-            populations_dir=_path("JIUZHU_POPULATIONS_DIR"),
-            simulations_dir=_path("JIUZHU_SIMULATIONS_DIR"),
-            simulation_concurrency=max(1, _int("JIUZHU_SIMULATION_CONCURRENCY", 1)),
-            id_hash_secret=os.environ.get("JIUZHU_ID_HASH_SECRET", ""),
-            simulations_per_caller=max(1, _int("JIUZHU_SIMULATIONS_PER_CALLER", 2)),
-            simulation_timeout_seconds=_float("JIUZHU_SIMULATION_TIMEOUT_SECONDS", 1800.0),
-            reform_check_timeout_seconds=_float("JIUZHU_REFORM_CHECK_TIMEOUT_SECONDS", 60.0),
-        )
+    def from_env(cls, **given: Any) -> Settings:
+        """Every setting from the environment, read here once; ``given`` (command-line options) wins
+        over it, None meaning "not given". Raises SettingsError naming the first bad variable."""
+        values = {k: v for k, v in dict(_Environment()).items() if v is not None}
+        values.update({k: v for k, v in given.items() if v is not None})
+        try:
+            return cls(**values)
+        except ValidationError as e:
+            raise _settings_error(e, given) from None
+
+    def to_child(self) -> bytes:
+        """For a child process, on its stdin or in its spawn arguments (never its command line): every
+        field, secrets included (``repr``, hence logs, leaves them out; this must not)."""
+        return _ADAPTER.dump_json(self)
+
+    @classmethod
+    def from_child(cls, data: bytes | str) -> Settings:
+        """The parent's settings, whatever this process's environment says."""
+        return _ADAPTER.validate_json(data)
+
+
+_ADAPTER = TypeAdapter(Settings)
+_NOT_FROM_ENV = ("writer_socket", "monitor_socket")
+_SECRET = ("database_url", "id_hash_secret")
+_ALIASES = {"database_url": "DATABASE_URL"}
+
+
+def variable(name: str) -> str:
+    """The environment variable of a setting."""
+    return _ALIASES.get(name, f"JIUZHU_{name.upper()}")
+
+
+# The reader (pydantic-settings): which variables are set, under the names above; blank ones count as unset.
+# It takes the strings as they are: Settings itself converts and checks them, so there is one declaration.
+_Environment = create_model(
+    "_Environment",
+    __base__=BaseSettings,
+    __config__=None,
+    **{
+        name: (Any, Field(None, validation_alias=_ALIASES.get(name)))
+        for name in Settings.__pydantic_fields__
+        if name not in _NOT_FROM_ENV
+    },
+)
+_Environment.model_config = SettingsConfigDict(env_prefix="JIUZHU_", env_ignore_empty=True, extra="ignore")
+_Environment.model_rebuild(force=True)
+
+
+_KINDS = {
+    "int_parsing": ("应为整数", "must be an integer"),
+    "int_from_float": ("应为整数", "must be an integer"),
+    "float_parsing": ("应为数值", "must be a number"),
+    "greater_than": ("应大于0", "must be greater than 0"),
+    "literal_error": ("只能为 FULL、NORMAL 或 EXTRA", "must be FULL, NORMAL or EXTRA"),
+}
+
+
+def _settings_error(e: ValidationError, given: dict) -> SettingsError:
+    err = e.errors()[0]
+    name = str(err["loc"][0]) if err["loc"] else ""
+    where = f"--{name.replace('_', '-')}" if given.get(name) is not None else variable(name)  # the option won
+    zh, en = _KINDS.get(err["type"], ("取值无效", err["msg"]))
+    if err["type"] == "greater_than_equal":
+        zh, en = f"应不小于 {err['ctx']['ge']}", f"must be at least {err['ctx']['ge']}"
+    if name not in _SECRET:
+        en += f", got {err.get('input')!r}"
+    return SettingsError(where, zh, en)

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from api.auth.keys import Caller
+from api.core.errors import not_found
 from api.storage.ids import uuid7
 from engine.schema.masking import has_id_number, id_key, mask_id_number, scrub, scrub_json
 
@@ -116,3 +117,58 @@ def with_record_fields(out: bytes | str, determination_id: str, recorded_at: str
     if isinstance(out, str):
         out = out.encode()
     return out[:-1] + b',"determination_id":"' + determination_id.encode() + b'","recorded_at":"' + recorded_at.encode() + b'"}'
+
+
+# -- reading records back (GET /v1/determinations/{id}, /v1/households/{id}/determinations) --------------
+# Blocking (the database): the routes call these in a worker thread. Records outside the caller's
+# scope read as unknown (404, or absent from a history).
+
+
+def _caller_of(m) -> dict:
+    return {"key_id": m["caller_key_id"], "name": m["caller_name"], "role": m["caller_role"]}
+
+
+def determination_record(repo, determination_id: str, scope) -> bytes:
+    """One stored determination as the JSON body of its record; ApiError 404 when unknown or out of scope."""
+    row = repo.determination(determination_id, scope=scope)
+    if row is None:
+        raise not_found("determination_id", "未找到该认定记录", "no such determination")
+    m = row._mapping
+    # Stored JSON is spliced in as is: it was written by orjson and is returned byte for byte.
+    head = orjson.dumps(
+        {
+            "determination_id": m["id"],
+            "recorded_at": iso(m["created_at"]),
+            "household_id": m["household_id"],
+            "locality": m["locality"],
+            "as_of": m["as_of"].isoformat(),
+            "ruleset_version": m["ruleset_version"],
+            "caller": _caller_of(m),
+            "batch_id": m["batch_id"],
+        }
+    )
+    return head[:-1] + b',"input":' + m["input_json"].encode() + b',"determination":' + output_of(m) + b"}"
+
+
+def household_history(repo, secret: bytes, household_id: str, limit: int, before: str | None, scope) -> dict:
+    """A household's determinations, newest first, ``limit`` a page (``next_before`` for the next)."""
+    # A household_id holding an ID number was stored masked: it is found by its keyed hash, so that
+    # ids that mask alike keep their own histories.
+    key = household_key(household_id, secret)
+    rows = repo.household_history(household_id, limit + 1, before, key, scope=scope)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [
+        {
+            "determination_id": r.id,
+            "recorded_at": iso(r.created_at),
+            "locality": r.locality,
+            "as_of": r.as_of.isoformat(),
+            "ruleset_version": r.ruleset_version,
+            "caller": _caller_of(r._mapping),
+            "batch_id": r.batch_id,
+            "programs": orjson.loads(r.summary_json),
+        }
+        for r in rows
+    ]
+    return {"household_id": household_id, "determinations": items, "next_before": rows[-1].id if more else None}

@@ -1,14 +1,19 @@
-"""Evaluate and record: the logic behind POST /v1/evaluate and /v1/evaluate/batch."""
+"""Evaluate and record: the logic behind POST /v1/evaluate and /v1/evaluate/batch.
+
+No HTTP here: the service takes the body's bytes and the caller, and returns an ``Answer`` (the
+pre-serialised JSON, its status, where it is recorded) or a ``BatchAnswer`` (its pieces, streamed by
+the route), or raises ``ApiError``; api/routes/evaluate.py turns them into HTTP responses."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+import anyio.to_thread
 import orjson
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response, StreamingResponse
 
 from api.auth.keys import Caller, out_of_scope
 from api.core.config import Settings
@@ -22,7 +27,28 @@ from engine.schema.validate import parse
 log = logging.getLogger("jiuzhu.api")
 
 _IDEM_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
-_JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One household's answer: the JSON body as it is sent (serialised once, on the hot path)."""
+
+    body: bytes
+    status: int = 200
+    location: str | None = None  # where the determination is recorded
+    replayed: bool = False  # the answer to an earlier request with the same Idempotency-Key
+
+
+@dataclass(slots=True)
+class BatchAnswer:
+    """A batch's answer: its head and one piece per household, sent piece by piece (``chunks``)."""
+
+    head: bytes
+    pieces: list[bytes]
+    replayed: bool = False
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _stream(self.head, self.pieces)
 
 
 def _idem_error(zh: str, en: str, code: str) -> ApiError:
@@ -66,17 +92,17 @@ class Service:
         self.id_secret = id_secret  # keys the hashes stored next to masked ID numbers (api/storage/id_secret.py)
 
     # -- one household -------------------------------------------------------------
-    async def evaluate(self, body: bytes, caller: Caller, idem: str | None) -> Response:
+    async def evaluate(self, body: bytes, caller: Caller, idem: str | None) -> Answer:
         try:
             parsed = parse(body)
         except InputError as e:
-            return Response(orjson.dumps(e.to_dict()), 422, media_type=_JSON)
+            return Answer(orjson.dumps(e.to_dict()), 422)
         if not caller.scope.covers(parsed.locality):
             raise out_of_scope()
         idem = idempotency_key(idem, self.id_secret)  # only its keyed hash is looked up and stored
         req_hash = request_hash(parsed.raw)
         if idem is not None:
-            prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem)
+            prior = await anyio.to_thread.run_sync(self.repo.find_idempotent, caller.key_id, idem)
             if prior is not None:
                 return self._replay_one(prior, req_hash)
 
@@ -93,41 +119,32 @@ class Service:
             raise _unavailable() from None
         if replay is not None:
             return self._replay_one(replay.row, req_hash)
-        return Response(
-            with_record_fields(out, row["id"], iso(now)),
-            200,
-            media_type=_JSON,
-            headers={"Location": f"/v1/determinations/{row['id']}"},
-        )
+        return Answer(with_record_fields(out, row["id"], iso(now)), 200, f"/v1/determinations/{row['id']}")
 
     @staticmethod
-    def _replay_one(row, req_hash: str) -> Response:
+    def _replay_one(row, req_hash: str) -> Answer:
         m = row._mapping if hasattr(row, "_mapping") else row
         if m["request_hash"] != req_hash:
             raise _reused()
-        return Response(
-            with_record_fields(output_of(m), m["id"], iso(m["created_at"])),
-            200,
-            media_type=_JSON,
-            headers={"Location": f"/v1/determinations/{m['id']}", "Idempotent-Replayed": "true"},
-        )
+        body = with_record_fields(output_of(m), m["id"], iso(m["created_at"]))
+        return Answer(body, 200, f"/v1/determinations/{m['id']}", replayed=True)
 
     # -- many households -----------------------------------------------------------
-    async def evaluate_batch(self, body: bytes, caller: Caller, idem: str | None, explain: bool = False) -> Response:
+    async def evaluate_batch(self, body: bytes, caller: Caller, idem: str | None, explain: bool = False) -> BatchAnswer:
         """``explain``: every rule's reason in each determination (as POST /v1/evaluate gives it); without
         it, decisions only (``"explained": false``), which bounds the answer and the memory it takes."""
         households, explain = self._batch_items(body, explain)
         idem = idempotency_key(idem, self.id_secret)
         req_hash = request_hash({"households": households, **({"explain": True} if explain else {})})
         if idem is not None:
-            prior = await run_in_threadpool(self.repo.find_idempotent, caller.key_id, idem, True)
+            prior = await anyio.to_thread.run_sync(self.repo.find_idempotent, caller.key_id, idem, True)
             if prior is not None:
                 return await self._replay_batch(prior, req_hash)
 
         batch_id = uuid7()
         now = dt.datetime.now(dt.UTC)
         # Evaluation is CPU work: in a worker thread the event loop still answers other requests between slices.
-        rows, pieces, refused = await run_in_threadpool(self._evaluate_many, households, caller, now, batch_id, explain)
+        rows, pieces, refused = await anyio.to_thread.run_sync(self._evaluate_many, households, caller, now, batch_id, explain)
         del households  # the parsed request is not needed to answer: let it go before the answer is sent
         batch_row = {
             "id": batch_id,
@@ -239,7 +256,7 @@ class Service:
     @staticmethod
     def _batch_response(
         batch_id: str, created_at, count: int, answered: int, pieces: list[bytes], replayed: bool = False
-    ) -> Response:
+    ) -> BatchAnswer:
         head = orjson.dumps(
             {
                 "batch_id": batch_id,
@@ -249,14 +266,13 @@ class Service:
                 "refused": count - answered,
             }
         )
-        headers = {"Idempotent-Replayed": "true"} if replayed else None
-        return StreamingResponse(_stream(head[:-1] + b',"results":[', pieces), 200, media_type=_JSON, headers=headers)
+        return BatchAnswer(head[:-1] + b',"results":[', pieces, replayed)
 
-    async def _replay_batch(self, batch, req_hash: str) -> Response:
+    async def _replay_batch(self, batch, req_hash: str) -> BatchAnswer:
         b = batch._mapping if hasattr(batch, "_mapping") else batch
         if b["request_hash"] != req_hash:
             raise _reused()
-        dets = await run_in_threadpool(self.repo.batch_determinations, b["id"])
+        dets = await anyio.to_thread.run_sync(self.repo.batch_determinations, b["id"])
         refused = {int(k): v for k, v in orjson.loads(b["refused_json"]).items()}
         by_index = {r.batch_index: r for r in dets}
         pieces = []

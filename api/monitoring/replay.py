@@ -118,7 +118,9 @@ def _pseudonymous_groups(groups: dict[str, list[tuple[int, Event]]], secret: byt
     return out
 
 
-def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, caller: tuple[str, str], sync=None) -> ReplayStats:
+def run_partition(
+    settings: Settings, path: str, k: int, n: int, batch: int, clock: str | None, caller: tuple[str, str], sync=None
+) -> ReplayStats:
     """One worker: read and validate its households' events, then (if no worker found a malformed
     event) apply and commit them. ``sync`` = (barrier, flag) shared by the workers."""
 
@@ -138,7 +140,6 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
             return stats  # another worker refused the file: nothing is written
     stats.seconds_read = time.perf_counter() - t0
 
-    settings = Settings.from_env()
     db = make_engine(settings)
     migrate(db)
     service = make_service(settings, db)
@@ -245,15 +246,17 @@ def run_partition(path: str, k: int, n: int, batch: int, clock: str | None, call
 
 
 def replay(path: Path, workers: int | None = None, batch: int = 2000, clock: dt.date | None = None,
-           caller: tuple[str, str] = ("cli", "jiuzhu monitor replay")) -> ReplayStats:
-    """Replay ``path`` with ``workers`` processes; raises ReplayError (nothing written) for a malformed file."""
+           caller: tuple[str, str] = ("cli", "jiuzhu monitor replay"), settings: Settings | None = None) -> ReplayStats:
+    """Replay ``path`` with ``workers`` processes; raises ReplayError (nothing written) for a malformed file.
+    ``settings``: the command's (None: read from the environment here); every worker gets this object."""
+    settings = settings or Settings.from_env()
     n = max(1, workers or os.cpu_count() or 1)
     args = (str(path), batch, clock.isoformat() if clock else None, caller)
     if n == 1:
-        return run_partition(args[0], 0, 1, *args[1:])
+        return run_partition(settings, args[0], 0, 1, *args[1:])
     ctx = multiprocessing.get_context("spawn")
     barrier, flag, results = ctx.Barrier(n), ctx.Value("i", 0), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(results, args[0], k, n, *args[1:], (barrier, flag)), name=f"jiuzhu-replay-{k}") for k in range(n)]
+    procs = [ctx.Process(target=_worker, args=(results, settings, args[0], k, n, *args[1:], (barrier, flag)), name=f"jiuzhu-replay-{k}") for k in range(n)]
     for p in procs:
         p.start()
     outcomes = [results.get() for _ in procs]

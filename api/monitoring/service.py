@@ -28,8 +28,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import anyio.to_thread
 import orjson
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from api.auth.keys import out_of_scope
@@ -421,7 +421,7 @@ class LocalMonitor:
             self.service.pseudonymise(req)  # the service loads here, in a pool thread, not holding up the turns
             return req
 
-        req = await run_in_threadpool(parse)
+        req = await anyio.to_thread.run_sync(parse)
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._init:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from api.core.config import Settings
 from api.core.logmask import configure_logging
@@ -43,10 +42,10 @@ class _Server(GroupServer):
     """Requests are applied in turns (api/monitoring/turns.py): after each turn the loop reads the frames
     that arrived meanwhile, so a small request sent during a large one is answered after one turn."""
 
-    def __init__(self, service):
+    def __init__(self, service, slice_events: int):
         super().__init__()
         self.service = service
-        self.turns = MonitorTurns(service, int(os.environ.get("JIUZHU_MONITOR_SLICE_EVENTS") or SLICE_EVENTS))
+        self.turns = MonitorTurns(service, slice_events)
 
     def receive(self, transport: asyncio.Transport, seq: int, args: tuple) -> None:
         raw, key_id, name, scope = args
@@ -78,25 +77,25 @@ class _Server(GroupServer):
             self.flush()
 
 
-def run_monitor(path: str, parent: int, ready) -> None:
-    """Entry point of the monitor process (started by ``jiuzhu serve``)."""
+def run_monitor(settings: Settings, path: str, parent: int, ready) -> None:
+    """Entry point of the monitor process (started by ``jiuzhu serve``, which hands it its settings)."""
     configure_logging()
-    settings = Settings.from_env()
     db = make_engine(settings)
     service = make_service(settings, db)
+    slice_events = settings.monitor_slice_events or SLICE_EVENTS
     try:
-        asyncio.run(serve(lambda: _Server(service), path, parent, ready))
+        asyncio.run(serve(lambda: _Server(service, slice_events), path, parent, ready))
     finally:
         service.close()
         db.dispose()
         log.info("monitor process stopped after %d transactions", service.transactions)
 
 
-def make_service(settings, db):
-    capacity = int(os.environ.get("JIUZHU_MONITOR_SESSIONS") or 2000)
-    return MonitorService(Monitor(settings.home, capacity=capacity), MonitorRepository(db, load_id_secret(db, settings)))
+def make_service(settings: Settings, db):
+    monitor = Monitor(settings.home, capacity=settings.monitor_sessions)
+    return MonitorService(monitor, MonitorRepository(db, load_id_secret(db, settings)))
 
 
-def running():
-    """Run the monitor process for the workers of `jiuzhu serve` (restarted if it dies)."""
-    return supervised(run_monitor, "monitor", "JIUZHU_MONITOR_SOCKET", "监测进程 / the monitor process", 120)
+def running(settings: Settings):
+    """Run the monitor process for the workers of `jiuzhu serve` (restarted if it dies); yields its socket."""
+    return supervised(run_monitor, settings, "monitor", "监测进程 / the monitor process", 120)

@@ -16,6 +16,7 @@ wait for its replacement instead of being reset.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -23,6 +24,8 @@ import signal
 import socket
 import threading
 import time
+
+from api.core.config import Settings
 
 log = logging.getLogger("jiuzhu.api.server")
 
@@ -60,11 +63,14 @@ def listen(host: str, port: int, workers: int) -> list[socket.socket]:
     return socks
 
 
-def _worker(sock: socket.socket, access_log: bool) -> None:
-    import uvicorn  # only the worker processes serve HTTP: loaded there
+def _worker(sock: socket.socket, access_log: bool, settings: Settings) -> None:
+    # Only the worker processes serve HTTP: uvicorn and FastAPI are loaded there, not in every `jiuzhu` command.
+    import uvicorn
+
+    from api.app import create_app
 
     config = uvicorn.Config(
-        "api.app:create_app",
+        functools.partial(create_app, settings),  # the parent's settings, not this process's environment
         factory=True,
         access_log=access_log,
         log_level="info",
@@ -73,14 +79,14 @@ def _worker(sock: socket.socket, access_log: bool) -> None:
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(sockets: list[socket.socket], access_log: bool) -> int:
+def run_workers(sockets: list[socket.socket], access_log: bool, settings: Settings) -> int:
     """Run one worker per socket (see listen()) until SIGTERM or SIGINT; returns the exit status for
-    `jiuzhu serve`."""
+    `jiuzhu serve`. Each worker builds its app from ``settings`` (its spawn arguments)."""
     ctx = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start(sock: socket.socket) -> multiprocessing.Process:
-        p = ctx.Process(target=_worker, args=(sock, access_log), name="jiuzhu-worker")
+        p = ctx.Process(target=_worker, args=(sock, access_log, settings), name="jiuzhu-worker")
         p.start()
         return p
 

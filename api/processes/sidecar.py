@@ -201,10 +201,11 @@ async def serve(server_factory: Callable[[], GroupServer], path: str, parent: in
 
 
 @contextlib.contextmanager
-def supervised(target: Callable, name: str, env_var: str, label: str, start_timeout: float) -> Iterator[None]:
-    """Run ``target(path, parent_pid, ready)`` in a process of its own for the workers of
-    `jiuzhu serve`: its socket path goes into ``env_var``; restarted if it dies; stopped
-    (SIGTERM: it answers what is queued, then exits) after the workers. ``label`` names it in
+def supervised(target: Callable, settings, name: str, label: str, start_timeout: float) -> Iterator[str]:
+    """Run ``target(settings, path, parent_pid, ready)`` in a process of its own for the workers of
+    `jiuzhu serve`, and yield its socket's path (for the workers' settings); restarted if it dies;
+    stopped (SIGTERM: it answers what is queued, then exits) after the workers. ``settings`` reach it
+    in the spawn arguments (a pipe, not its command line or environment). ``label`` names it in
     messages, e.g. "写入进程 / the writer process"."""
 
     where = tempfile.mkdtemp(prefix=f"jiuzhu-{name}-")  # 0700: only this user reaches the socket
@@ -217,7 +218,7 @@ def supervised(target: Callable, name: str, env_var: str, label: str, start_time
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         ready = ctx.Event()
-        proc = ctx.Process(target=target, args=(path, os.getpid(), ready), name=f"jiuzhu-{name}")
+        proc = ctx.Process(target=target, args=(settings, path, os.getpid(), ready), name=f"jiuzhu-{name}")
         proc.start()
         return proc, ready.wait(start_timeout)
 
@@ -237,9 +238,8 @@ def supervised(target: Callable, name: str, env_var: str, label: str, start_time
 
     watcher = threading.Thread(target=watch, name=f"jiuzhu-{name}-watch", daemon=True)
     watcher.start()
-    os.environ[env_var] = path
     try:
-        yield
+        yield path
     finally:
         stopping.set()
         watcher.join(5)

@@ -58,10 +58,9 @@ class _Server(GroupServer):
         ]
 
 
-def run_writer(path: str, parent: int, ready) -> None:
-    """Entry point of the writer process (started by ``jiuzhu serve``)."""
+def run_writer(settings: Settings, path: str, parent: int, ready) -> None:
+    """Entry point of the writer process (started by ``jiuzhu serve``, which hands it its settings)."""
     configure_logging()
-    settings = Settings.from_env()
     db = make_engine(settings)
     committer = Committer(Repository(db))
     try:

@@ -6,16 +6,20 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
-from api.auth.keys import Caller, Permission, caller_with, require
-from api.core.body import read_body
-from api.core.errors import ApiError, error_response
+from api.auth.keys import Caller, Permission
+from api.core.errors import ApiError
 from api.core.openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
 from api.evaluation.schemas import BatchResponse, Determination
-from api.evaluation.service import check_idempotency_key
+from api.evaluation.service import Answer, BatchAnswer, check_idempotency_key
+
+from .deps import body as read_request_body
+from .deps import caller_with, require
+from .responses import api_error_response, error_response
 
 log = logging.getLogger("jiuzhu.api")
+_JSON = "application/json"
 router = APIRouter(prefix="/v1", tags=["评估 evaluate"])
 
 _require_evaluate = require(Permission.EVALUATE)
@@ -53,8 +57,23 @@ async def evaluate(
 async def _evaluate(request: Request, caller: Caller) -> Response:
     svc = request.app.state.service
     idem = check_idempotency_key(request.headers.get("idempotency-key"))
-    body = await read_body(request, svc.settings.max_body_bytes)
-    return await svc.evaluate(body, caller, idem)
+    body = await read_request_body(request, svc.settings.max_body_bytes)
+    return _response(await svc.evaluate(body, caller, idem))
+
+
+def _headers(location: str | None, replayed: bool) -> dict | None:
+    headers = {"Location": location} if location else {}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers or None
+
+
+def _response(a: Answer) -> Response:
+    return Response(a.body, a.status, media_type=_JSON, headers=_headers(a.location, a.replayed))
+
+
+def _stream_response(a: BatchAnswer) -> Response:
+    return StreamingResponse(a.chunks(), 200, media_type=_JSON, headers=_headers(None, a.replayed))
 
 
 async def fast_evaluate(scope, receive, send) -> None:
@@ -64,7 +83,7 @@ async def fast_evaluate(scope, receive, send) -> None:
     try:
         response = await _evaluate(request, await _require_evaluate(request))
     except ApiError as e:
-        response = e.response()
+        response = api_error_response(e)
     except Exception:
         log.exception("unexpected error on POST /v1/evaluate")
         response = error_response(500, "(server)", "服务内部错误，已记录日志", "internal server error (logged)", "internal")
@@ -104,5 +123,5 @@ async def evaluate_batch(
     explain = request.query_params.get("explain")
     if explain is not None and explain.lower() not in _TRUE | {"0", "false"}:
         raise ApiError(422, "explain", "应为 1、true、0 或 false", "must be 1, true, 0 or false", "bool_type")
-    body = await read_body(request, svc.settings.max_batch_body_bytes)
-    return await svc.evaluate_batch(body, caller, idem, explain is not None and explain.lower() in _TRUE)
+    body = await read_request_body(request, svc.settings.max_batch_body_bytes)
+    return _stream_response(await svc.evaluate_batch(body, caller, idem, explain is not None and explain.lower() in _TRUE))

@@ -8,8 +8,9 @@ import os
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.core.errors import json_response
 from api.evaluation.schemas import Health, Ready
+
+from .responses import json_response
 
 router = APIRouter(tags=["运行状态 health"])
 

@@ -5,33 +5,20 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth.keys import Permission, Role, Scope, caller_with, out_of_scope
-from api.core.errors import ApiError, not_found
+from api.auth.keys import Permission
 from api.core.openapi_docs import errors
-from api.evaluation.records import iso
 from api.evaluation.schemas import KeyCreate, KeyCreated, KeyOut
-from api.storage.models import ApiKey
-from engine.policies.localities import LocalityError
+
+from ..keyadmin import service
+from .deps import caller_with
 
 router = APIRouter(prefix="/v1/keys", tags=["密钥 keys"])
 _Admin = caller_with(Permission.MANAGE_KEYS)
 
 
-def key_out(k: ApiKey) -> dict:
-    return {
-        "key_id": k.id,
-        "name": k.name,
-        "role": k.role,
-        "prefix": k.prefix,
-        "locality": k.locality,
-        "created_at": iso(k.created_at),
-        "revoked_at": iso(k.revoked_at) if k.revoked_at else None,
-    }
-
-
 @router.get("", summary="列出全部 API 密钥（不含密钥全文）", response_model=list[KeyOut], responses=errors(401, 403))
 async def list_keys(request: Request, caller: _Admin) -> list[dict]:
-    return [key_out(k) for k in await run_in_threadpool(request.app.state.repo.list_keys, caller.scope)]
+    return await run_in_threadpool(service.list_keys, request.app.state.repo, caller)
 
 
 @router.post(
@@ -42,15 +29,7 @@ async def list_keys(request: Request, caller: _Admin) -> list[dict]:
     responses=errors(401, 403, 422),
 )
 async def create_key(request: Request, spec: KeyCreate, caller: _Admin) -> dict:
-    try:
-        scope = caller.scope if spec.locality is None else Scope.of(spec.locality)
-    except LocalityError as e:
-        raise ApiError(422, "locality", e.zh, e.en, "locality") from None
-    if not caller.scope.contains(scope):
-        # an administrator hands out no more than their own scope
-        raise out_of_scope()
-    row, secret = await run_in_threadpool(request.app.state.repo.create_key, spec.name, Role(spec.role), scope)
-    return {**key_out(row), "key": secret}
+    return await run_in_threadpool(service.create_key, request.app.state.repo, caller, spec.name, spec.role, spec.locality)
 
 
 @router.delete(
@@ -60,8 +39,6 @@ async def create_key(request: Request, spec: KeyCreate, caller: _Admin) -> dict:
     responses=errors(401, 403, 404),
 )
 async def revoke_key(request: Request, caller: _Admin, key_id: str = Path(max_length=32)) -> dict:
-    row = await run_in_threadpool(request.app.state.repo.revoke_key, key_id, caller.scope)
-    if row is None:
-        raise not_found("key_id", "未找到该密钥", "no such key")
-    request.app.state.keys.clear()
-    return key_out(row)
+    out = await run_in_threadpool(service.revoke_key, request.app.state.repo, caller, key_id)
+    request.app.state.keys.clear()  # this process at once; the other workers within key_cache_seconds
+    return out

@@ -11,13 +11,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth.keys import Caller, Permission, caller_with
-from api.core.body import read_body
-from api.core.errors import ApiError, json_response, not_found
+from api.auth.keys import Caller, Permission
+from api.core.errors import ApiError, not_found
 from api.core.openapi_docs import errors
 from api.monitoring.service import alert_out
 from engine.monitor.events import parse_event, parse_events, vocabulary
 from engine.schema.model import InputError
+
+from .deps import body as read_request_body
+from .deps import caller_with
+from .responses import json_response
 
 log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["动态监测 monitoring"])
@@ -131,7 +134,7 @@ def _unavailable() -> ApiError:
     },
 )
 async def post_events(request: Request, caller: _Submitter) -> Response:
-    body = await read_body(request, request.app.state.settings.max_batch_body_bytes)
+    body = await read_request_body(request, request.app.state.settings.max_batch_body_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as e:

@@ -1,44 +1,21 @@
-"""What a caseworker or policy officer browses to see why: localities, parameters, programs, rules."""
+"""What a caseworker or policy officer browses to see why: localities, parameters, programs, rules.
+
+Thin: the answers come from api/reference/service.py."""
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from api.auth.keys import Permission, require
-from api.core.errors import ApiError, not_found
+from api.auth.keys import Permission
 from api.core.openapi_docs import errors
 from api.evaluation.schemas import LocalityDetail, LocalitySummary, ParametersOut, ProgramRules, ProgramSummary
-from engine.expr.runtime import Missing
-from engine.policies import localities
-from engine.schema.money import fmt_money, fmt_number
+
+from ..reference import service
+from .deps import require
 
 router = APIRouter(prefix="/v1", tags=["规则与参数 reference"], dependencies=[Depends(require(Permission.READ_REFERENCE))])
 
 _CODE_DOC = "6位行政区划代码（GB/T 2260），如 210102（沈阳市和平区）"
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def _ref(code: str) -> dict:
-    return {"code": code, "name": localities.full_name(code)}
-
-
-def _short_name(code: str) -> str:
-    try:
-        return localities.division(code).name
-    except localities.LocalityError:  # a level missing from the code table
-        return code
-
-
-def _division(code: str):
-    try:
-        return localities.division(code)
-    except localities.LocalityError as e:
-        if not isinstance(code, str) or not re.fullmatch(r"\d{6}", code):
-            raise ApiError(422, "code", e.zh, e.en, "locality") from None
-        raise not_found("code", e.zh, e.en) from None
 
 
 @router.get(
@@ -48,21 +25,7 @@ def _division(code: str):
     responses=errors(401, 403),
 )
 def list_localities(request: Request) -> list[dict]:
-    store = request.app.state.engine.policies
-    out = []
-    for code in sorted(store.files):
-        d = localities.division(code)
-        out.append(
-            {
-                "code": code,
-                "name": store.names.get(code, d.name),
-                "full_name": localities.full_name(code),
-                "level": d.level,
-                "document": store.documents.get(code, ""),
-                "chain": [_ref(c) for c in store.chain(code)],
-            }
-        )
-    return out
+    return service.list_localities(request.app.state.engine.policies)
 
 
 @router.get(
@@ -72,29 +35,7 @@ def list_localities(request: Request) -> list[dict]:
     responses=errors(401, 403, 404, 422),
 )
 def get_locality(request: Request, code: str = Path(description=_CODE_DOC, examples=["210102"])) -> dict:
-    d = _division(code)
-    store = request.app.state.engine.policies
-    return {
-        "code": code,
-        "name": d.name,
-        "full_name": localities.full_name(code),
-        "level": d.level,
-        "ancestors": [{"code": c, "name": _short_name(c)} for c in localities.ancestors(code)],
-        "chain": [_ref(c) for c in store.chain(code)],
-        "has_policy_file": code in store.files,
-    }
-
-
-def _value(v, unit: str | None):
-    if v.__class__ is Missing:
-        return None
-    if isinstance(v, bool | int):
-        return v
-    if isinstance(v, frozenset):
-        return sorted(v)
-    if unit and unit.startswith("元"):
-        return fmt_money(v)
-    return fmt_number(v)
+    return service.locality(request.app.state.engine.policies, code)
 
 
 @router.get(
@@ -108,81 +49,12 @@ def get_parameters(
     code: str = Path(description=_CODE_DOC, examples=["210102"]),
     date: str | None = Query(None, description="日期 YYYY-MM-DD，默认今天", examples=["2021-08-01"]),
 ) -> dict:
-    _division(code)
-    if date is None:
-        on = dt.date.today()
-    else:
-        try:
-            if not _DATE_RE.match(date):
-                raise ValueError
-            on = dt.date.fromisoformat(date)
-        except ValueError:
-            raise ApiError(422, "date", "日期格式应为 YYYY-MM-DD", "date must be YYYY-MM-DD", "date") from None
-    store = request.app.state.engine.policies
-    ps = store.resolve(code, on)
-    params = []
-    for key in store.schema:
-        r = ps.info[key]
-        params.append(
-            {
-                "key": key,
-                "label": r.label,
-                "value": _value(r.value, r.unit),
-                "display": r.display(),
-                "unit": r.unit,
-                "configured": r.configured,
-                "level": r.level,
-                "level_name": localities.full_name(r.level) if r.level else None,
-                "effective_from": r.start.isoformat() if r.start else None,
-                "source": r.source,
-                "note": r.note,
-                "project_default": r.project_default,
-                "formula": r.formula,
-                "original": r.original,
-            }
-        )
-    return {
-        "locality": code,
-        "name": localities.full_name(code),
-        "date": on.isoformat(),
-        "chain": [_ref(c) for c in ps.chain],
-        "parameters": params,
-    }
-
-
-def _rule_count(p) -> int:
-    return sum(1 for s in p.steps if s.kind in ("check", "use"))
+    return service.parameters(request.app.state.engine.policies, code, date)
 
 
 @router.get("/programs", summary="列出救助项目", response_model=list[ProgramSummary], responses=errors(401, 403))
 def list_programs(request: Request) -> list[dict]:
-    book = request.app.state.engine.book
-    return [
-        {"code": p.code, "name": p.name, "scope": p.scope, "basis": p.basis, "rules": _rule_count(p), "file": p.file}
-        for p in book.programs
-    ]
-
-
-def _src(tpl) -> str | None:
-    return tpl.source if tpl is not None else None
-
-
-def _rule(s, facts: dict) -> dict:
-    shown = facts.get(s.id, s) if s.kind == "use" else s
-    return {
-        "id": s.id,
-        "title": shown.title,
-        "kind": s.kind,
-        "scope": s.scope,
-        "gate": s.gate,
-        "citation": shown.citation,
-        "text_pass": _src(shown.text_pass),
-        "text_fail": _src(shown.text_fail),
-        "text": _src(shown.text),
-        "project_default": shown.project_default,
-        "file": shown.file,
-        "line": shown.line,
-    }
+    return service.programs(request.app.state.engine.book)
 
 
 @router.get(
@@ -194,27 +66,4 @@ def _rule(s, facts: dict) -> dict:
 def program_rules(
     request: Request, code: str = Path(description="项目代码，如 dibao；household 为家庭事实", examples=["dibao"])
 ) -> dict:
-    book = request.app.state.engine.book
-    facts = {s.id: s for s in book.facts.steps} if book.facts else {}
-    if code == "household" and book.facts:
-        return {
-            "code": "household",
-            "name": "家庭共同事实（计入成员、收入、财产、户籍）",
-            "scope": "household",
-            "basis": "",
-            "file": book.facts.file,
-            "rules": [_rule(s, facts) for s in book.facts.steps if s.listed],
-            "decision": [],
-        }
-    prog = book.program(code)
-    if prog is None:
-        raise not_found("code", f"未知的救助项目 {code}", f"unknown program {code}")
-    return {
-        "code": prog.code,
-        "name": prog.name,
-        "scope": prog.scope,
-        "basis": prog.basis,
-        "file": prog.file,
-        "rules": [_rule(s, facts) for s in prog.steps if s.kind != "let"],
-        "decision": [{"status": c.status, "text": _src(c.text), "line": c.line} for c in prog.decision],
-    }
+    return service.program_rules(request.app.state.engine.book, code)

@@ -19,9 +19,8 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from api.auth.keys import Permission, caller_with
-from api.core.body import read_body
-from api.core.errors import ApiError, json_response, not_found
+from api.auth.keys import Permission
+from api.core.errors import ApiError, not_found
 from api.core.openapi_docs import errors
 from api.evaluation.records import idempotency_key, iso
 from api.evaluation.service import check_idempotency_key
@@ -32,6 +31,10 @@ from api.simulations.schemas import PopulationList, SimulationList, SimulationOu
 from api.simulations.store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
 from api.storage.ids import uuid7
 from api.storage.repository import as_utc
+
+from .deps import body as read_request_body
+from .deps import caller_with
+from .responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)
@@ -194,7 +197,7 @@ async def submit(request: Request, caller: _Simulator) -> Response:
     store = _store(request)
     # only its keyed hash is looked up and stored
     idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
-    body = await read_body(request, state.settings.max_body_bytes)
+    body = await read_request_body(request, state.settings.max_body_bytes)
     checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
     try:
         req = await checker.parse(body)

@@ -8,7 +8,8 @@ the worker survives and records the failure.
 
 It is a fresh interpreter (``python -m api.simulations.child FD``, not a
 multiprocessing fork or spawn): nothing of the server process is inherited or
-re-imported. It reads its job from stdin as JSON and reports on file descriptor FD,
+re-imported. It reads its job from stdin as JSON, the worker's settings with it
+(``"settings"``: never its environment, which holds no secrets), and reports on file descriptor FD,
 one JSON line per message: ``["progress", households_done]``, then either
 ``["done", result, files]`` or ``["failed", errors]``. Its working directory is the
 populations directory, so the population is named, not given as a server path, in
@@ -29,6 +30,8 @@ import tempfile
 from pathlib import Path
 
 import orjson
+
+from api.core.config import Settings
 
 # What a finished simulation offers under GET /v1/simulations/{id}/files/{name}: nothing else is served.
 OUTPUT_FILES: dict[str, tuple[str, str]] = {
@@ -114,6 +117,11 @@ def population_errors(e) -> list[dict]:
     return out
 
 
+def settings_of(spec: dict) -> Settings:
+    """The worker's settings, as it sent them (whatever this process's environment says)."""
+    return Settings.from_child(orjson.dumps(spec["settings"]))
+
+
 def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
     from api.simulations.outputs import mask_outputs
     from engine import Engine
@@ -130,7 +138,7 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
     # The reformed copy of rules/ and policies/ (engine.batch.reform) goes into the job's own directory.
     tempfile.tempdir = str(tmp)
     try:
-        home = Path(spec["home"]) if spec.get("home") else default_root()
+        home = Path(spec["home"]) if spec.get("home") else (settings_of(spec).home or default_root())
         engine = Engine(load_rulebook(home))
         reform = load_reform(job_dir / "input" / "reform.yaml")
         _count_parts(simulate, conn)

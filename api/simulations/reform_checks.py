@@ -20,6 +20,7 @@ import os
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from api.core.config import Settings
 from api.core.errors import error_item
 from api.simulations.request import RequestInvalid, SimulationRequest, check_reform, parse_body
 
@@ -27,7 +28,12 @@ log = logging.getLogger("jiuzhu.api.simulations")
 NICENESS = 5  # below the window requests, above a running simulation (nice 10)
 
 
-def _lower_priority() -> None:
+_settings: Settings | None = None  # in the checking process: the worker's, from the spawn arguments
+
+
+def _start(settings: Settings) -> None:
+    global _settings
+    _settings = settings
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
 
@@ -50,16 +56,26 @@ def _pid() -> int:
     return os.getpid()
 
 
+def _settings_here() -> Settings | None:
+    return _settings
+
+
 class ReformChecker:
-    def __init__(self, timeout: float):
-        self.timeout = timeout
+    """``settings``: the worker's, handed to the checking process when it starts (not its environment)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.timeout = settings.reform_check_timeout_seconds
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self.checks = 0  # calls answered by the checking process (tests, logs)
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start,
+                initargs=(self.settings,),
             )
         return self._pool
 
@@ -109,6 +125,10 @@ class ReformChecker:
     async def pid(self) -> int:
         """The checking process's id."""
         return await asyncio.wrap_future(self._executor().submit(_pid))
+
+    async def process_settings(self) -> Settings | None:
+        """The settings the checking process holds (tests)."""
+        return await asyncio.wrap_future(self._executor().submit(_settings_here))
 
     def _discard(self, kill: bool) -> None:
         pool, self._pool = self._pool, None

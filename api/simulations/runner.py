@@ -103,6 +103,7 @@ class SimulationRunner:
             "population": job["population"],
             "as_of": job["as_of"].isoformat() if job["as_of"] else None,
             "home": str(self.home),
+            "settings": orjson.loads(self.settings.to_child()),  # on stdin: never on a command line
         }
         try:
             proc, fd = self._spawn(spec)
@@ -135,7 +136,7 @@ class SimulationRunner:
                 stdin=subprocess.PIPE,
                 cwd=populations,
                 pass_fds=(write_fd,),
-                env={**os.environ, "PYTHONPATH": _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")},
+                env=_child_environment(),
             )
         except BaseException:
             os.close(read_fd)
@@ -234,6 +235,16 @@ class SimulationRunner:
 
 def _error(field: str, zh: str, en: str) -> dict:
     return error_item(field, zh, en, "simulation_failed")
+
+
+# Variables that may hold a secret: the child has its settings from stdin and opens no database.
+_SECRET_VARIABLES = frozenset({"DATABASE_URL", "JIUZHU_ID_HASH_SECRET"})
+
+
+def _child_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_VARIABLES}
+    env["PYTHONPATH"] = _package_root() + os.pathsep + os.environ.get("PYTHONPATH", "")
+    return env
 
 
 def _package_root() -> str:

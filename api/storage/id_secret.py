@@ -11,7 +11,6 @@ ID-number household ids, idempotency keys, monitored households' ids), never wro
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 
 from sqlalchemy import Engine, insert, select
@@ -26,7 +25,8 @@ NAME = "id_hash"
 
 
 def load_id_secret(engine: Engine, settings: Settings | None = None) -> bytes:
-    configured = settings.id_hash_secret if settings is not None else os.environ.get("JIUZHU_ID_HASH_SECRET", "")
+    """``settings.id_hash_secret`` when set, else the database's (None: no configured secret)."""
+    configured = settings.id_hash_secret if settings is not None else ""
     if configured:
         return configured.encode()
     with engine.connect() as conn:

@@ -7,7 +7,8 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from api.auth.keys import ROLE_PERMISSIONS, Caller, Permission, authenticate
+from api.auth.keys import ROLE_PERMISSIONS, Caller, Permission
+from api.routes.deps import authenticate
 
 from .session import csrf_ok, session_caller
 

@@ -1,0 +1,1 @@
+"""Reference data: localities, parameters, programs and rules (plain types, no HTTP)."""
