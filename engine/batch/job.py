@@ -200,26 +200,36 @@ def run_batch(
     progress: Callable[[int], None] | None = None,
     verify: int = 0,
     seed: int = 0,
+    members: str = "long",
 ) -> Summary:
-    """Evaluate a population and write ``households.<fmt>`` and ``members.<fmt>`` results to ``out``."""
+    """Evaluate a population and write ``households.<fmt>`` and the member results to ``out``:
+    ``member_programs.<fmt>`` (``members="long"``: one row per member × program checked) or today's
+    wide ``members.<fmt>`` (``members="wide"``: one row per member, columns per program)."""
     import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)
     s = Summary(str(population))
-    final = {"households": out / f"households.{fmt}", "members": out / f"members.{fmt}"}
+    member_file = "member_programs" if members == "long" else "members"
+    final = {"households": out / f"households.{fmt}", member_file: out / f"{member_file}.{fmt}"}
     tmp = {k: v.with_name(f".{v.name}.{os.getpid()}.tmp") for k, v in final.items()}
     writers: dict[str, Any] = {}
     rng = random.Random(seed)
     total = Source(population).count()
+    omit: R.Omitted | None = None
     try:
         for ev in evaluate_population(engine, population, as_of, programs, part_size, progress, s):
             t = time.perf_counter()
             as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
             tables = {
                 "households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd),
-                "members": R.member_table(ev.part, ev.result, ev.evaluator.plan),
             }
+            if members == "long":
+                if omit is None:  # fixed by the first part: one file, one rule for what is left out
+                    omit = R.omitted_pairs(ev.result, ev.evaluator.plan)
+                tables[member_file] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit)
+            else:
+                tables[member_file] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
             for name, table in tables.items():
                 if fmt == "csv":
                     table = R.plain(table)
@@ -227,7 +237,7 @@ def run_batch(
                         writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
                 else:
                     if name not in writers:
-                        meta = {b"jiuzhu.ruleset_version": engine.version.encode()}
+                        meta = {**(table.schema.metadata or {}), b"jiuzhu.ruleset_version": engine.version.encode()}
                         if s.synthetic:
                             meta[b"jiuzhu.synthetic"] = b"true"
                         writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
@@ -246,7 +256,7 @@ def run_batch(
             raise PopulationError([RowError(str(population), 0, "", "人口数据中没有户", "the population holds no household")])
         for name in final:
             os.replace(tmp[name], final[name])
-        s.outputs = [str(final["households"]), str(final["members"])]
+        s.outputs = [str(final["households"]), str(final[member_file])]
         (out / "run.json").write_bytes(orjson.dumps(s.to_dict(), option=orjson.OPT_INDENT_2))
         return s
     finally:
