@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,39 +217,51 @@ def run_batch(
     writers: dict[str, Any] = {}
     rng = random.Random(seed)
     total = Source(population).count()
-    omit: R.Omitted | None = None
+    omit: list[R.Omitted] = []  # fixed by the first part: one file, one rule for what is left out
+
+    def write_part(ev: Evaluated) -> None:
+        t = time.perf_counter()
+        as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+        tables = {"households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd)}
+        if members == "long":
+            if not omit:
+                omit.append(R.omitted_pairs(ev.result, ev.evaluator.plan))
+            tables[member_file] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit[0])
+        else:
+            tables[member_file] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
+        for name, table in tables.items():
+            if fmt == "csv":
+                table = R.plain(table)
+                if name not in writers:
+                    writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
+            else:
+                if name not in writers:
+                    meta = {**(table.schema.metadata or {}), b"jiuzhu.ruleset_version": engine.version.encode()}
+                    if s.synthetic:
+                        meta[b"jiuzhu.synthetic"] = b"true"
+                    writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
+            writers[name].write_table(table)
+        s.seconds["write"] += time.perf_counter() - t
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="jiuzhu-batch-writer")
+    pending: Future | None = None
     try:
         for ev in evaluate_population(engine, population, as_of, programs, part_size, progress, s):
-            t = time.perf_counter()
-            as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-            tables = {
-                "households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd),
-            }
-            if members == "long":
-                if omit is None:  # fixed by the first part: one file, one rule for what is left out
-                    omit = R.omitted_pairs(ev.result, ev.evaluator.plan)
-                tables[member_file] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit)
-            else:
-                tables[member_file] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
-            for name, table in tables.items():
-                if fmt == "csv":
-                    table = R.plain(table)
-                    if name not in writers:
-                        writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
-                else:
-                    if name not in writers:
-                        meta = {**(table.schema.metadata or {}), b"jiuzhu.ruleset_version": engine.version.encode()}
-                        if s.synthetic:
-                            meta[b"jiuzhu.synthetic"] = b"true"
-                        writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
-                writers[name].write_table(table)
-            s.seconds["write"] += time.perf_counter() - t
+            # one part is written on the writer thread while the next is read and evaluated here
+            # (Parquet encoding and numpy release the GIL); waiting for the previous write first keeps
+            # at most two parts in memory and the files in input order
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write_part, ev)
             if verify:
                 k = max(1, round(verify * ev.part.H / total)) if total else verify
                 n, bad = verify_sample(engine, ev, min(k, verify - s.verified), rng, as_of)
                 s.verified += n
                 s.mismatches.extend(bad)
-            del ev, tables
+            del ev
+        if pending is not None:
+            pending.result()
+            pending = None
         for w in writers.values():
             w.close()
         writers.clear()
@@ -260,6 +273,10 @@ def run_batch(
         (out / "run.json").write_bytes(orjson.dumps(s.to_dict(), option=orjson.OPT_INDENT_2))
         return s
     finally:
+        if pending is not None:  # a failed run: let the write under way finish before its file is removed
+            with contextlib.suppress(Exception):
+                pending.result()
+        writer.shutdown()
         for w in writers.values():
             with contextlib.suppress(Exception):  # best effort on the error path
                 w.close()

@@ -6,10 +6,12 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
+from test_batch_tables import _csv_population
 
 from engine.batch import synth
 from engine.batch.job import run_batch
 from engine.batch.results import AMOUNT_COLUMN
+from engine.batch.tables import PopulationError
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,15 @@ def test_households_are_the_same_whichever_member_shape(outputs):
     a = pq.read_table(outputs / "long" / "households.parquet")
     b = pq.read_table(outputs / "wide" / "households.parquet")
     assert a.equals(b)
+
+
+def test_a_population_refused_in_a_later_part_leaves_no_results(engine, tmp_path):
+    """Parts are written while the next is read: a bad row in the last part still leaves nothing."""
+    pop = _csv_population(tmp_path, lambda h, m: (h, [*m[:-1], {**m[-1], "relation": "x"}]))
+    out = tmp_path / "out"
+    out.mkdir()
+    for members in ("long", "wide"):
+        with pytest.raises(PopulationError) as e:
+            run_batch(engine, pop, out, part_size=1, members=members)
+        assert any(err.column == "relation" for err in e.value.errors)
+        assert list(out.iterdir()) == []
