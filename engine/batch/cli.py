@@ -124,7 +124,7 @@ def register(main: click.Group) -> None:
     @click.option(
         "--part-size",
         type=click.IntRange(min=1),
-        default=500_000,
+        default=100_000,
         show_default=True,
         help="每批读入的户数（控制内存）/ households per part",
     )
