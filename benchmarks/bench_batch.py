@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["dibao", "dibao_single", "tekun", "dibao_edge"]
 
@@ -107,18 +109,26 @@ def main() -> None:
 
     if args.skip_cli:
         return
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "engine.cli.main", "batch", str(pop), "--out", out]
-        t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        wall = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB -> MiB (Linux)
-        print(f"\nend to end: jiuzhu batch {pop} --out … (all programs, Parquet results)")
-        print(f"  wall {wall:.1f} s, peak RSS {peak:,.0f} MiB (budget 4096 MiB), exit {r.returncode}")
-        for line in r.stdout.splitlines()[:3]:
-            print("  " + line)
-        if r.returncode:
-            print(r.stderr[-2000:])
+    for extra in ([], ["--members", "wide"]):
+        with tempfile.TemporaryDirectory() as out:
+            cmd = [sys.executable, "-m", "engine.cli.main", "batch", str(pop), "--out", out, *extra]
+            print(f"\nend to end: jiuzhu batch {pop} --out … {' '.join(extra)} (all programs, Parquet results)")
+            print(f"  load average {os.getloadavg()[0]:.2f} at start")
+            t = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            wall = time.perf_counter() - t
+            # the largest child so far (Linux, KiB -> MiB): run the default shape first
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            print(f"  wall {wall:.1f} s → {m_households(pop) / wall:,.0f} households/s end to end")
+            print(f"  peak RSS {peak:,.0f} MiB (budget 1536 MiB), exit {r.returncode}")
+            for line in r.stdout.splitlines()[:3]:
+                print("  " + line)
+            if r.returncode:
+                print(r.stderr[-2000:])
+
+
+def m_households(pop: Path) -> int:
+    return pq.ParquetFile(pop / "households.parquet").metadata.num_rows
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,45 +201,67 @@ def run_batch(
     progress: Callable[[int], None] | None = None,
     verify: int = 0,
     seed: int = 0,
+    members: str = "long",
 ) -> Summary:
-    """Evaluate a population and write ``households.<fmt>`` and ``members.<fmt>`` results to ``out``."""
+    """Evaluate a population and write ``households.<fmt>`` and the member results to ``out``:
+    ``member_programs.<fmt>`` (``members="long"``: one row per member × program checked) or today's
+    wide ``members.<fmt>`` (``members="wide"``: one row per member, columns per program)."""
     import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)
     s = Summary(str(population))
-    final = {"households": out / f"households.{fmt}", "members": out / f"members.{fmt}"}
+    member_file = "member_programs" if members == "long" else "members"
+    final = {"households": out / f"households.{fmt}", member_file: out / f"{member_file}.{fmt}"}
     tmp = {k: v.with_name(f".{v.name}.{os.getpid()}.tmp") for k, v in final.items()}
     writers: dict[str, Any] = {}
     rng = random.Random(seed)
     total = Source(population).count()
+    omit: list[R.Omitted] = []  # fixed by the first part: one file, one rule for what is left out
+
+    def write_part(ev: Evaluated) -> None:
+        t = time.perf_counter()
+        as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+        tables = {"households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd)}
+        if members == "long":
+            if not omit:
+                omit.append(R.omitted_pairs(ev.result, ev.evaluator.plan))
+            tables[member_file] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit[0])
+        else:
+            tables[member_file] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
+        for name, table in tables.items():
+            if fmt == "csv":
+                table = R.plain(table)
+                if name not in writers:
+                    writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
+            else:
+                if name not in writers:
+                    meta = {**(table.schema.metadata or {}), b"jiuzhu.ruleset_version": engine.version.encode()}
+                    if s.synthetic:
+                        meta[b"jiuzhu.synthetic"] = b"true"
+                    writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
+            writers[name].write_table(table)
+        s.seconds["write"] += time.perf_counter() - t
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="jiuzhu-batch-writer")
+    pending: Future | None = None
     try:
         for ev in evaluate_population(engine, population, as_of, programs, part_size, progress, s):
-            t = time.perf_counter()
-            as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-            tables = {
-                "households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd),
-                "members": R.member_table(ev.part, ev.result, ev.evaluator.plan),
-            }
-            for name, table in tables.items():
-                if fmt == "csv":
-                    table = R.plain(table)
-                    if name not in writers:
-                        writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
-                else:
-                    if name not in writers:
-                        meta = {b"jiuzhu.ruleset_version": engine.version.encode()}
-                        if s.synthetic:
-                            meta[b"jiuzhu.synthetic"] = b"true"
-                        writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
-                writers[name].write_table(table)
-            s.seconds["write"] += time.perf_counter() - t
+            # one part is written on the writer thread while the next is read and evaluated here
+            # (Parquet encoding and numpy release the GIL); waiting for the previous write first keeps
+            # at most two parts in memory and the files in input order
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write_part, ev)
             if verify:
                 k = max(1, round(verify * ev.part.H / total)) if total else verify
                 n, bad = verify_sample(engine, ev, min(k, verify - s.verified), rng, as_of)
                 s.verified += n
                 s.mismatches.extend(bad)
-            del ev, tables
+            del ev
+        if pending is not None:
+            pending.result()
+            pending = None
         for w in writers.values():
             w.close()
         writers.clear()
@@ -246,10 +269,14 @@ def run_batch(
             raise PopulationError([RowError(str(population), 0, "", "人口数据中没有户", "the population holds no household")])
         for name in final:
             os.replace(tmp[name], final[name])
-        s.outputs = [str(final["households"]), str(final["members"])]
+        s.outputs = [str(final["households"]), str(final[member_file])]
         (out / "run.json").write_bytes(orjson.dumps(s.to_dict(), option=orjson.OPT_INDENT_2))
         return s
     finally:
+        if pending is not None:  # a failed run: let the write under way finish before its file is removed
+            with contextlib.suppress(Exception):
+                pending.result()
+        writer.shutdown()
         for w in writers.values():
             with contextlib.suppress(Exception):  # best effort on the error path
                 w.close()

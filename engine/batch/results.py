@@ -16,12 +16,13 @@ determination's ``summary`` does.
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from engine.book.rules import STATUSES
 from engine.columnar.columns import Part
 from engine.columnar.values import Interner
-from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, Plan
+from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, INELIGIBLE, NOT_CHECKED, Plan
 
 from .run import PartResult
 
@@ -39,7 +40,8 @@ def decimal_from_cents(cents: np.ndarray, null: np.ndarray | None = None) -> pa.
     if null is not None and null.any():
         validity = pa.array(~null).buffers()[1]
         nulls = int(null.sum())
-    return pa.Array.from_buffers(pa.decimal128(18, 2), n, [validity, pa.py_buffer(raw.tobytes())], null_count=nulls)
+    # the numpy buffer itself, not a copy of it: Arrow keeps ``raw`` alive through the buffer
+    return pa.Array.from_buffers(pa.decimal128(18, 2), n, [validity, pa.py_buffer(raw)], null_count=nulls)
 
 
 def _status(codes: np.ndarray) -> pa.Array:
@@ -148,6 +150,83 @@ def member_table(part: Part, res: PartResult, plan: Plan) -> pa.Table:
         cols[f"{c}_paid"] = _paid(mm[c + ".status"], mm[c + ".paid"])
         cols[f"{c}_first_failed"] = _first(mm[c + ".first"], p.rules)
     return pa.table(cols)
+
+
+Omitted = dict[str, tuple[int, int]]  # member program -> (status code, failed rule index) of the pairs not written
+
+
+def omitted_pairs(res: PartResult, plan: Plan) -> Omitted:
+    """Per member program, the most common plain outcome — not checked, or ineligible at one rule,
+    with no amount — among a part's members: the pairs the long table leaves out."""
+    out: Omitted = {}
+    mm = res.member
+    for p in plan.programs:
+        if not p.member:
+            continue
+        st, first, null = mm[p.code + ".status"], mm[p.code + ".first"], mm[p.code + ".null"]
+        plain = null & ((st == NOT_CHECKED) | (st == INELIGIBLE))
+        key = (st[plain].astype(np.int64) + 1) * 65536 + (first[plain].astype(np.int64) + 1)
+        if not key.size:
+            out[p.code] = (NOT_CHECKED, -1)
+            continue
+        uniq, counts = np.unique(key, return_counts=True)
+        best = int(uniq[np.argmax(counts)])
+        out[p.code] = (best // 65536 - 1, best % 65536 - 1)
+    return out
+
+
+def omitted_metadata(omit: Omitted, plan: Plan) -> bytes:
+    """``jiuzhu.omitted``: per member program, the status and failed rule of every pair not written."""
+    rules = {p.code: p.rules for p in plan.programs}
+    return orjson.dumps(
+        {
+            code: {"status": STATUSES[st] if st >= 0 else None, "first_failed": rules[code][f] if f >= 0 else None}
+            for code, (st, f) in omit.items()
+        }
+    )
+
+
+def member_programs_table(part: Part, res: PartResult, plan: Plan, omit: Omitted) -> pa.Table:
+    """Member results as a long table: one row per member × member program, member by member in
+    input order, programs in the plan's order, leaving out the plain pairs of ``omit`` (per program
+    one outcome with no amount: not checked, or ineligible at one named rule — ``jiuzhu.omitted`` in the
+    schema metadata says which), so nothing is lost. Program, status and failed rule are dictionary
+    codes; the kind of amount each program pays is in ``jiuzhu.pays``."""
+    progs = [p for p in plan.programs if p.member]
+    P = len(progs)
+    mm = res.member
+    if P:
+        status = np.stack([mm[p.code + ".status"] for p in progs], axis=1).ravel()
+        null = np.stack([mm[p.code + ".null"] for p in progs], axis=1).ravel()
+        first = np.stack([mm[p.code + ".first"] for p in progs], axis=1).ravel()
+        o_status = np.tile(np.array([omit[p.code][0] for p in progs], np.int8), part.M)
+        o_first = np.tile(np.array([omit[p.code][1] for p in progs], np.int16), part.M)
+        keep = np.flatnonzero(~null | (status != o_status) | (first != o_first))
+    else:
+        status = null = first = np.zeros(0, np.int8)
+        keep = np.zeros(0, np.int64)
+    member = keep // max(P, 1)
+    prog = (keep % max(P, 1)).astype(np.int8)
+    status, null = status[keep], null[keep]
+    cents = np.stack([mm[p.code + ".cents"] for p in progs], axis=1).ravel()[keep] if P else np.zeros(0, np.int64)
+    paid = np.stack([mm[p.code + ".paid"] for p in progs], axis=1).ravel()[keep] if P else np.zeros(0, bool)
+    # failed rules of all member programs in one dictionary: a program's rule k is offset[program] + k
+    offset = np.cumsum([0] + [len(p.rules) for p in progs])
+    first = first[keep].astype(np.int32)
+    first_code = np.where(first >= 0, offset[prog] + first, -1) if P else first
+    rules = [r for p in progs for r in p.rules]
+    hh_of = np.repeat(np.arange(part.H, dtype=np.int32), part.sizes())
+    cols = {
+        "household_id": pa.DictionaryArray.from_arrays(pa.array(hh_of[member]), _ids(part.household_ids)),
+        "member_id": pa.DictionaryArray.from_arrays(pa.array(member.astype(np.int32)), _ids(part.member_ids)),
+        "program": pa.DictionaryArray.from_arrays(pa.array(prog), pa.array([p.code for p in progs], pa.string())),
+        "status": _status(status),
+        "amount": decimal_from_cents(cents, null),
+        "paid": _paid(status, paid),
+        "first_failed": _first(first_code, rules),
+    }
+    meta = {b"jiuzhu.pays": orjson.dumps({p.code: p.pays for p in progs}), b"jiuzhu.omitted": omitted_metadata(omit, plan)}
+    return pa.table(cols).replace_schema_metadata(meta)
 
 
 def plain(table: pa.Table) -> pa.Table:

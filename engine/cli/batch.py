@@ -124,7 +124,7 @@ def register(main: click.Group) -> None:
     @click.option(
         "--part-size",
         type=click.IntRange(min=1),
-        default=500_000,
+        default=100_000,
         show_default=True,
         help="每批读入的户数（控制内存）/ households per part",
     )
@@ -133,6 +133,15 @@ def register(main: click.Group) -> None:
         type=click.IntRange(min=0),
         default=0,
         help="抽样 N 户用逐户评估器复核 / re-check N sampled households with the single evaluator",
+    )
+    @click.option(
+        "--members",
+        "member_shape",
+        type=click.Choice(["long", "wide"]),
+        default="long",
+        show_default=True,
+        help="成员结果的形状：long 每人每项目一行（member_programs.<fmt>），wide 每人一行（members.<fmt>）"
+        " / member results: one row per member × program checked, or one row per member",
     )
     @click.option("--explain", "explain_ids", multiple=True, help="打开某一户的完整说明（可多次）/ explain one household in full")
     @click.option(
@@ -143,13 +152,13 @@ def register(main: click.Group) -> None:
     )
     @click.option("--json", "as_json", is_flag=True, help="与 --explain 同用：输出 JSON / with --explain: print JSON")
     @_home
-    def batch(population, out, as_of, fmt, programs, part_size, verify, explain_ids, export_ids, as_json, home):
+    def batch(population, out, as_of, fmt, programs, part_size, verify, member_shape, explain_ids, export_ids, as_json, home):
         """批量评估一个人口数据（Parquet/CSV 两张表或 JSON lines）/ evaluate a population in bulk.
 
         POPULATION：人口数据目录（households 与 members 两张 Parquet/CSV 表，或 households.jsonl），
         或一个 JSON Lines 文件（每行一户）/ a population directory or a JSON Lines file (one household per line).
 
-        写出 OUT/households.<fmt> 与 OUT/members.<fmt>：每户、每人各项目的状态、金额和第一条未满足的规则。
+        写出 OUT/households.<fmt> 与 OUT/member_programs.<fmt>（--members wide：OUT/members.<fmt>）：每户、每人各项目的状态、金额和第一条未满足的规则。
         列说明见 docs/batch.md（或 jiuzhu batch-columns）。--explain / --export 也可给结果目录（按 run.json 找到人口数据）。
         """
         from engine.batch.tables import PopulationError, Source, find_households
@@ -188,7 +197,9 @@ def register(main: click.Group) -> None:
         src = _source(Source, population)
         bar, update = _progress(src.count(), "评估 evaluating")
         try:
-            s = run_batch(engine, population, out, as_of, fmt, _programs(programs), part_size, update, verify)
+            s = run_batch(
+                engine, population, out, as_of, fmt, _programs(programs), part_size, update, verify, members=member_shape
+            )
         except PopulationError as e:
             _population_error(e)
         finally:

@@ -25,7 +25,7 @@ def test_synth_batch_explain_export_and_verify(tmp_path):
     assert r.exit_code == 0, r.output
     assert "抽样复核 40 户：全部一致" in r.output and "合成数据" in r.output
     hh = pq.read_table(out / "households.parquet")
-    assert hh.num_rows == 400 and pq.read_table(out / "members.parquet").num_rows > 400
+    assert hh.num_rows == 400 and pq.read_table(out / "member_programs.parquet").num_rows > 400
     run_json = json.loads((out / "run.json").read_text())
     assert run_json["households"] == 400 and run_json["synthetic"] is True
     hid = hh.column("household_id")[5].as_py()

@@ -1,0 +1,84 @@
+"""The long member results carry the same information as the wide members table, for every member."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from test_batch_tables import _csv_population
+
+from engine.batch import synth
+from engine.batch.job import run_batch
+from engine.batch.results import AMOUNT_COLUMN
+from engine.batch.tables import PopulationError
+
+
+@pytest.fixture(scope="module")
+def outputs(engine, tmp_path_factory):
+    root = tmp_path_factory.mktemp("outputs")
+    synth.write(root / "pop", "210000", 3000, seed=7)
+    # small parts: several row groups, each with its own dictionaries
+    run_batch(engine, root / "pop", root / "long", part_size=700)
+    run_batch(engine, root / "pop", root / "wide", part_size=700, members="wide")
+    return root
+
+
+def test_the_wide_members_table_is_rebuilt_from_the_long_one(outputs):
+    wide = pq.read_table(outputs / "wide" / "members.parquet")
+    long = pq.read_table(outputs / "long" / "member_programs.parquet")
+    assert not (outputs / "long" / "members.parquet").exists()
+    pays = json.loads(long.schema.metadata[b"jiuzhu.pays"])
+    omitted = json.loads(long.schema.metadata[b"jiuzhu.omitted"])
+    assert any(o["status"] == "ineligible" for o in omitted.values())  # the plain ineligible pairs are left out too
+    programs = [c[: -len("_status")] for c in wide.column_names if c.endswith("_status")]
+    assert sorted(programs) == sorted(pays)
+    rebuilt: dict[tuple[str, str], dict] = {}
+    for r in long.to_pylist():
+        key = (r["household_id"], r["member_id"])
+        row = rebuilt.setdefault(key, {})
+        c = r["program"]
+        assert f"{c}_status" not in row, "a member × program pair written twice"
+        row[f"{c}_status"] = r["status"]
+        if AMOUNT_COLUMN.get(pays[c]):
+            row[f"{c}_{AMOUNT_COLUMN[pays[c]]}"] = r["amount"]
+        else:
+            assert r["amount"] is None
+        row[f"{c}_paid"] = r["paid"]
+        row[f"{c}_first_failed"] = r["first_failed"]
+    written = 0
+    for w in wide.to_pylist():
+        got = rebuilt.pop((w["household_id"], w["member_id"]), {})
+        expected = {k: v for k, v in w.items() if k not in ("household_id", "member_id")}
+        full = dict(got)
+        for c in programs:
+            if f"{c}_status" not in got:  # a pair not written has the program's omitted outcome and no amount
+                written_before = len(full)
+                full[f"{c}_status"] = omitted[c]["status"]
+                full[f"{c}_first_failed"] = omitted[c]["first_failed"]
+                full[f"{c}_paid"] = None
+                if AMOUNT_COLUMN.get(pays[c]):
+                    full[f"{c}_{AMOUNT_COLUMN[pays[c]]}"] = None
+                assert len(full) > written_before
+        assert full == expected, w["member_id"]
+        written += len(got)
+    assert not rebuilt, "the long table names members the wide table does not"
+    assert written and long.num_rows < wide.num_rows * len(programs)
+
+
+def test_households_are_the_same_whichever_member_shape(outputs):
+    a = pq.read_table(outputs / "long" / "households.parquet")
+    b = pq.read_table(outputs / "wide" / "households.parquet")
+    assert a.equals(b)
+
+
+def test_a_population_refused_in_a_later_part_leaves_no_results(engine, tmp_path):
+    """Parts are written while the next is read: a bad row in the last part still leaves nothing."""
+    pop = _csv_population(tmp_path, lambda h, m: (h, [*m[:-1], {**m[-1], "relation": "x"}]))
+    out = tmp_path / "out"
+    out.mkdir()
+    for members in ("long", "wide"):
+        with pytest.raises(PopulationError) as e:
+            run_batch(engine, pop, out, part_size=1, members=members)
+        assert any(err.column == "relation" for err in e.value.errors)
+        assert list(out.iterdir()) == []
