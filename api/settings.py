@@ -87,6 +87,11 @@ class Settings:
     simulations_per_caller: int = 2
     simulation_timeout_seconds: float = 1800.0
     reform_check_timeout_seconds: float = 60.0
+    # People's sign-in sessions (api/accounts/): how long one lasts at most, how long it may sit idle, and
+    # whether the site is served over HTTPS (then the cookie is marked Secure and never sent in clear).
+    session_hours: float = 12.0
+    session_idle_minutes: float = 30.0
+    secure_cookies: bool = False
 
     @property
     def populations_path(self) -> Path:
@@ -138,4 +143,7 @@ class Settings:
             simulations_per_caller=max(1, _int("JIUZHU_SIMULATIONS_PER_CALLER", 2)),
             simulation_timeout_seconds=_float("JIUZHU_SIMULATION_TIMEOUT_SECONDS", 1800.0),
             reform_check_timeout_seconds=_float("JIUZHU_REFORM_CHECK_TIMEOUT_SECONDS", 60.0),
+            session_hours=_float("JIUZHU_SESSION_HOURS", 12.0),
+            session_idle_minutes=_float("JIUZHU_SESSION_IDLE_MINUTES", 30.0),
+            secure_cookies=os.environ.get("JIUZHU_SECURE_COOKIES", "").strip().lower() in ("1", "true", "yes", "on"),
         )
