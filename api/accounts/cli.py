@@ -58,12 +58,18 @@ def users_create(
     name: str, role: str, locality: str, generate_password: bool, data_dir: Path | None, database_url: str | None
 ) -> None:
     """创建账户 / create an account."""
-    from .store import AccountError, Role, Scope  # loaded on use: FastAPI and SQLAlchemy, as above
+    from .store import AccountError, Role, Scope, clean_name  # loaded on use: FastAPI and SQLAlchemy, as above
 
+    # Every typo is refused before the database is opened (or created in the wrong --data-dir).
     try:
         scope = Scope.of(locality.strip())
     except LocalityError as e:
         click.echo(f"--locality: {e.zh}（请使用 GB/T 2260 的6位代码）/ {e.en}", err=True)
+        sys.exit(2)
+    try:
+        name = clean_name(name)
+    except AccountError as e:
+        click.echo(f"--{e.field}: {e.zh} / {e.en}", err=True)
         sys.exit(2)
     if generate_password:
         password = passwords.generate_password()
