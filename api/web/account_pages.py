@@ -6,6 +6,7 @@ and the keys API, within the administrator's own locality scope.
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from api.accounts import passwords
 from api.accounts.sessions import COOKIE, accounts, clear_session_cookie, session_caller, set_session_cookie
 from api.accounts.store import AccountError
 from api.auth import ROLE_LABELS, Caller, Permission, Role, Scope
-from engine.localities import LocalityError
+from engine.localities import LocalityError, full_name
 
 from .deps import checked_form, page_with
 from .render import page
@@ -30,6 +31,14 @@ router = APIRouter(include_in_schema=False)
 LOGIN_COOKIE = "jiuzhu_login"
 _Admin = page_with(Permission.MANAGE_KEYS)
 ROLE_CHOICES = [(role.value, ROLE_LABELS[role]) for role in Role]
+BEIJING = dt.timezone(dt.timedelta(hours=8), "北京时间")
+
+
+def _beijing(ts: dt.datetime | None) -> str:
+    """A stored UTC time as the people at the window read it."""
+    if ts is None:
+        return ""
+    return (ts if ts.tzinfo else ts.replace(tzinfo=dt.UTC)).astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
 
 
 def safe_next(target: str | None) -> str:
@@ -141,6 +150,8 @@ async def _admin_page(request: Request, caller: Caller, *, status: int = 200, **
         keys=keys,
         roles=ROLE_CHOICES,
         role_labels={r.value: label for r, label in ROLE_LABELS.items()},
+        when=_beijing,
+        place=full_name,
         **context,
     )
 
