@@ -120,7 +120,10 @@ class Accounts:
             until = max((as_utc(t) for t in locks if t is not None and as_utc(t) > now), default=None)
             if until is not None:
                 return SignIn(retry_after=max(1, int((until - now).total_seconds() + 0.999)))
-            user = conn.execute(select(_USERS).where(_USERS.c.name == name.strip(), _USERS.c.disabled_at.is_(None))).first()
+            name = name.strip()
+            user = None
+            if len(name) <= NAME_MAX:
+                user = conn.execute(select(_USERS).where(_USERS.c.name == name, _USERS.c.disabled_at.is_(None))).first()
         # The slow hash runs outside any transaction: it must not hold SQLite's write lock.
         if not passwords.verify(user.password_hash if user else None, password[: passwords.MAX_LENGTH + 1]):
             self._failed(subjects, now)
@@ -137,6 +140,13 @@ class Accounts:
 
     def _failed(self, subjects: tuple[str, ...], now: dt.datetime) -> None:
         with writing(self.engine) as conn, conn.begin():
+            # Forgotten failures go, so names sprayed at the form do not pile up in the table.
+            conn.execute(
+                delete(_THROTTLE).where(
+                    _THROTTLE.c.last_failure_at < now - throttle.FORGET,
+                    _THROTTLE.c.locked_until.is_(None) | (_THROTTLE.c.locked_until < now),
+                )
+            )
             for subject in subjects:
                 row = conn.execute(select(_THROTTLE).where(_THROTTLE.c.subject == subject)).first()
                 recent = row is not None and as_utc(row.last_failure_at) > now - throttle.FORGET
@@ -154,6 +164,7 @@ class Accounts:
         token = secrets.token_urlsafe(32)
         now = utcnow()
         with writing(self.engine) as conn, conn.begin():
+            conn.execute(delete(_SESSIONS).where(_SESSIONS.c.expires_at < now))  # ended sessions go with time
             conn.execute(
                 insert(_SESSIONS).values(
                     id_hash=_hash_session(token), user_id=user_id, created_at=now, last_seen_at=now, expires_at=now + self.lifetime

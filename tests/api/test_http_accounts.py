@@ -11,13 +11,13 @@ import pytest
 from accounts_helpers import PASSWORD, csrf_of, login_token, make_user, sign_in
 from fastapi.testclient import TestClient
 from http_helpers import auth
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 from starlette.requests import Request
 
 from api import examples
-from api.accounts.models import UserSession
+from api.accounts.models import SignInThrottle, UserSession
 from api.accounts.sessions import COOKIE, accounts, session_caller
-from api.accounts.throttle import FREE_ADDRESS_FAILURES, FREE_FAILURES, lock_after
+from api.accounts.throttle import FORGET, FREE_ADDRESS_FAILURES, FREE_FAILURES, lock_after
 from api.app import create_app
 from api.errors import ApiError
 from api.routes.records import get_determination
@@ -247,3 +247,20 @@ def test_admin_creates_user_with_password_shown_once_and_key_shown_once(client):
 
     client.cookies.clear()
     assert sign_in(client, "李四", password).status_code == 303
+
+
+def test_old_failures_are_forgotten_and_leave_the_table(client):
+    """A person who mistypes now and then never builds up a lock, and sprayed names do not pile up."""
+    make_user(client, "张三")
+    store = accounts(client.app)
+    table = SignInThrottle.__table__
+    for _ in range(FREE_FAILURES):
+        assert sign_in(client, "张三", "wrong-password").status_code == 401
+    long_ago = dt.datetime.now(dt.UTC) - FORGET - dt.timedelta(minutes=1)
+    with store.engine.begin() as conn:
+        conn.execute(update(table).values(last_failure_at=long_ago))
+        conn.execute(insert(table).values(subject="name:sprayed", failures=3, last_failure_at=long_ago, locked_until=None))
+    assert sign_in(client, "张三", "wrong-password").status_code == 401  # the 5th failure, but the first in an hour
+    assert sign_in(client, "张三", PASSWORD).status_code == 303
+    with store.engine.connect() as conn:
+        assert conn.execute(select(table.c.subject).where(table.c.subject == "name:sprayed")).first() is None
