@@ -9,13 +9,14 @@ import datetime as dt
 
 import pytest
 from accounts_helpers import PASSWORD, csrf_of, login_token, make_user, sign_in
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from http_helpers import auth
 from sqlalchemy import insert, select, update
 from starlette.requests import Request
 
 from api import examples
-from api.accounts.models import SignInThrottle, UserSession
+from api.accounts.models import SignInThrottle, User, UserSession
 from api.accounts.sessions import COOKIE, accounts, session_caller
 from api.accounts.throttle import FORGET, FREE_ADDRESS_FAILURES, FREE_FAILURES, lock_after
 from api.app import create_app
@@ -264,3 +265,14 @@ def test_old_failures_are_forgotten_and_leave_the_table(client):
     assert sign_in(client, "张三", PASSWORD).status_code == 303
     with store.engine.connect() as conn:
         assert conn.execute(select(table.c.subject).where(table.c.subject == "name:sprayed")).first() is None
+
+
+def test_a_hash_made_at_another_cost_is_redone_at_sign_in(client):
+    user = make_user(client, "张三")
+    assert "m=19456,t=2,p=1" in user.password_hash
+    table = User.__table__
+    with client.app.state.db.begin() as conn:
+        conn.execute(update(table).values(password_hash=PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash(PASSWORD)))
+    assert sign_in(client, "张三").status_code == 303
+    with client.app.state.db.connect() as conn:
+        assert "m=19456,t=2,p=1" in conn.execute(select(table.c.password_hash)).scalar_one()
