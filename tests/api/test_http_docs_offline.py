@@ -15,6 +15,8 @@ _REFS = re.compile(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*["']([^"']+)["
 def test_docs_name_no_outside_host_and_every_asset_answers(client, path):
     r = client.get(path)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    # and the browser is told to load nothing from elsewhere (ReDoc's bundle names a logo on its CDN)
+    assert "default-src 'self'" in r.headers["content-security-policy"]
     html = r.text
     assert not re.search(r"(?i)\b(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html), "an outside host is named"
     refs = {next(g for g in m.groups() if g) for m in _REFS.finditer(html)}

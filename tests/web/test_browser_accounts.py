@@ -70,3 +70,24 @@ def test_sign_in_lands_on_next_page_and_sign_out(served):
             page.screenshot(path=str(ARTIFACTS / "accounts-signed-out.png"), full_page=True)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("path, title", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_api_docs_render_with_nothing_from_another_host(served, path, title):
+    server, _ = served
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            fetched = []
+            page.on("requestfinished", lambda r: fetched.append(r.url))
+            page.goto(server.url + path)
+            heading = page.locator(title).first
+            heading.wait_for(timeout=20_000)
+            assert "jiuzhu 救助 认定服务" in heading.inner_text()
+            page.screenshot(path=str(ARTIFACTS / f"accounts{path.replace('/', '-')}.png"))
+            outside = [u for u in fetched if not u.startswith((server.url, "data:", "blob:"))]
+            assert outside == [] and any(u.endswith(".js") for u in fetched)
+        finally:
+            browser.close()
