@@ -31,6 +31,7 @@ from engine.schema.model import Household
 
 from .routes import evaluate, health, keys, monitoring, records, reference, simulations
 from .routes import responses as errors
+from .web import api_docs
 from .web import pages as web_pages
 
 log = logging.getLogger("jiuzhu.api")
@@ -157,6 +158,8 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by api_docs with local assets instead of FastAPI's CDN links
+        redoc_url=None,
         openapi_tags=[
             {"name": "评估 evaluate", "description": "评估家庭并记录认定结果"},
             {"name": "认定记录 records", "description": "查阅认定记录与一户的历史"},
@@ -179,5 +182,6 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
     ):
         app.include_router(r)
     web_pages.install(app)
+    api_docs.install(app)
     app.openapi = _openapi(app)
     return app

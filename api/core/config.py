@@ -92,6 +92,11 @@ class Settings:
     simulations_per_caller: int = 2
     simulation_timeout_seconds: _Seconds = 1800.0
     reform_check_timeout_seconds: _Seconds = 60.0
+    # People's sign-in sessions (api/accounts/): how long one lasts at most, how long it may sit idle, and
+    # whether the site is served over HTTPS (then the cookie is marked Secure and never sent in clear).
+    session_hours: _Seconds = 12.0
+    session_idle_minutes: _Seconds = 30.0
+    secure_cookies: bool = False
     # The monitor: households whose rule sessions stay in memory, and events applied per turn.
     monitor_sessions: _Count = 2000
     monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
