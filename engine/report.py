@@ -457,7 +457,9 @@ def _appendix_html(rep: Report) -> list[str]:
 _SHEET_CSS = """
 table.decisions { border-collapse: collapse; width: 100%; margin: 2pt 0 4pt; }
 .decisions th, .decisions td { border: 0.5pt solid #666; padding: 2pt 4pt; text-align: left; vertical-align: top; }
-.decisions th { background: #eee; } .decisions td.amount { white-space: nowrap; text-align: right; }
+.decisions th { background: #eee; white-space: nowrap; } .decisions td.amount { white-space: nowrap; text-align: right; }
+.decisions td.status { white-space: nowrap; } .decisions td.name { width: 9em; } .decisions td.who { width: 6em; }
+.decisions tr.status-eligible td.status, .decisions tr.status-gradual_exit td.status { font-weight: bold; }
 .decisions tr { break-inside: avoid; } .decisions .why { padding-left: 0; display: inline; }
 .signatures { display: flex; gap: 12mm; margin-top: 10pt; break-inside: avoid; }
 .signatures div { flex: 1; border-bottom: 0.5pt solid #000; padding-top: 14pt; }
@@ -472,7 +474,8 @@ def render_sheet(rep: Report, *, printed_on: str, appendix: bool = False) -> str
     for lines in (rep.granted, rep.needs_info, rep.refused):
         for ln in lines:
             rows.append(
-                f'<tr class="status-{e(ln.status)}"><td>{e(ln.name)}</td><td>{e(ln.who)}</td><td>{e(ln.status_text)}</td>'
+                f'<tr class="status-{e(ln.status)}"><td class="name">{e(ln.name)}</td><td class="who">{e(ln.who)}</td>'
+                f'<td class="status">{e(ln.status_text)}</td>'
                 f'<td class="amount">{e(ln.amount)}</td><td>{e(ln.why)}</td></tr>'
             )
     parts = [

@@ -23,12 +23,13 @@ from engine import localities
 from engine.report import build_report, render_sheet
 
 from . import household_form as hf
-from .deps import checked_form, page_with
+from .deps import PageForbidden, checked_form, page_with
 from .render import page
 
 router = APIRouter(include_in_schema=False)
 _Evaluator = page_with(Permission.EVALUATE)
 _Reader = page_with(Permission.READ_DETERMINATIONS)
+_ResultReader = page_with(Permission.READ_REFERENCE)  # every role; _record says who may read which record
 
 
 def _today() -> str:
@@ -102,6 +103,11 @@ async def _record(request: Request, caller: Caller, determination_id: str):
     if row is None:
         raise _NotFound()
     m = row._mapping
+    # A window may not browse records, but it reads the result it has just recorded (the API hands it the
+    # same determination in the answer to POST /v1/evaluate).
+    own = Permission.EVALUATE in caller.permissions and m["caller_key_id"] == caller.key_id
+    if Permission.READ_DETERMINATIONS not in caller.permissions and not own:
+        raise PageForbidden(caller, Permission.READ_DETERMINATIONS)
     det = orjson.loads(output_of(m))
     household = orjson.loads(m["input_json"])
     return m, det, household
@@ -118,7 +124,7 @@ def _not_found(request: Request, caller: Caller):
 
 
 @router.get("/determinations/{determination_id}", response_class=HTMLResponse)
-async def result(request: Request, caller: _Reader, determination_id: str):
+async def result(request: Request, caller: _ResultReader, determination_id: str):
     try:
         m, det, household = await _record(request, caller, determination_id)
     except _NotFound:
@@ -134,13 +140,16 @@ async def result(request: Request, caller: _Reader, determination_id: str):
         record=m,
         recorded_at=_local(m["created_at"]),
         history_url="/households/" + quote(m["household_id"], safe=""),
-        members=len(household.get("members", [])),
+        can_history=Permission.READ_DETERMINATIONS in caller.permissions,
     )
 
 
 @router.get("/determinations/{determination_id}/print", response_class=HTMLResponse)
 async def print_view(
-    request: Request, caller: _Reader, determination_id: str, appendix: int = Query(0, ge=0, le=1, description="1：附审核附录")
+    request: Request,
+    caller: _ResultReader,
+    determination_id: str,
+    appendix: int = Query(0, ge=0, le=1, description="1：附审核附录"),
 ):
     try:
         _m, det, household = await _record(request, caller, determination_id)
