@@ -457,12 +457,14 @@ def _appendix_html(rep: Report) -> list[str]:
 _SHEET_CSS = """
 table.decisions { border-collapse: collapse; width: 100%; margin: 2pt 0 4pt; }
 .decisions th, .decisions td { border: 0.5pt solid #666; padding: 2pt 4pt; text-align: left; vertical-align: top; }
-.decisions th { background: #eee; white-space: nowrap; } .decisions td.amount { white-space: nowrap; text-align: right; }
-.decisions td.status { white-space: nowrap; } .decisions td.name { width: 9em; } .decisions td.who { width: 6em; }
+table.decisions { font-size: 9pt; line-height: 1.3; table-layout: fixed; }
+.decisions th { background: #eee; white-space: nowrap; } .decisions td.amount { text-align: right; }
+.decisions col.name { width: 8.5em; } .decisions col.who { width: 5.5em; } .decisions col.status { width: 3.2em; }
+.decisions col.amount { width: 7.5em; } .decisions td.status { white-space: nowrap; }
 .decisions tr.status-eligible td.status, .decisions tr.status-gradual_exit td.status { font-weight: bold; }
 .decisions tr { break-inside: avoid; } .decisions .why { padding-left: 0; display: inline; }
 .signatures { display: flex; gap: 12mm; margin-top: 10pt; break-inside: avoid; }
-.signatures div { flex: 1; border-bottom: 0.5pt solid #000; padding-top: 14pt; }
+.signatures div { flex: 1; border-bottom: 0.5pt solid #000; padding-top: 12pt; }
 """
 
 
@@ -471,7 +473,7 @@ def render_sheet(rep: Report, *, printed_on: str, appendix: bool = False) -> str
     for 申请人 / 经办人 / 审核人, the print date; the review appendix on further pages when asked."""
     e = html.escape
     rows = []
-    for lines in (rep.granted, rep.needs_info, rep.refused):
+    for lines in (rep.granted, rep.needs_info):
         for ln in lines:
             rows.append(
                 f'<tr class="status-{e(ln.status)}"><td class="name">{e(ln.name)}</td><td class="who">{e(ln.who)}</td>'
@@ -487,10 +489,14 @@ def render_sheet(rep: Report, *, printed_on: str, appendix: bool = False) -> str
         f'<p class="meta">申请地：{e(rep.place)}　评估日期：{e(rep.as_of)}　户编号：{e(rep.household_id)}</p>',
         *[f'<p class="note">注：{e(n)}</p>' for n in rep.notes],
         "<h2>一、评估结论</h2>",
-        '<table class="decisions"><thead><tr><th>救助项目</th><th>对象</th><th>结论</th><th>金额</th><th>理由</th></tr></thead>',
+        '<table class="decisions"><colgroup><col class="name"><col class="who"><col class="status"><col class="amount"><col></colgroup><thead><tr><th>救助项目</th><th>对象</th><th>结论</th><th>金额</th><th>理由</th></tr></thead>',
         "<tbody>",
         *rows,
         "</tbody></table>",
+        # refused programs one line each, as on page one of the report: the sheet must stay one A4 page
+        '<ul class="answers">' if rep.refused else "",
+        *[f'<li class="refused"><span class="head">{e(f"✗ {ln.name}（{ln.who}）")}</span>：{e(ln.why)}</li>' for ln in rep.refused],
+        "</ul>" if rep.refused else "",
         f'<h2>二、救助金额合计（同一人不重复计算）</h2><p class="total">每月现金{e(rep.monthly_total)}元</p>',
         *[f"<p>未计入：{e(x)}</p>" for x in rep.not_paid],
     ]

@@ -54,6 +54,7 @@ def served(tmp_path_factory):
             assert r.status_code in (200, 201), r.text
             keys[locality] = r.json()["key"]
         s.keys = keys
+        s.admin = admin
         yield s
     finally:
         s.stop()
@@ -157,10 +158,16 @@ def test_a_family_filled_through_the_form_gets_the_apis_determination(browser, s
     page = _page(browser, served)
     _fill_family(page, "LN-2021-0001")
     _shot(page, "evaluate-filled")
+    page.set_viewport_size({"width": 820, "height": 1180})
+    _shot(page, "evaluate-tablet")
+    page.set_viewport_size({"width": 1366, "height": 768})
     page.click("#submit-evaluate")
     page.wait_for_url(re.compile(r"/determinations/[0-9a-f-]{36}$"))
     determination_id = page.url.rsplit("/", 1)[1]
     _shot(page, "result")
+    page.set_viewport_size({"width": 820, "height": 1180})  # a tablet held upright
+    _shot(page, "result-tablet")
+    page.set_viewport_size({"width": 1366, "height": 768})
 
     stored = _stored(served, determination_id)
     assert stored.status_code == 200
@@ -227,6 +234,21 @@ def test_the_print_view_is_one_a4_page_for_the_family(browser, served, tmp_path)
     page.goto(f"/determinations/{determination_id}/print?appendix=1")
     assert "审核附录" in page.inner_text("body")
     assert len(re.findall(rb"/Type\s*/Page\b", page.pdf(format="A4"))) > 1
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.json")), ids=lambda p: p.stem)
+def test_every_example_of_up_to_4_members_prints_on_one_a4_page(browser, served, path):
+    household = json.loads(path.read_text(encoding="utf-8"))
+    if len(household["members"]) > 4:
+        pytest.skip("the one-page promise is for households of up to 4 members")
+    national = served.admin
+    r = httpx.post(served.url + "/v1/evaluate", json=household, headers={"X-API-Key": national})
+    assert r.status_code == 200, r.text
+    page = browser.new_page()
+    page.set_extra_http_headers({"X-API-Key": national})
+    page.goto(f"{served.url}/determinations/{r.json()['determination_id']}/print")
+    assert len(re.findall(rb"/Type\s*/Page\b", page.pdf(format="A4", print_background=True))) == 1
+    page.close()
 
 
 def test_the_history_shows_what_changed_between_two_evaluations(browser, served):
