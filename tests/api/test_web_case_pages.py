@@ -265,3 +265,13 @@ def test_the_report_splits_what_to_supply_from_what_the_bureau_has_not_configure
     assert rep.supply and all(s.startswith("请补充") for s in rep.supply)
     assert all(s.startswith("本地尚未配置") for s in rep.unconfigured)
     assert rep.next_steps == rep.supply + [f"（窗口）{s}" for s in rep.unconfigured] + [NEXT_STEP]
+
+
+def test_the_result_says_what_the_family_should_supply_apart_from_the_answers(client):
+    key = _key(client, Role.CASEWORKER, "210102")
+    form = {k: v for k, v in FORM.items() if not k.startswith("assets.")}  # assets not known
+    location = client.post("/evaluate", data=form, headers=key, follow_redirects=False).headers["location"]
+    text = client.get(location, headers=key).text
+    supply = text.split('<ul id="supply">', 1)[1].split("</ul>", 1)[0]
+    assert "请补充" in supply and "家庭财产" in supply
+    assert "需补充信息" in text.split('id="answers"', 1)[1].split("</ul>", 1)[0]
