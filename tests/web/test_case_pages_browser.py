@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from served import Served
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -38,8 +39,6 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from served import Served
-
     s = Served(tmp_path_factory.mktemp("case-pages"), workers=1)
     try:
         admin = s.admin_key()
