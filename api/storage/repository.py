@@ -134,6 +134,22 @@ class Repository:
         with self.engine.connect() as conn:
             return list(conn.execute(q.order_by(_DET.c.id.desc()).limit(limit)))
 
+    def recent_households(self, scope: Scope, limit: int = 30, scan: int = 500) -> list:
+        """The households evaluated last within ``scope``, newest first: their latest record each (of
+        the last ``scan`` records, so the page stays cheap however long the history)."""
+        cols = (_DET.c.id, _DET.c.household_id, _DET.c.household_key, _DET.c.locality, _DET.c.as_of, _DET.c.created_at, _DET.c.summary_json)
+        q = select(*cols)
+        if not scope.national:
+            q = q.where(_DET.c.locality.like(scope.prefix + "%"))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(_DET.c.id.desc()).limit(scan))
+            seen: dict[tuple, object] = {}
+            for r in rows:
+                seen.setdefault((r.household_id, r.household_key), r)
+                if len(seen) >= limit:
+                    break
+        return list(seen.values())
+
     def batch_determinations(self, batch_id: str) -> list:
         with self.engine.connect() as conn:
             return list(conn.execute(select(_DET).where(_DET.c.batch_id == batch_id).order_by(_DET.c.batch_index)))

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth.keys import Permission
 
-from . import account_pages
+from . import account_pages, case_pages
 from .deps import CsrfRefused, LoginRequired, PageForbidden, page_with
 from .render import STATIC, page
 
@@ -25,6 +25,7 @@ def install(app: FastAPI) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
     account_pages.install(app)
+    case_pages.install(app)
 
     @app.exception_handler(LoginRequired)
     async def _login(_request: Request, exc: LoginRequired):

@@ -78,6 +78,9 @@ class Report:
     next_steps: list[str]
     disclaimer: str
     appendix: list[dict] = field(default_factory=list)  # {heading, items: [{mark, text, citation}]}
+    # next_steps split by who acts: facts the family can supply, and settings the bureau has not configured
+    supply: list[str] = field(default_factory=list)
+    unconfigured: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,7 +114,8 @@ def build_report(det: dict, household: dict | None = None) -> Report:
         if x.get("reason") == "amount_unknown"  # needs_info and excluded ones are on the answer list already
     ]
     may_apply = _links(det)
-    next_steps = _next_steps(det, who)
+    supply, unconfigured = _missing(det, who)
+    next_steps = supply + [f"（窗口）{s}" for s in unconfigured] + [NEXT_STEP]
     return Report(
         household_id=det["household_id"],
         as_of=det["as_of"],
@@ -128,6 +132,8 @@ def build_report(det: dict, household: dict | None = None) -> Report:
         next_steps=next_steps,
         disclaimer=DISCLAIMER,
         appendix=_appendix(det, who),
+        supply=supply,
+        unconfigured=unconfigured,
     )
 
 
@@ -243,7 +249,7 @@ def _links(det: dict) -> list[dict]:
     return list(seen.values())
 
 
-def _next_steps(det: dict, who: _Namer) -> list[str]:
+def _missing(det: dict, who: _Namer) -> tuple[list[str], list[str]]:
     facts: list[str] = []
     settings: list[str] = []
     for p in det["programs"]:
@@ -256,9 +262,7 @@ def _next_steps(det: dict, who: _Namer) -> list[str]:
                 facts.append(part)
             elif part.startswith("本地尚未配置") and part not in settings:
                 settings.append(part)
-    steps = facts + [f"（窗口）{s}" for s in settings]
-    steps.append(NEXT_STEP)
-    return steps
+    return facts, settings
 
 
 # -- appendix -----------------------------------------------------------------------------
@@ -432,14 +436,86 @@ def render_html(rep: Report) -> str:
         f'<p class="footer">说明：{e(rep.disclaimer)}<br>评估日期：{e(rep.as_of)}　规则版本：{e(rep.ruleset_version)}</p>'
     )
     parts.append("</section>")
-    parts.append('<section class="appendix"><h1>审核附录：逐条规则、取值与依据</h1>')
+    parts += _appendix_html(rep)
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p) + "\n"
+
+
+def _appendix_html(rep: Report) -> list[str]:
+    e = html.escape
+    parts = ['<section class="appendix"><h1>审核附录：逐条规则、取值与依据</h1>']
     for sec in rep.appendix:
         parts.append(f"<h2>{e(sec['heading'])}</h2><ul>")
         for it in sec["items"]:
             cite = f'<div class="cite">依据：{e(it["citation"])}</div>' if it["citation"] else ""
             parts.append(f"<li>{e(it['mark'])}：{e(it['text'])}{cite}</li>")
         parts.append("</ul>")
-    parts.append("</section></body></html>")
+    parts.append("</section>")
+    return parts
+
+
+_SHEET_CSS = """
+table.decisions { border-collapse: collapse; width: 100%; margin: 2pt 0 4pt; }
+.decisions th, .decisions td { border: 0.5pt solid #666; padding: 2pt 4pt; text-align: left; vertical-align: top; }
+table.decisions { font-size: 9pt; line-height: 1.3; table-layout: fixed; }
+.decisions th { background: #eee; white-space: nowrap; } .decisions td.amount { text-align: right; }
+.decisions col.name { width: 8.5em; } .decisions col.who { width: 5.5em; } .decisions col.status { width: 3.2em; }
+.decisions col.amount { width: 7.5em; } .decisions td.status { white-space: nowrap; }
+.decisions tr.status-eligible td.status, .decisions tr.status-gradual_exit td.status { font-weight: bold; }
+.decisions tr { break-inside: avoid; } .decisions .why { padding-left: 0; display: inline; }
+.signatures { display: flex; gap: 12mm; margin-top: 10pt; break-inside: avoid; }
+.signatures div { flex: 1; border-bottom: 0.5pt solid #000; padding-top: 12pt; }
+"""
+
+
+def render_sheet(rep: Report, *, printed_on: str, appendix: bool = False) -> str:
+    """Page one as the sheet the window prints and signs (A4): the answers as a table, signature lines
+    for 申请人 / 经办人 / 审核人, the print date; the review appendix on further pages when asked."""
+    e = html.escape
+    rows = []
+    for lines in (rep.granted, rep.needs_info):
+        for ln in lines:
+            rows.append(
+                f'<tr class="status-{e(ln.status)}"><td class="name">{e(ln.name)}</td><td class="who">{e(ln.who)}</td>'
+                f'<td class="status">{e(ln.status_text)}</td>'
+                f'<td class="amount">{e(ln.amount)}</td><td>{e(ln.why)}</td></tr>'
+            )
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="zh-CN"><head><meta charset="utf-8">',
+        f"<title>社会救助资格评估报告 {e(rep.household_id)}</title><style>{_CSS}{_SHEET_CSS}</style></head><body>",
+        '<section class="page-one">',
+        "<h1>社会救助资格评估报告</h1>",
+        f'<p class="meta">申请地：{e(rep.place)}　评估日期：{e(rep.as_of)}　户编号：{e(rep.household_id)}</p>',
+        *[f'<p class="note">注：{e(n)}</p>' for n in rep.notes],
+        "<h2>一、评估结论</h2>",
+        '<table class="decisions"><colgroup><col class="name"><col class="who"><col class="status"><col class="amount"><col></colgroup><thead><tr><th>救助项目</th><th>对象</th><th>结论</th><th>金额</th><th>理由</th></tr></thead>',
+        "<tbody>",
+        *rows,
+        "</tbody></table>",
+        # refused programs one line each, as on page one of the report: the sheet must stay one A4 page
+        '<ul class="answers">' if rep.refused else "",
+        *[f'<li class="refused"><span class="head">{e(f"✗ {ln.name}（{ln.who}）")}</span>：{e(ln.why)}</li>' for ln in rep.refused],
+        "</ul>" if rep.refused else "",
+        f'<h2>二、救助金额合计（同一人不重复计算）</h2><p class="total">每月现金{e(rep.monthly_total)}元</p>',
+        *[f"<p>未计入：{e(x)}</p>" for x in rep.not_paid],
+    ]
+    if rep.may_apply:
+        parts.append("<h2>三、还可以申请的专项救助</h2><ul>")
+        parts += [f"<li>{e(x['name'])}：{e(x['text'])}</li>" for x in rep.may_apply]
+        parts.append("</ul>")
+    parts.append("<h2>四、下一步</h2><ul>")
+    parts += [f"<li>{e(s)}</li>" for s in rep.next_steps]
+    parts.append("</ul>")
+    parts.append('<div class="signatures"><div>申请人（签字）：</div><div>经办人（签字）：</div><div>审核人（签字）：</div></div>')
+    parts.append(
+        f'<p class="footer">说明：{e(rep.disclaimer)}<br>'
+        f"评估日期：{e(rep.as_of)}　打印日期：{e(printed_on)}　规则版本：{e(rep.ruleset_version)}</p>"
+    )
+    parts.append("</section>")
+    if appendix:
+        parts += _appendix_html(rep)
+    parts.append("</body></html>")
     return "\n".join(p for p in parts if p) + "\n"
 
 

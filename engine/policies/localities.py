@@ -44,6 +44,11 @@ def _table() -> dict[str, Division]:
     return table
 
 
+def divisions() -> list[Division]:
+    """Every division of the code table (not 全国), in code order: what a locality picker offers."""
+    return [d for code, d in sorted(_table().items()) if code != NATIONAL]
+
+
 def division(code: object) -> Division:
     """The division for ``code``; raises LocalityError for malformed or unknown codes."""
     if not isinstance(code, str) or not _CODE_RE.match(code):
