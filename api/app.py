@@ -31,8 +31,8 @@ from .service import Service
 from .settings import Settings
 from .simulation_runner import SimulationRunner
 from .simulation_store import SimulationStore
-from .writer import GroupCommitWriter
 from .web import pages as web_pages
+from .writer import GroupCommitWriter
 from .writer_process import RemoteWriter
 
 log = logging.getLogger("jiuzhu.api")

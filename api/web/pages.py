@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth import Permission
 
+from . import policy_group
 from .deps import CsrfRefused, LoginRequired, PageForbidden, page_with
 from .render import STATIC, page
 
@@ -23,6 +24,7 @@ def install(app: FastAPI) -> None:
     """Mount the pages, their static files, and the handlers that answer a browser in HTML."""
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    app.include_router(policy_group.router)  # 预警、政策、模拟
 
     @app.exception_handler(LoginRequired)
     async def _login(_request: Request, exc: LoginRequired):
