@@ -180,6 +180,7 @@ async def simulation_page(request: Request, caller: Simulator, simulation_id: st
     m = row._mapping
     position = await run_in_threadpool(store.queue_position, m["id"]) if m["status"] == QUEUED else None
     job = _body(m, position)
+    job["reform"]["changes"] = [_readable(request, c) for c in job["reform"].get("changes", [])]
     result = job["result"]
     brief = None
     if result is not None:
@@ -202,6 +203,13 @@ async def simulation_page(request: Request, caller: Simulator, simulation_id: st
         brief=brief,
         files=files,
     )
+
+
+def _readable(request: Request, change: str) -> str:
+    """``dibao.standard.urban × 1.2，…`` as people read it: the parameter's label instead of its key."""
+    key, sep, rest = change.partition(" ")
+    spec = request.app.state.engine.policies.schema.get(key)
+    return f"{spec.label}{sep}{rest}" if spec is not None else change
 
 
 def _size(n: int | None) -> str:
