@@ -67,7 +67,7 @@ def test_a_locality_is_found_by_its_name_and_an_ambiguous_one_offers_candidates(
 def test_a_parameters_history_lists_its_periods_with_their_sources(app):
     r = app.get("/policy/parameters/dibao.standard.urban?locality=210102", headers=_h(app.keys["window"]))
     assert r.status_code == 200
-    periods = re.findall(r"<td>(\d{4}-\d{2}-\d{2}) 起", r.text)
+    periods = re.findall(r"<td class=\"date\">(\d{4}-\d{2}-\d{2}) 起", r.text)
     assert len(periods) >= 2 and periods == sorted(periods)
     assert "至今" in r.text and "《" in r.text
     assert app.get("/policy/parameters/no.such?locality=210102", headers=_h(app.keys["window"])).status_code == 404
