@@ -13,13 +13,14 @@ import datetime as dt
 import re
 import time
 from pathlib import Path as FsPath
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from api.auth.keys import Permission
+from api.auth.keys import Caller, Permission
 from api.core.errors import ApiError, not_found
 from api.core.openapi_docs import errors
 from api.evaluation.records import idempotency_key, iso
@@ -31,6 +32,7 @@ from api.simulations.schemas import PopulationList, SimulationList, SimulationOu
 from api.simulations.store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
 from api.storage.ids import uuid7
 from api.storage.repository import as_utc
+from api.web.browser_auth import key_or_session_with
 
 from .deps import body as read_request_body
 from .deps import caller_with
@@ -38,6 +40,8 @@ from .responses import json_response
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)
+# files are opened from links in a browser: the workbench session is accepted besides the key header
+_Downloader = key_or_session_with(Permission.SIMULATE)
 
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 MAX_WAIT_SECONDS = 60
@@ -194,30 +198,43 @@ def _reused() -> ApiError:
 )
 async def submit(request: Request, caller: _Simulator) -> Response:
     state = request.app.state
-    store = _store(request)
     # only its keyed hash is looked up and stored
     idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
     body = await read_request_body(request, state.settings.max_body_bytes)
-    checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
     try:
-        req = await checker.parse(body)
+        m, replayed = await enqueue(request, caller, body, idem)
     except RequestInvalid as e:
         return json_response({"errors": e.errors}, 422)
+    if replayed:
+        return await _job_response(request, m, 202 if m["status"] in (QUEUED, RUNNING) else 201, {"Idempotent-Replayed": "true"})
+    wait = _prefer_wait(request)
+    if wait:
+        m = await _wait_for(request, m["id"], wait) or m
+        if m["status"] in (DONE, FAILED):
+            return await _job_response(request, m, 201, {"Preference-Applied": f"wait={wait}"})
+    return await _job_response(request, m, 202)
+
+
+async def enqueue(request: Request, caller: Caller, body: bytes, idem: str | None = None) -> tuple[Any, bool]:
+    """Read, check and queue a simulation request body (the API's and the workbench form's): returns the
+    job's row mapping and whether it is an idempotent replay of an earlier submission. Raises
+    ``RequestInvalid`` (422 with the fields named) or ``ApiError``; nothing is queued then."""
+    state = request.app.state
+    store = _store(request)
+    checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
+    req = await checker.parse(body)
     population = await run_in_threadpool(populations.find, state.settings.populations_path, req.population, caller.scope.code)
     req_hash = req.request_hash()
     if idem is not None:
         prior = await run_in_threadpool(store.by_idempotency, caller.key_id, idem)
         if prior is not None:
-            return await _replay(request, prior, req_hash)
+            return _replayed(prior._mapping, req_hash), True
     per_caller = state.settings.simulations_per_caller
     held = await run_in_threadpool(store.held, caller.key_id)
     if held >= per_caller:  # before spending a reform check on it (submit counts again, under a lock)
         raise _queue_full(per_caller, held)
     async with state.reform_checks:  # a reform check loads a rule book (~0.5 s of CPU): one at a time per worker
-        try:
-            info = await checker.check(req, state.simulation_home)
-        except RequestInvalid as e:
-            return json_response({"errors": e.errors}, 422)
+        info = await checker.check(req, state.simulation_home)
     row = {
         "id": uuid7(),
         "status": QUEUED,
@@ -244,15 +261,9 @@ async def submit(request: Request, caller: _Simulator) -> Response:
     except Exception:
         raise ApiError(503, "(database)", "数据库暂不可用，试算未提交，请稍后重试", "database unavailable: nothing queued, retry later", "unavailable") from None
     if replayed:
-        return await _replay(request, stored, req_hash)
+        return _replayed(stored._mapping, req_hash), True
     state.simulation_runner.nudge()
-    wait = _prefer_wait(request)
-    m = stored._mapping
-    if wait:
-        m = await _wait_for(request, m["id"], wait) or m
-        if m["status"] in (DONE, FAILED):
-            return await _job_response(request, m, 201, {"Preference-Applied": f"wait={wait}"})
-    return await _job_response(request, m, 202)
+    return stored._mapping, False
 
 
 def _queue_full(limit: int, held: int) -> ApiError:
@@ -266,11 +277,10 @@ def _queue_full(limit: int, held: int) -> ApiError:
     )
 
 
-async def _replay(request: Request, prior, req_hash: str) -> Response:
-    m = prior._mapping
+def _replayed(m, req_hash: str):
     if m["request_hash"] != req_hash:
         raise _reused()
-    return await _job_response(request, m, 202 if m["status"] in (QUEUED, RUNNING) else 201, {"Idempotent-Replayed": "true"})
+    return m
 
 
 async def _wait_for(request: Request, job_id: str, seconds: int):
@@ -337,7 +347,7 @@ async def get_simulation(
 )
 async def get_file(
     request: Request,
-    caller: _Simulator,
+    caller: _Downloader,
     simulation_id: str = Path(pattern=ID_PATTERN, description="试算编号"),
     name: str = Path(max_length=64, description="文件名，如 report.html", examples=["report.html"]),
 ) -> Response:

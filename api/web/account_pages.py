@@ -16,9 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from api.accounts import passwords
-from api.accounts.sessions import COOKIE, accounts, clear_session_cookie, session_caller, set_session_cookie
 from api.accounts.store import AccountError
 from api.auth.keys import ROLE_LABELS, Caller, Permission, Role, Scope
+from api.web.session import COOKIE, accounts, clear_session_cookie, session_caller, set_session_cookie
 from engine.policies.localities import LocalityError, full_name
 
 from .deps import checked_form, page_with

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.auth.keys import Permission
 
-from . import account_pages, case_pages
+from . import account_pages, case_pages, policy_group
 from .deps import CsrfRefused, LoginRequired, PageForbidden, page_with
 from .render import STATIC, page
 
@@ -26,6 +26,7 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
     account_pages.install(app)
     case_pages.install(app)
+    app.include_router(policy_group.router)  # 预警、政策、模拟
 
     @app.exception_handler(LoginRequired)
     async def _login(_request: Request, exc: LoginRequired):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from html import escape
 
+from . import briefing
+
 W, H = 760, 300
 PAD_L, PAD_R, PAD_T, PAD_B = 64, 20, 30, 46
 COLORS = {"baseline": "#7f8c8d", "reform": "#c0392b", "bar": "#5b8db8", "bar2": "#e67e22"}
@@ -17,15 +19,21 @@ LINE_NAMES = {"dibao": "低保标准", "dibao_edge": "低保边缘线"}
 AREA_NAMES = {"urban": "城市", "rural": "农村"}
 
 
-def _nice(v: float) -> float:
-    if v <= 0:
-        return 1.0
+def ticks(hi: float, target: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values from 0 to at least ``hi``: steps of 1, 2 or 5 × 10^k (``integer``: counts, step >= 1),
+    so the labels read 0, 200, 400 … rather than 0, 387, 774 or a count of 1.25 shown as 1."""
+    hi = hi if hi > 0 else 1.0
+    raw = hi / target
+    e = 10 ** math.floor(math.log10(raw))
+    step = next(m * e for m in (1, 2, 5, 10) if raw <= m * e)
+    if integer:
+        step = max(1.0, math.ceil(step))
+    n = math.ceil(hi / step - 1e-9)
+    return [round(k * step, 10) for k in range(n + 1)]
 
-    e = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
-        if v <= m * e:
-            return m * e
-    return 10 * e
+
+def _label(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:,g}"
 
 
 def histogram_svg(area: str, h: dict) -> str:
@@ -33,7 +41,8 @@ def histogram_svg(area: str, h: dict) -> str:
     if not counts:
         return ""
     x0, x1 = edges[0], edges[-1]
-    ymax = _nice(max(counts) or 1)
+    yticks = ticks(max(counts) or 1, 4, integer=True)
+    ymax = yticks[-1]
     iw, ih = W - PAD_L - PAD_R, H - PAD_T - PAD_B
 
     def sx(x: float) -> float:
@@ -48,13 +57,13 @@ def histogram_svg(area: str, h: dict) -> str:
         out.append(
             f'<rect x="{xa:.1f}" y="{sy(c):.1f}" width="{max(xb - xa - 1, 0.5):.1f}" height="{sy(0) - sy(c):.1f}" fill="{COLORS["bar"]}"/>'
         )
-    for k in range(5):
-        y = ymax * k / 4
+    for y in yticks:
         out.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11">{int(y)}</text>')
-    for k in range(6):
-        x = x0 + (x1 - x0) * k / 5
-        out.append(f'<text x="{sx(x):.1f}" y="{H - PAD_B + 16}" text-anchor="middle" font-size="11">{x:.0f}</text>')
+        out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11">{_label(y)}</text>')
+    for x in ticks(x1, 6):
+        if x0 <= x <= x1:
+            out.append(f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{sy(0):.1f}" y2="{sy(0) + 4:.1f}" stroke="#555"/>')
+            out.append(f'<text x="{sx(x):.1f}" y="{H - PAD_B + 16}" text-anchor="middle" font-size="11">{_label(x)}</text>')
     out.append(f'<text x="{PAD_L + iw / 2}" y="{H - 8}" text-anchor="middle" font-size="12">家庭人均月收入（元）</text>')
     out.append(
         f'<text x="14" y="{PAD_T + ih / 2}" transform="rotate(-90 14 {PAD_T + ih / 2})" text-anchor="middle" font-size="12">户数</text>'
@@ -70,7 +79,11 @@ def histogram_svg(area: str, h: dict) -> str:
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_T}" y2="{sy(0):.1f}" stroke="{color}" stroke-width="2" stroke-dasharray="{dash}"/>'
             )
             name = f"{'现行' if label == 'baseline' else '改革后'}{LINE_NAMES.get(kind, kind)} {value:.2f}"
-            out.append(f'<text x="{x + 4:.1f}" y="{PAD_T + 12 + 13 * row}" font-size="11" fill="{color}">{escape(name)}</text>')
+            # a white halo keeps the label readable over the bars
+            out.append(
+                f'<text x="{x + 4:.1f}" y="{PAD_T + 12 + 13 * row}" font-size="11" fill="{color}" stroke="#fff" stroke-width="3" '
+                f'paint-order="stroke">{escape(name)}</text>'
+            )
             row += 1
     out.append("</svg>")
     title = f"{AREA_NAMES.get(area, area)}家庭人均月收入分布（{h['households']} 户"
@@ -91,7 +104,8 @@ def cost_svg(cost: dict, names: dict[str, str]) -> str:
     vals = [(code, float(c["baseline_monthly"]), float(c["reform_monthly"])) for code, c in items]
     if not vals:
         return ""
-    vmax = _nice(max(max(b, r) for _c, b, r in vals) / 10000)
+    vticks = ticks(max(max(b, r) for _c, b, r in vals) / 10000, 4)
+    vmax = vticks[-1]
     iw, ih = W - PAD_L - PAD_R, H - PAD_T - PAD_B
     group = iw / len(vals)
     bw = min(60.0, group / 3)
@@ -100,10 +114,9 @@ def cost_svg(cost: dict, names: dict[str, str]) -> str:
         return PAD_T + ih - y / vmax * ih
 
     out = [f'<svg viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="各项目月支出">']
-    for k in range(5):
-        y = vmax * k / 4
+    for y in vticks:
         out.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#ddd"/>')
-        out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11">{y:g}</text>')
+        out.append(f'<text x="{PAD_L - 6}" y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11">{_label(y)}</text>')
     for i, (code, b, r) in enumerate(vals):
         cx = PAD_L + group * (i + 0.5)
         for j, (v, color) in enumerate(((b, COLORS["baseline"]), (r, COLORS["bar2"]))):
@@ -154,43 +167,48 @@ def report_html(d: dict) -> str:
         f"规则版本：现行 <code>{escape(d['baseline_version'][:19])}…</code>，改革后 <code>{escape(d['reform_version'][:19])}…</code></p>"
     )
     t = d["total_cost"]
+    parts.append(f"<p class='headline'><b>{escape(briefing.headline(d))}</b></p>")
     parts.append(
-        f"<p><b>月支出合计</b>：现行 {t['baseline_monthly']} 元，改革后 {t['reform_monthly']} 元，"
-        f"每月变化 {t['change_monthly']} 元，全年变化 {t['change_annual']} 元。</p>"
+        f"<p><b>年支出合计</b>（按月发放的 ×12，另加按学年发放的）：现行 {briefing.wan(t['baseline_annual'])} 万元，"
+        f"改革后 {briefing.wan(t['reform_annual'])} 万元，变化 {briefing.wan(t['change_annual'], signed=True)} 万元。</p>"
     )
+    unpriced = [r for r in briefing.cost_rows(d) if r["unpriced"]]
+    if unpriced:
+        parts.append(
+            "<p class='warn'>标准未配置：" + "；".join(f"{escape(r['program'])} {r['unpriced']:,} {r['unit']}符合条件但无法计算金额" for r in unpriced)
+            + "。这些金额未计入支出（不是 0 元）。</p>"
+        )
     for area, h in d.get("histogram", {}).items():
         parts.append(histogram_svg(area, h))
     parts.append(cost_svg(d["cost"], names))
-    parts.append("<h2>人数（户或人）</h2><table><tr><th>项目</th><th>状态</th><th>现行</th><th>改革后</th><th>变化</th></tr>")
-    for p in d["programs"]:
-        for status, v in d["counts"][p["code"]].items():
-            if v["baseline"] or v["reform"]:
-                unit = "人" if p["scope"] == "member" else "户"
-                parts.append(
-                    f"<tr><td>{escape(p['name'])}（{unit}）</td><td>{status}</td><td>{v['baseline']}</td>"
-                    f"<td>{v['reform']}</td><td>{v['reform'] - v['baseline']:+d}</td></tr>"
-                )
-    parts.append(
-        "</table><h2>支出（元，按实际发放：不重复享受的不计）</h2><table><tr><th>项目</th><th>发放方式</th><th>现行</th><th>改革后</th><th>变化</th><th>年变化</th></tr>"
-    )
-    kinds = {"monthly": "每月", "annual": "每学年", "one_off": "一次性", "in_kind": "服务（每月折合）"}
-    for code, c in d["cost"].items():
-        k = c["pays"]
-        if k == "monthly":
-            row = (c["baseline_monthly"], c["reform_monthly"], c["change_monthly"], c["change_annual"])
-        elif k == "annual":
-            row = (c["baseline_annual"], c["reform_annual"], c["change_annual"], c["change_annual"])
-        elif k == "one_off":
-            row = (c["baseline_one_off"], c["reform_one_off"], c["change_one_off"], "—")
-        elif k == "in_kind":
-            row = (c["baseline_monthly_services"], c["reform_monthly_services"], c["change_monthly_services"], "—")
-        else:
-            continue
+    parts.append("<h2>人数（户或人）</h2><table><tr><th>项目</th><th>结论</th><th>现行</th><th>改革后</th><th>变化</th></tr>")
+    for r in briefing.count_rows(d):
         parts.append(
-            f"<tr><td>{escape(names.get(code, code))}</td><td>{kinds.get(k, k)}</td>"
-            + "".join(f"<td>{x}</td>" for x in row)
-            + "</tr>"
+            f"<tr><td>{escape(r['program'])}（{r['unit']}）</td><td>{escape(r['status_zh'])}</td><td>{r['baseline']:,}</td>"
+            f"<td>{r['reform']:,}</td><td>{r['change']:+,}</td></tr>"
         )
+    parts.append(
+        "</table><h2>支出（万元/年，按实际发放：不重复享受的不计）</h2>"
+        "<table><tr><th>项目</th><th>发放方式</th><th>现行</th><th>改革后</th><th>变化</th></tr>"
+    )
+    for r in briefing.cost_rows(d):
+        if r["unpriced"]:
+            cells = f"<td colspan='3' class='warn'>标准未配置：{r['unpriced']:,} {r['unit']}无法计算金额，未计入</td>"
+        else:
+            cells = f"<td>{r['baseline']}</td><td>{r['reform']}</td><td>{r['change']}</td>"
+        parts.append(f"<tr><td>{escape(r['program'])}</td><td>{escape(r['pays'])}</td>{cells}</tr>")
+    localities = briefing.locality_rows(d)
+    if localities:
+        parts.append(
+            "</table><h2>分地区（低保户数；年支出，万元）</h2><table><tr><th>地区</th><th>低保户 现行</th><th>改革后</th>"
+            "<th>变化</th><th>年支出 现行</th><th>改革后</th><th>变化</th></tr>"
+        )
+        for p in localities:
+            for r, indent in [(p, ""), *((c, "　") for c in p["counties"] if c["code"] != p["code"])]:
+                parts.append(
+                    f"<tr><td>{indent}{escape(r['name'])}</td><td>{r['baseline']:,}</td><td>{r['reform']:,}</td><td>{r['change']:+,}</td>"
+                    f"<td>{r['baseline_cost']}</td><td>{r['reform_cost']}</td><td>{r['change_cost']}</td></tr>"
+                )
     parts.append("</table><h2>受影响的户</h2><table><tr><th>项目</th><th>新纳入</th><th>退出</th><th>金额变化</th></tr>")
     for p in d["programs"]:
         code = p["code"]

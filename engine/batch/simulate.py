@@ -67,6 +67,10 @@ class SimulationResult:
     amount_changes: dict[str, int] = field(default_factory=dict)  # program -> granted both times, amount differs
     status_changes: dict[str, int] = field(default_factory=dict)  # program -> any change of status
     histogram: dict[str, dict] = field(default_factory=dict)  # area -> {edges, counts, thresholds}
+    # locality code -> program -> [baseline granted, reform granted, baseline fen, reform fen]
+    by_locality: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # program -> {baseline, reform}: granted, but no amount (a standard is not configured where they live)
+    unpriced: dict[str, dict[str, int]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -118,9 +122,22 @@ class SimulationResult:
             "amount_changes": self.amount_changes,
             "status_changes": self.status_changes,
             "histogram": self.histogram,
+            "unpriced": {c: v for c, v in self.unpriced.items() if pays.get(c, "monthly") != "none" and (v["baseline"] or v["reform"])},
+            "by_locality": self._by_locality(pays),
             "files": self.files,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
+
+    def _by_locality(self, pays: dict[str, str]) -> dict[str, dict]:
+        """Per household locality: each program's granted count and what it pays (in yuan), before and after."""
+        out = {}
+        for loc in sorted(self.by_locality):
+            progs = {}
+            for code, (gb, gr, cb, cr) in self.by_locality[loc].items():
+                if gb or gr or cb or cr:
+                    progs[code] = {"baseline": gb, "reform": gr, "pays": pays.get(code, "monthly"), **_compared("amount", cb, cr)}
+            out[loc] = progs
+        return out
 
     def report_text(self) -> str:
         d = self.to_dict()
@@ -226,6 +243,7 @@ def compare_population(
     for code in programs:
         result.counts[code] = {s: {"baseline": 0, "reform": 0} for s in STATUS_NAMES.values()}
         result.cost_cents[code] = {"baseline": 0, "reform": 0}
+        result.unpriced[code] = {"baseline": 0, "reform": 0}
     hist = _Histogram()
     changes: list[pa.Table] = []
     out = Path(out_dir) if out_dir is not None else None
@@ -242,6 +260,9 @@ def compare_population(
         evaluate_s += time.perf_counter() - t
         result.households += part.H
         result.members += part.M
+        loc_codes, loc_of_h = np.unique(np.broadcast_to(np.asarray(part.hcols["locality"].v), (part.H,)), return_inverse=True)
+        loc_of_m = np.repeat(loc_of_h, part.sizes())
+        loc_names = [interner.text(int(c)) or "?" for c in loc_codes.tolist()]
         for code, prog in programs.items():
             member = prog["scope"] == "member"
             tb = _take(rb, be_b, code, member)
@@ -259,6 +280,9 @@ def compare_population(
             paid_r = np.where(pr_ & ~nr, cr, 0)
             result.cost_cents[code]["baseline"] += int(paid_b.sum())
             result.cost_cents[code]["reform"] += int(paid_r.sum())
+            result.unpriced[code]["baseline"] += int((gb & pb_ & nb).sum())
+            result.unpriced[code]["reform"] += int((gr & pr_ & nr).sum())
+            _add_by_locality(result.by_locality, code, loc_names, loc_of_m if member else loc_of_h, gb, gr, paid_b, paid_r)
             gain, loss = gr & ~gb, gb & ~gr
             amount = gb & gr & (paid_b != paid_r)
             result.gains[code] = result.gains.get(code, 0) + int(gain.sum())
@@ -275,6 +299,22 @@ def compare_population(
     if out is not None:
         _write(out, result, changes)
     return result
+
+
+def _add_by_locality(acc: dict, code: str, names: list[str], where: np.ndarray, gb, gr, paid_b, paid_r) -> None:
+    n = len(names)
+    sums = (_sum_by(where, gb, n), _sum_by(where, gr, n), _sum_by(where, paid_b, n), _sum_by(where, paid_r, n))
+    for i, name in enumerate(names):
+        slot = acc.setdefault(name, {}).setdefault(code, [0, 0, 0, 0])
+        for k in range(4):
+            slot[k] += int(sums[k][i])
+
+
+def _sum_by(where: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Exact integer sums per group (np.bincount's float weights would round large fen totals)."""
+    out = np.zeros(n, np.int64)
+    np.add.at(out, where, values.astype(np.int64))
+    return out
 
 
 def _take(res, be: BatchEvaluator, code: str, member: bool):

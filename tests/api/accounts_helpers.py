@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from api.accounts.sessions import accounts
 from api.auth.keys import Role, Scope
+from api.web.session import accounts
 
 PASSWORD = "correct-horse-42"
 

@@ -16,13 +16,13 @@ from sqlalchemy import insert, select, update
 from starlette.requests import Request
 
 from api.accounts.models import SignInThrottle, User, UserSession
-from api.accounts.sessions import COOKIE, accounts, session_caller
 from api.accounts.throttle import FORGET, FREE_ADDRESS_FAILURES, FREE_FAILURES, lock_after
 from api.app import create_app
 from api.core import examples
 from api.core.errors import ApiError
 from api.routes.records import get_determination
 from api.web.account_pages import safe_next
+from api.web.session import COOKIE, accounts, session_caller
 
 
 def _session_cookie(response) -> str:
