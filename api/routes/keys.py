@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
+from api.auth import admin as service
 from api.auth.keys import Permission
 from api.core.openapi_docs import errors
 from api.evaluation.schemas import KeyCreate, KeyCreated, KeyOut
 
-from ..keyadmin import service
 from .deps import caller_with
 
 router = APIRouter(prefix="/v1/keys", tags=["密钥 keys"])
