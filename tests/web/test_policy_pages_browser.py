@@ -2,10 +2,9 @@
 uvicorn on a loopback port: an alert acknowledged, a parameter browsed, a small simulation run, its
 briefing read and its files downloaded.
 
-People's sign-in is another branch's work (api/accounts); until it is merged the workbench knows only key
-headers, so this module stands in a test session: a cookie holding an API key, read by the same
-``session_caller`` hook the real sessions plug into. The download links get no key header from the
-browser: only the session lets them through (they answered 401 before).
+People sign in through the real sign-in page (api/accounts): every form post carries the session's CSRF
+token. The download links get no key header from the browser: only the session lets them through (they
+answered 401 before).
 Screenshots go to test-artifacts/ (not committed).
 """
 
@@ -27,9 +26,9 @@ uvicorn = pytest.importorskip("uvicorn")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
 from api.app import create_app  # noqa: E402
-from api.auth.keys import Role, Scope, hash_key  # noqa: E402
+from api.auth.keys import Role, Scope  # noqa: E402
 from api.core.config import Settings  # noqa: E402
-from api.web import browser_auth, deps  # noqa: E402
+from api.web.session import accounts  # noqa: E402
 from engine.batch import synth  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,7 +43,7 @@ ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-COOKIE = "jiuzhu_test_session"
+PASSWORD = "correct-horse-42"
 POPULATION = "liaoning-small"
 
 pytestmark = pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian's chromium is not installed (bash .ci/browser.sh)")
@@ -90,15 +89,9 @@ def served(tmp_path_factory, engine):
     settings = Settings(data_dir=tmp, populations_dir=pops, simulations_dir=tmp / "simulations", simulation_poll_seconds=0.2)
     app = create_app(settings, rules=engine)
 
-    async def session_caller(request):
-        key = request.cookies.get(COOKIE)
-        return await request.app.state.keys.get(hash_key(key)) if key else None
-
     mp = pytest.MonkeyPatch()
     mp.delenv("JIUZHU_WRITER_SOCKET", raising=False)
     mp.delenv("JIUZHU_MONITOR_SOCKET", raising=False)
-    mp.setattr(deps, "session_caller", session_caller)
-    mp.setattr(browser_auth, "session_caller", session_caller)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -113,6 +106,9 @@ def served(tmp_path_factory, engine):
         "caseworker_210102": repo.create_key("和平区经办", Role.CASEWORKER, Scope.of("210102"))[1],
         "policy": repo.create_key("省厅政策处", Role.POLICY, Scope.of("210000"))[1],
     }
+    people = accounts(app)
+    people.create_user("和平区经办", Role.CASEWORKER, Scope.of("210102"), PASSWORD)
+    people.create_user("省厅政策处", Role.POLICY, Scope.of("210000"), PASSWORD)
     try:
         yield f"http://127.0.0.1:{port}", keys
     finally:
@@ -130,10 +126,16 @@ def browser():
         b.close()
 
 
-def _signed_in(browser, url: str, key: str):
-    """A browser context of a person signed in (the test session cookie), at 1366×768, no key header."""
+def _signed_in(browser, url: str, name: str):
+    """A browser context of a person signed in through the sign-in page, at 1366×768, no key header."""
     ctx = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN", accept_downloads=True)
-    ctx.add_cookies([{"name": COOKIE, "value": key, "url": url, "httpOnly": True, "sameSite": "Lax"}])
+    page = ctx.new_page()
+    page.goto(f"{url}/login")
+    page.get_by_label("用户名").fill(name)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url(f"{url}/")
+    page.close()
     return ctx
 
 
@@ -147,7 +149,7 @@ def test_an_alert_is_acknowledged(served, browser):
     )
     assert r.status_code == 200, r.text
     alert = r.json()["alerts"][0]
-    ctx = _signed_in(browser, url, keys["caseworker_210102"])
+    ctx = _signed_in(browser, url, "和平区经办")
     page = ctx.new_page()
     page.goto(f"{url}/alerts")
     card = page.locator(f"#alert-{alert['alert_id']}")
@@ -169,8 +171,8 @@ def test_an_alert_is_acknowledged(served, browser):
 
 
 def test_a_parameter_is_browsed(served, browser):
-    url, keys = served
-    ctx = _signed_in(browser, url, keys["caseworker_210102"])
+    url, _keys = served
+    ctx = _signed_in(browser, url, "和平区经办")
     page = ctx.new_page()
     page.goto(f"{url}/policy")
     page.get_by_label("地区（输入名称或代码搜索）").fill("辽宁省沈阳市和平区")
@@ -191,8 +193,8 @@ def test_a_parameter_is_browsed(served, browser):
 
 
 def test_a_small_simulation_runs_and_its_report_and_files_open(served, browser):
-    url, keys = served
-    ctx = _signed_in(browser, url, keys["policy"])
+    url, _keys = served
+    ctx = _signed_in(browser, url, "省厅政策处")
     page = ctx.new_page()
     page.goto(f"{url}/simulations")
     page.get_by_label("人口数据").select_option(POPULATION)
