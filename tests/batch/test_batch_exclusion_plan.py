@@ -59,3 +59,25 @@ def test_a_changed_plan_changes_both_executors(engine, monkeypatch):
     assert moved, "the changed plan should change who is paid in some household"
     # the batch executor follows the changed plan: it still matches the single one everywhere
     assert compare_parsed(engine, hs, be) == []
+
+
+def test_each_executor_reads_the_plan_fields_not_the_list_order(engine, monkeypatch):
+    """Only the fields change (keep rule; which member programs outrank the household one), not the order."""
+
+    def field_change(s: Exclusion) -> Exclusion:
+        if s.kind == "mixed":
+            return dataclasses.replace(s, members_before=s.members_after, members_after=s.members_before)
+        return dataclasses.replace(s, keep={"first": "higher_amount", "higher_amount": "first"}[s.keep])
+
+    hs = _households()
+    before = {h["household_id"]: single_outcomes(engine.evaluate(h)) for h in hs}
+    changed = ExclusionPlan(tuple(field_change(s) for s in engine.book.interactions))
+    monkeypatch.setattr(engine.book, "interactions", changed)
+    after = {h["household_id"]: single_outcomes(engine.evaluate(h)) for h in hs}
+    moved = {k for k in before if before[k] != after[k]}
+    assert moved
+    # the mixed step alone moves some household (tekun no longer outranks dibao)
+    assert any(
+        before[k].get(("dibao", None), (0, 0, 0, None))[3] != after[k].get(("dibao", None), (0, 0, 0, None))[3] for k in moved
+    )
+    assert compare_parsed(engine, hs, BatchEvaluator(engine, threads=1)) == []
