@@ -18,6 +18,12 @@ The stage runs after every program has been decided and works on the program
 result dicts only: the loser keeps its status (the person *is* eligible) and
 gets ``"paid": false`` and ``"excluded_by"``; every program of a resolved
 conflict gets a reason of kind ``interaction`` saying which one is paid and why.
+
+Loading lowers the file, once, into a frozen :class:`ExclusionPlan`: every choice
+(the order of the groups, which program outranks which, the keep rule, ties,
+unknown amounts, household-versus-member conflicts) is a field of the plan.
+:func:`apply_exclusions` (one household) and the columnar ``Plan`` (batches) both
+execute that plan object and decide nothing of their own.
 """
 
 from __future__ import annotations
@@ -38,22 +44,93 @@ GRANTED = frozenset({"eligible", "gradual_exit"})
 _PD_NOTE = "项目默认值，待地方确认"
 
 
-@dataclass
+# what wins when the keep rule cannot choose: "first" = the earliest granted program of ``programs``
+FALLBACK = ("first",)
+
+
+@dataclass(frozen=True)
 class Exclusion:
+    """One lowered group of ``rules/interactions.yaml``: who is paid when several are granted."""
+
     id: str
     title: str
-    programs: list[str]
-    keep: str
+    programs: tuple[str, ...]  # in rank order: earlier outranks later
+    keep: str  # first | higher_amount
     citation: str
     project_default: bool
     file: str
     line: int
     kind: str  # the scopes of its programs: household, member or mixed
     household_amount: str = "includes_covered"
+    tie: str = "first"  # higher_amount with equal amounts keeps ...
+    unknown: str = "first"  # higher_amount with an amount unknown (standard unconfigured) keeps ...
+    household: str | None = None  # mixed: the group's one household program
+    members_before: tuple[str, ...] = ()  # mixed: member programs that outrank the household program
+    members_after: tuple[str, ...] = ()  # mixed: member programs the household program outranks
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP or self.tie not in FALLBACK or self.unknown not in FALLBACK:
+            raise ValueError(f"{self.id}: keep/tie/unknown outside {KEEP}/{FALLBACK}")
+        if self.household_amount not in HOUSEHOLD_AMOUNT:
+            raise ValueError(f"{self.id}: household_amount outside {HOUSEHOLD_AMOUNT}")
 
 
-def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
-    """Read and check the ``module: interactions`` file (``book`` is the RuleBook loading it)."""
+@dataclass(frozen=True)
+class ExclusionPlan:
+    """Every exclusion of the rule book, in the order they are resolved (file order)."""
+
+    steps: tuple[Exclusion, ...] = ()
+
+    def __iter__(self):
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+
+def lower(
+    xid: str,
+    title: str,
+    programs: list[str],
+    keep: str,
+    citation: str,
+    project_default: bool,
+    file: str,
+    line: int,
+    scopes: dict[str, str],
+    household_amount: str = "includes_covered",
+) -> Exclusion:
+    """The one place that turns a checked exclusion into its plan step (``scopes``: program -> scope)."""
+    kinds = {scopes[p] for p in programs}
+    kind = "mixed" if len(kinds) > 1 else next(iter(kinds))
+    household = before = after = None
+    if kind == "mixed":
+        household = next(p for p in programs if scopes[p] == "household")
+        h = programs.index(household)
+        before = tuple(p for p in programs[:h] if scopes[p] == "member")
+        after = tuple(p for p in programs[h + 1 :] if scopes[p] == "member")
+    return Exclusion(
+        xid,
+        title,
+        tuple(programs),
+        keep,
+        citation,
+        project_default,
+        file,
+        line,
+        kind,
+        household_amount,
+        household=household,
+        members_before=before or (),
+        members_after=after or (),
+    )
+
+
+def load_interactions(book: Any, rel: str, d: LineDict) -> ExclusionPlan:
+    """Read and check the ``module: interactions`` file (``book`` is the RuleBook loading it) and lower it."""
     out: list[Exclusion] = []
     allowed_top = {"module", "name", "description", "exclusions"}
     for k in d:
@@ -62,7 +139,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
     items = d.get("exclusions")
     if not isinstance(items, list):
         book._err(rel, d.line, "module: interactions 需要 exclusions 列表 / 'exclusions' list required")
-        return out
+        return ExclusionPlan()
     known = {p.code: p for p in book.programs}
     allowed = {"id", "title", "programs", "keep", "citation", "project_default", "household_amount"}
     seen: set[str] = set()
@@ -121,7 +198,7 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
             book._err(rel, item.line_of("programs"), "混合排斥只能含一个家庭项目 / a mixed group holds one household program")
             continue
         out.append(
-            Exclusion(
+            lower(
                 xid,
                 title.strip(),
                 list(programs),
@@ -130,11 +207,11 @@ def load_interactions(book: Any, rel: str, d: LineDict) -> list[Exclusion]:
                 bool(item.get("project_default", False)),
                 rel,
                 item.line,
-                "mixed" if len(scopes) > 1 else next(iter(scopes)),
+                {p: known[p].scope for p in programs},
                 household_amount,
             )
         )
-    return out
+    return ExclusionPlan(tuple(out))
 
 
 # -- applying ------------------------------------------------------------------------
@@ -154,8 +231,8 @@ def _yuan(entry: dict) -> str:
     return f"每月{v}元" if v is not None else "金额未确定"
 
 
-def apply_exclusions(exclusions: list[Exclusion], entries: list[dict]) -> None:
-    """Resolve every declared conflict among ``entries`` (the determination's program dicts), in file order."""
+def apply_exclusions(exclusions: ExclusionPlan, entries: list[dict]) -> None:
+    """Execute the plan on ``entries`` (the determination's program dicts), step by step."""
     if not exclusions:
         return
     household: dict[str, dict] = {}  # program -> its entry
@@ -210,11 +287,10 @@ def _choose(ex: Exclusion, paid: list[dict]) -> tuple[dict, str]:
 
 
 def _resolve_mixed(ex: Exclusion, household: dict[str, dict], by_member: dict[str, dict[str, dict]]) -> None:
-    hh = next((household[p] for p in ex.programs if p in household), None)  # the group's one household program
+    hh = household.get(ex.household)  # type: ignore[arg-type]
     if hh is None or not _paid(hh):
         return
     household_code = hh["program"]
-    h_index = ex.programs.index(household_code)
     tables = [by_member[p] for p in ex.programs if p in by_member]
     covered: dict[str, dict] = {}
     for mid in hh["members"]:
@@ -225,7 +301,7 @@ def _resolve_mixed(ex: Exclusion, household: dict[str, dict], by_member: dict[st
                 break
     if not covered:
         return
-    member_first = {mid: ex.programs.index(e["program"]) < h_index for mid, e in covered.items()}
+    member_first = {mid: e["program"] in ex.members_before for mid, e in covered.items()}
     names = "、".join(f"成员{mid}（{e['name']}，{_yuan(e)}）" for mid, e in covered.items())
     if all(member_first.values()) and len(covered) == len(hh["members"]):
         hh["paid"] = False

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.book.ids import is_name, problem, shown
-from engine.book.interactions import load_interactions
+from engine.book.interactions import ExclusionPlan, load_interactions
 from engine.book.templates import converter, split, unbalanced
 from engine.book.yamlio import LineDict, YamlError, load_yaml
 from engine.expr import Scope, check, compile_expr, parse
@@ -143,7 +143,7 @@ class RuleBook:
         self.errors: list[RuleError] = list(policies.errors)
         self.facts: FactsModule | None = None
         self.programs: list[Program] = []
-        self.interactions: list = []  # engine.book.interactions.Exclusion, from the 'module: interactions' file
+        self.interactions = ExclusionPlan()  # lowered from the 'module: interactions' file
         self.paths: list[Path] = []
         self._param_types = {k: s.type for k, s in policies.schema.items()}
         self._load()

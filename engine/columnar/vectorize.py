@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.book.interactions import Exclusion, ExclusionPlan
 from engine.book.rules import STATUSES, Program, RuleBook
 from engine.columnar import values as X
 from engine.columnar.values import (
@@ -573,7 +574,7 @@ class Plan:
             member = s.scope == "member"
             self.fact_steps.append(StepPlan("fact", s.name, member, comp.c(s.node, 1 if member else 0)))
         self.programs: list[ProgramPlan] = [self._program(prog, comp) for prog in kept]
-        self.exclusions = list(getattr(book, "interactions", []) or [])
+        self.exclusions: ExclusionPlan = book.interactions  # the book's lowered plan, executed as is
         self.fact_kinds = {f: book.household_names[f].kind for f in self.reported}
         for p in self.programs:
             if len(p.rules) > 120:
@@ -624,36 +625,36 @@ class Plan:
         self._exclusions(ctx, res)
         return res
 
-    # -- exclusions (engine.book.interactions, vectorised) -------------------------------
+    # -- exclusions: the book's ExclusionPlan (engine.book.interactions), vectorised ---------
     def _exclusions(self, ctx: Ctx, res: ChunkResult) -> None:
-        """Mark which granted programs are paid, resolving ``rules/interactions.yaml`` in file order."""
+        """Mark which granted programs are paid, executing the plan's steps in order."""
         paid: dict[str, np.ndarray] = {}
         for p in self.programs:
             status = res.programs[p.code][0]
             paid[p.code] = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
         plans = {p.code: p for p in self.programs}
         for ex in self.exclusions:
-            codes = [c for c in ex.programs if c in plans]
+            codes = [c for c in ex.programs if c in plans]  # programs this Plan runs, in the plan's rank order
             if len(codes) < 2:
                 continue
-            kinds = {plans[c].member for c in codes}
-            if len(kinds) == 1:
-                self._resolve(ex.keep, codes, paid, res, plans)
+            if ex.kind == "mixed":
+                self._resolve_mixed(ex, paid, plans, ctx)
             else:
-                self._resolve_mixed(ex, codes, paid, plans, ctx)
+                self._resolve(ex, codes, paid, res, plans)
         for code, (status, cents, null, first) in list(res.programs.items()):
             res.programs[code] = (status, cents, null, first, paid[code])
 
     @staticmethod
-    def _resolve(keep: str, codes: list[str], paid: dict, res: ChunkResult, plans: dict) -> None:
-        granted = [paid[c] for c in codes]  # in declaration order
-        if keep == "first":
+    def _resolve(ex: Exclusion, codes: list[str], paid: dict, res: ChunkResult, plans: dict) -> None:
+        granted = [paid[c] for c in codes]  # in the plan's rank order
+        if ex.keep == "first":
             seen = np.zeros_like(granted[0])
             for c, g in zip(codes, granted, strict=True):
                 paid[c] = g & ~seen
                 seen = seen | g
             return
-        # higher_amount: the higher monthly amount (as presented, to the fen); ties and unknown amounts keep the first
+        # higher_amount: the higher monthly amount (as presented, to the fen); ties and unknown amounts
+        # fall back to the plan's choice (ex.tie, ex.unknown: "first", the earliest granted in rank order)
         count = sum(g.astype(np.int8) for g in granted)
         unknown = np.zeros_like(granted[0])
         best_val = np.full(granted[0].shape, -1, np.int64)
@@ -665,29 +666,30 @@ class Plan:
             _st, cents, null, _f = res.programs[c]
             known = ~null if plans[c].pays == "monthly" else np.zeros_like(granted[i])
             unknown = unknown | (granted[i] & ~known)
-            better = granted[i] & known & (cents > best_val)
+            better = granted[i] & known & (cents > best_val)  # strict: an equal later amount does not win (tie "first")
             best_val = np.where(better, cents, best_val)
             best = np.where(better, np.int8(i), best)
-        winner = np.where(unknown, first, best)
+        winner = np.where(unknown, first, best)  # unknown "first"
         for i, c in enumerate(codes):
             paid[c] = granted[i] & ((count < 2) | (winner == i))
 
-    def _resolve_mixed(self, ex, codes: list[str], paid: dict, plans: dict, ctx: Ctx) -> None:
-        """One household program with member programs, for the members the household program covers."""
-        hc = next(c for c in codes if not plans[c].member)
+    def _resolve_mixed(self, ex: Exclusion, paid: dict, plans: dict, ctx: Ctx) -> None:
+        """The plan's household program with its member programs, for the members it covers."""
+        hc = ex.household
+        if hc not in plans:
+            return
         hh_paid = paid[hc]
         if not hh_paid.any():
             return
-        h_index = ex.programs.index(hc)
         shape = (ctx.n, ctx.H)
         counted = ctx.hs["counted_members"].present if "counted_members" in ctx.hs else True
         counted = np.broadcast_to(np.asarray(counted, dtype=bool), shape)
         found: Any = False
         member_first: Any = False
-        members = [(i, c) for i, c in enumerate(ex.programs) if c in plans and plans[c].member]
-        for i, c in members:
+        members = [c for c in ex.programs if c in plans and plans[c].member]  # rank order
+        for c in members:
             hit = paid[c] if found is False else paid[c] & ~found
-            if i < h_index:
+            if c in ex.members_before:
                 member_first = hit if member_first is False else member_first | hit
             found = hit if found is False else found | hit
         if found is False:
@@ -704,7 +706,7 @@ class Plan:
         if not lose.any():
             return
         taken: Any = np.zeros(shape, bool)
-        for _i, c in members:  # a losing member loses the first of the group's programs paid to them
+        for c in members:  # a losing member loses the first of the group's programs paid to them
             hit = paid[c] & ~taken
             paid[c] = paid[c] & ~(lose & hit)
             taken = taken | hit
