@@ -181,7 +181,7 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
     if half.any():
         errs.rows(fm, mrow, half, "disability_grade", "残疾类别与等级须同时给出", "give disability category and grade together")
     mcols["disability_category"] = Str(cat)
-    mcols["disability_grade"] = Num(np.where(gnull, 0, grade), 1, 4, True, gnull if gnull.any() else False)
+    mcols["disability_grade"] = Num(np.where(gnull, 0, grade), 1, mcol["disability_grade"].hi, True, gnull if gnull.any() else False)
     mcols["has_disability"] = Bool(~cnull)
     for name in ("serious_illness", "employed"):
         a = array_of(mem, name)

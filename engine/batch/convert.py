@@ -13,13 +13,14 @@ from engine.columnar.columns import FEN
 from engine.columnar.values import Interner
 from engine.policies import localities
 from engine.schema.money import MAX_FEN, MAX_YUAN, MONEY_DIGITS
+from engine.schema.record import TAG_PATTERN
 from engine.schema.text import ID_EN, ID_ZH, is_id
 
 from . import schema as S
 from .errors import Errors
 
 _MONEY_RE = rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"
-_TAG_RE = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_TAG_RE = re.compile(TAG_PATTERN)
 
 
 def array_of(t: pa.Table, name: str) -> pa.Array | None:
@@ -69,7 +70,7 @@ class Conv:
                 except localities.LocalityError as e:
                     ok = False
                     msg = (e.zh, e.en)
-            elif col.kind == "text" and (not s or len(s) > (64 if col.name in ("member_id", "type") else 128)):
+            elif col.kind == "text" and not col.lo <= len(s) <= col.hi:
                 ok = False
                 msg = ("应为1到128个字符的文本", "must be 1 to 128 characters")
             elif col.name == "member_id" and not is_id(s):

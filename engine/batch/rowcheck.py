@@ -31,7 +31,8 @@ def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> No
     if isinstance(ids, pa.DictionaryArray):
         ids = ids.dictionary_decode()
     lens = pc.utf8_length(ids.cast(pa.string())).to_numpy(zero_copy_only=False)
-    bad = (lens < 1) | (lens > 128)
+    col = S.BY_TABLE[S.HOUSEHOLDS]["household_id"]
+    bad = (lens < col.lo) | (lens > col.hi)
     if bad.any():
         errs.rows(file, base, bad, "household_id", "应为1到128个字符的文本", "must be 1 to 128 characters")
     chars = ~pc.fill_null(pc.match_substring_regex(ids.cast(pa.string()), f"^(?:{ID_RE.pattern})$"), True).to_numpy(zero_copy_only=False)
