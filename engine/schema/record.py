@@ -461,6 +461,7 @@ _COLUMN_KIND = {
     TAGS: "list",
 }
 TABLES = (H, M, E)
+_BOUNDED = (INT_, IDENT)  # a column's lo..hi: an integer's range, an identifier's length
 
 
 @dataclass(frozen=True)
@@ -496,8 +497,8 @@ def column_spec(records: Mapping[str, Record] = RECORDS, root: str = ROOT) -> tu
                         c.zh,
                         c.required,
                         f.values if c.values is None else c.values,
-                        (f.lo if f.kind == INT_ else 0) if c.lo is None else c.lo,
-                        (f.hi if f.kind == INT_ else 0) if c.hi is None else c.hi,
+                        (f.lo if f.kind in _BOUNDED else 0) if c.lo is None else c.lo,
+                        (f.hi if f.kind in _BOUNDED else 0) if c.hi is None else c.hi,
                         c.null,
                     )
                 )

@@ -1,0 +1,274 @@
+"""Source discovery: which files hold a population, their columns, and their aligned parts."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.schema.jsonlines import looks_like_plain_json
+from engine.schema.model import InputError
+from engine.schema.validate import parse
+
+from . import schema as S
+from .align import aligned_sizes, events_for
+from .errors import Errors, PopulationError, RowError, raise_rows
+from .rowcheck import check_columns, check_household_ids
+from .stream import Stream
+
+DEFAULT_PART = 100_000  # households per part: one part is written while the next is read; 5M households peak at 1.52 GB
+
+
+@dataclass
+class RawPart:
+    """One part of a table population, as read: Arrow tables, members aligned to households."""
+
+    hh: pa.Table
+    mem: pa.Table
+    ev: pa.Table | None
+    sizes: np.ndarray
+    h_base: int  # rows of the households file before this part
+    m_base: int
+    files: tuple[str, str, str]
+    offsets: np.ndarray | None = None
+
+
+class Source:
+    """A population on disk: ``DIR/{households,members}[.parquet|.csv]`` (+ events), or a ``.jsonl`` file."""
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        self.path = path
+        self.format = ""
+        self.files: dict[str, Path] = {}
+        if path.is_file() and path.suffix in (".jsonl", ".ndjson", ".json"):
+            self.format = "jsonl"
+            self.files["households"] = path
+            return
+        if not path.is_dir():
+            raise FileNotFoundError(f"找不到人口数据 {path} / population not found: {path}")
+        for fmt in ("parquet", "csv"):
+            h, m = path / f"households.{fmt}", path / f"members.{fmt}"
+            if h.exists() and m.exists():
+                self.format = fmt
+                self.files = {"households": h, "members": m}
+                ev = path / f"events.{fmt}"
+                if ev.exists():
+                    self.files["events"] = ev
+                return
+        for name in ("households.jsonl", "households.ndjson"):
+            if (path / name).exists():
+                self.format = "jsonl"
+                self.files["households"] = path / name
+                return
+        raise FileNotFoundError(
+            f"{path} 中没有 households.parquet + members.parquet（或 .csv，或 households.jsonl） / "
+            f"{path} holds no households/members tables or households.jsonl"
+        )
+
+    @property
+    def synthetic(self) -> bool:
+        if self.format == "parquet":
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
+
+            meta = pq.read_schema(self.files["households"]).metadata or {}
+            return meta.get(b"jiuzhu.synthetic") == b"true"
+        return (self.path / "SYNTHETIC.txt").exists() if self.path.is_dir() else False
+
+    def count(self) -> int | None:
+        """Households in the population, when cheap to know (Parquet metadata)."""
+        if self.format == "parquet":
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
+
+            return pq.ParquetFile(self.files["households"]).metadata.num_rows
+        return None
+
+    # -- batches ---------------------------------------------------------------
+    def _batches(self, table: str, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        path = self.files[table]
+        if self.format == "parquet":
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
+
+            f = pq.ParquetFile(path, read_dictionary=dictionary_columns(table, pq.read_schema(path).names))
+            names = f.schema_arrow.names
+            cols = [c for c in columns if c in names] if columns is not None else None
+            yield from f.iter_batches(batch_size=batch_rows, columns=cols)
+            return
+        import pyarrow.csv as pcsv  # only the format in use is loaded (pyarrow readers are heavy)
+
+        header = csv_header(path)
+        check_columns(table, header, path.name)
+        types = {c: csv_type(S.BY_TABLE[table][c]) for c in header if c in S.BY_TABLE[table]}
+        opts = pcsv.ConvertOptions(
+            column_types=types,
+            include_columns=[c for c in columns if c in header] if columns is not None else None,
+            strings_can_be_null=True,
+            true_values=["true", "True", "TRUE", "1"],
+            false_values=["false", "False", "FALSE", "0"],
+        )
+        try:
+            reader = pcsv.open_csv(path, convert_options=opts, read_options=pcsv.ReadOptions(block_size=1 << 24))
+            yield from reader
+        except pa.ArrowInvalid as e:
+            raise PopulationError([RowError(path.name, 0, "", f"CSV 无法读取：{e}", f"unreadable CSV: {e}")]) from None
+
+    def columns(self, table: str) -> list[str]:
+        path = self.files[table]
+        if self.format == "parquet":
+            import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
+
+            return pq.read_schema(path).names
+        return csv_header(path)
+
+    def read_table(self, table: str, columns: list[str] | None = None) -> pa.Table:
+        batches = list(self._batches(table, columns, 1 << 20))
+        if not batches:
+            names = [c for c in (columns or self.columns(table)) if c in self.columns(table)]
+            return pa.table({n: pa.array([], pa.string()) for n in names})
+        return pa.Table.from_batches(batches)
+
+    # -- parts -----------------------------------------------------------------
+    def parts(self, part_size: int = DEFAULT_PART, columns: dict[str, list[str]] | None = None) -> Iterator[RawPart]:
+        """Aligned parts of households with their members (and events)."""
+        if self.format == "jsonl":
+            raise ValueError("JSON lines are read with jsonl_parts()")
+        hcols = self.columns("households")
+        mcols = self.columns("members")
+        fn = (self.files["households"].name, self.files["members"].name, self.files.get("events", Path("events")).name)
+        check_columns("households", hcols, fn[0])
+        check_columns("members", mcols, fn[1])
+        for need in ("household_id",):
+            if need not in mcols:
+                raise PopulationError([RowError(fn[1], 0, need, "缺少必需的列", "required column missing")])
+        want_h = columns.get("households") if columns else None
+        want_m = columns.get("members") if columns else None
+        events = self.read_table("events") if "events" in self.files else None
+        if events is not None:
+            check_columns("events", events.column_names, fn[2])
+        h_stream = Stream(self._batches("households", want_h, part_size))
+        m_stream = Stream(self._batches("members", want_m, 1 << 18))
+        h_base = m_base = 0
+        while True:
+            hh = h_stream.take(part_size)
+            if hh is None:
+                break
+            ids = hh.column("household_id")
+            if ids.null_count:
+                raise_rows(fn[0], h_base, ids.is_null().to_numpy(zero_copy_only=False), "household_id", "缺少户编号", "missing")
+            errs = Errors()
+            check_household_ids(ids, fn[0], h_base, errs)
+            errs.raise_if_any()
+            mem = m_stream.take_through(ids[len(ids) - 1].as_py())
+            sizes = aligned_sizes(ids, mem)
+            if sizes is None:
+                yield from self._parts_unordered(part_size, want_h, want_m, events, fn)
+                return
+            ev = events_for(events, ids)
+            yield RawPart(hh, mem, ev, sizes, h_base, m_base, fn)
+            h_base += hh.num_rows
+            m_base += mem.num_rows
+        rest = m_stream.take(1)
+        if rest is not None and rest.num_rows:
+            hid = rest.column("household_id")[0].as_py()
+            raise PopulationError(
+                [RowError(fn[1], m_base + 1, "household_id", f"户编号 {hid} 不在 households 表中", "unknown household")]
+            )
+
+    def _parts_unordered(self, part_size, want_h, want_m, events, fn) -> Iterator[RawPart]:
+        """Members not grouped in the households' order: read both tables whole and sort."""
+        hh = self.read_table("households", want_h)
+        mem = self.read_table("members", want_m)
+        ids = hh.column("household_id").combine_chunks()
+        errs = Errors()
+        check_household_ids(ids, fn[0], 0, errs)
+        errs.raise_if_any()
+        pos = pc.index_in(mem.column("household_id"), value_set=ids)
+        nulls = pos.is_null().to_numpy(zero_copy_only=False)
+        if nulls.any():
+            raise_rows(fn[1], 0, nulls, "household_id", "户编号不在 households 表中", "unknown household")
+        p = pos.to_numpy(zero_copy_only=False).astype(np.int64)
+        order = np.argsort(p, kind="stable")
+        mem = mem.take(pa.array(order))
+        sizes_all = np.bincount(p, minlength=hh.num_rows).astype(np.int64)
+        m_off = np.concatenate([[0], np.cumsum(sizes_all)])
+        for a in range(0, hh.num_rows, part_size):
+            b = min(hh.num_rows, a + part_size)
+            part_ids = ids.slice(a, b - a)
+            yield RawPart(
+                hh.slice(a, b - a),
+                mem.slice(int(m_off[a]), int(m_off[b] - m_off[a])),
+                events_for(events, part_ids),
+                sizes_all[a:b],
+                a,
+                -1,  # member rows were reordered: report member errors by household
+                fn,
+            )
+
+    def jsonl_parts(self, part_size: int = DEFAULT_PART) -> Iterator[tuple[list, int]]:
+        """Validated households of a JSON-lines file, in parts: (parsed list, first line number)."""
+        path = self.files["households"]
+        errs = Errors()
+        buf: list = []
+        first = 1
+        with path.open("rb") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                if not buf and not errs.items:
+                    _refuse_plain_json(path, lineno, line)
+                try:
+                    buf.append(parse(line))
+                except InputError as e:
+                    for fe in e.errors:
+                        errs.add(path.name, lineno, fe.field, fe.message_zh, fe.message_en)
+                    continue
+                if len(buf) >= part_size:
+                    errs.raise_if_any()
+                    yield buf, first
+                    buf, first = [], lineno + 1
+        errs.raise_if_any()
+        if buf:
+            yield buf, first
+
+
+def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
+    """A JSON array, or one object spread over lines, is not JSON Lines: say so once."""
+    if not looks_like_plain_json(line):
+        return
+    raise PopulationError(
+        [
+            RowError(
+                path.name,
+                lineno,
+                "(file)",
+                "这是普通 JSON（数组或跨行的对象），批量评估需要 JSON Lines：每行一户，一个 JSON 对象",
+                "this is plain JSON (an array or an object over several lines); expected JSON Lines: "
+                "one household per line, each a JSON object",
+            )
+        ]
+    )
+
+
+def dictionary_columns(table: str, names: list[str]) -> list[str]:
+    cols = S.BY_TABLE.get(table, {})
+    return [n for n in names if n in cols and cols[n].kind in ("enum", "locality")]
+
+
+def csv_header(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8-sig", newline="") as f:
+        row = next(csv.reader(f), [])
+    return [c.strip() for c in row]
+
+
+def csv_type(c: S.Column):
+    return {
+        "date": pa.string(),
+        "money": pa.string(),
+        "int": pa.int64(),
+        "bool": pa.bool_(),
+    }.get(c.kind, pa.string())
