@@ -221,7 +221,7 @@ def consume_cmd(group: str, consumer: str | None, count: int, claim_idle_ms: int
     rate = stats.events / stats.seconds if stats.seconds else 0
     click.echo(
         f"消费 {stats.events} 个事件：记录 {stats.recorded}，重复跳过 {stats.duplicates}，拒绝 {stats.refused}，"
-        f"接手 {stats.claimed}；{stats.batches} 个事务；{stats.seconds:.1f} 秒，{rate:.0f} 事件/秒"
+        f"接手 {stats.claimed}；{stats.batches} 个事务（重试 {stats.retries} 次）；{stats.seconds:.1f} 秒，{rate:.0f} 事件/秒"
     )
 
 

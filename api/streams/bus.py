@@ -19,6 +19,7 @@ it as a duplicate without applying it again.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from engine.monitor.events import parse_event, today
 from engine.schema.model import InputError
 
 PREFIX = "jiuzhu:monitor:events"
+RETRIES = 20  # a batch applied again at most this often when other consumers keep writing its households
 META = f"{PREFIX}:partitions"  # how many partitions the publisher used (consumers read them all)
 
 
@@ -171,38 +173,128 @@ class ConsumeStats:
     refused: int = 0
     claimed: int = 0  # entries claimed from dead consumers
     batches: int = 0
+    retries: int = 0  # batches applied again after another consumer wrote the same households
     seconds: float = 0.0
+
+
+_RENEW = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"""
+_RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"""
+
+
+def lease_key(group: str, k: int) -> str:
+    return f"{PREFIX}:{k}:owner:{group}"
+
+
+class Leases:
+    """Which partitions this consumer owns. One household's events must be applied by one consumer
+    at a time, in order (an event applied before its household's register would be refused), so a
+    partition is owned by one live consumer through a lease (SET NX PX ``ttl_ms``) that a thread renews
+    while the process lives; a dead consumer's leases lapse and a live one takes them over, with the
+    entries it left pending. Each consumer takes its fair share of the partitions (live consumers are
+    those with a recent heartbeat) and gives back what is above it between batches."""
+
+    def __init__(self, r: redis.Redis, group: str, consumer: str, n: int, ttl_ms: int):
+        self.r, self.group, self.consumer, self.n, self.ttl_ms = r, group, consumer, n, ttl_ms
+        self.owned: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renew, self._release = r.register_script(_RENEW), r.register_script(_RELEASE)
+        self._beats = f"{PREFIX}:consumers:{group}"
+        self._thread = threading.Thread(target=self._keep, name="jiuzhu-stream-leases", daemon=True)
+        self._heartbeat()
+        self._thread.start()
+
+    def _heartbeat(self) -> None:
+        now = int(time.time() * 1000)
+        self.r.zadd(self._beats, {self.consumer: now})
+        self.r.zremrangebyscore(self._beats, "-inf", now - 2 * self.ttl_ms)
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.ttl_ms / 4000):
+            self._heartbeat()
+            with self._lock:
+                for k in list(self.owned):
+                    if not self._renew(keys=[lease_key(self.group, k)], args=[self.consumer, self.ttl_ms]):
+                        self.owned.discard(k)  # lapsed (this process was stalled): another may own it now
+
+    def fair_share(self) -> int:
+        live = self.r.zcount(self._beats, int(time.time() * 1000) - self.ttl_ms, "+inf")
+        return -(-self.n // max(1, live))
+
+    def balance(self) -> list[int]:
+        """Give back partitions above the fair share, take free ones up to it; the partitions newly taken."""
+        share = self.fair_share()
+        taken = []
+        with self._lock:
+            for k in sorted(self.owned, reverse=True)[: max(0, len(self.owned) - share)]:
+                self._release(keys=[lease_key(self.group, k)], args=[self.consumer])
+                self.owned.discard(k)
+            for k in range(self.n):
+                if len(self.owned) >= share:
+                    break
+                if k not in self.owned and self.r.set(lease_key(self.group, k), self.consumer, nx=True, px=self.ttl_ms):
+                    self.owned.add(k)
+                    taken.append(k)
+            return taken
+
+    def current(self) -> list[int]:
+        with self._lock:
+            return sorted(self.owned)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            for k in self.owned:
+                self._release(keys=[lease_key(self.group, k)], args=[self.consumer])
+            self.owned.clear()
+        self.r.zrem(self._beats, self.consumer)
 
 
 def consume(r: redis.Redis, service: MonitorService, group: str, consumer: str, *, count: int = 200,
             block_ms: int = 1000, claim_idle_ms: int = 30_000, until_empty: bool = False,
             on_batch: Callable[[ConsumeStats], None] | None = None) -> ConsumeStats:
-    """Consume until stopped (or, ``until_empty``, until every partition is read and acknowledged)."""
+    """Consume until stopped (or, ``until_empty``, until every partition is read and acknowledged).
+
+    A partition taken over from a dead consumer (its lease lapsed after ``claim_idle_ms``) is resumed
+    with the entries that consumer left pending, claimed (XAUTOCLAIM) and applied first, in order."""
     n = partitions(r)
     if n == 0:
         raise ValueError("no streams yet: nothing has been published")
     ensure_groups(r, group, n)
     stats = ConsumeStats()
     t0 = time.perf_counter()
-    claim_from = dict.fromkeys(range(n), "0-0")
-    while True:
-        batch: list[tuple[str, bytes, bytes]] = []  # (stream, entry id, event)
-        for k in range(n):  # first the entries dead consumers left behind
-            nxt, claimed, _deleted = r.xautoclaim(stream_key(k), group, consumer, claim_idle_ms, claim_from[k], count=count)
-            claim_from[k] = nxt.decode() if isinstance(nxt, bytes) else nxt
-            stats.claimed += len(claimed)
-            batch.extend((stream_key(k), eid, f[b"e"]) for eid, f in claimed if f)
-        if not batch:
-            got = r.xreadgroup(group, consumer, {stream_key(k): ">" for k in range(n)}, count=count, block=block_ms)
-            for key, entries in got or []:
-                batch.extend((key.decode(), eid, f[b"e"]) for eid, f in entries)
-        if not batch:
-            if until_empty and all(p.unacked == 0 for p in lag(r, group)):
-                break
-            continue
-        _apply(r, service, group, consumer, batch, stats)
-        if on_batch is not None:
-            on_batch(stats)
+    leases = Leases(r, group, consumer, n, claim_idle_ms)
+    try:
+        while True:
+            for k in leases.balance():  # taken over: what the previous owner read and did not acknowledge, first
+                start = "0-0"
+                while True:
+                    nxt, claimed, _deleted = r.xautoclaim(stream_key(k), group, consumer, 0, start, count=count)
+                    claimed = [(stream_key(k), eid, f[b"e"]) for eid, f in claimed if f]
+                    if claimed:
+                        stats.claimed += len(claimed)  # left by another (a consumer acknowledges before it gives a partition back)
+                        _apply(r, service, group, consumer, claimed, stats)
+                    start = nxt.decode() if isinstance(nxt, bytes) else nxt
+                    if start == "0-0":
+                        break
+            owned = leases.current()
+            batch: list[tuple[str, bytes, bytes]] = []
+            if owned:
+                got = r.xreadgroup(group, consumer, {stream_key(k): ">" for k in owned}, count=count, block=block_ms)
+                for key, entries in got or []:
+                    batch.extend((key.decode(), eid, f[b"e"]) for eid, f in entries)
+            else:
+                time.sleep(block_ms / 1000)
+            if not batch:
+                if until_empty and all(p.unacked == 0 for p in lag(r, group)):
+                    break
+                continue
+            _apply(r, service, group, consumer, batch, stats)
+            if on_batch is not None:
+                on_batch(stats)
+    finally:
+        leases.close()
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -217,9 +309,16 @@ def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
             stats.refused += 1  # not from ``publish`` (which validates): acknowledged, never applied
         ids.append((key, eid))
     if events:
-        req = Request(events, "stream", f"redis:{group}/{consumer}")
-        service.handle([req])
-        if req.error is not None:  # not committed: left pending, to be applied again (here or by another)
+        for attempt in range(RETRIES):
+            req = Request(events, "stream", f"redis:{group}/{consumer}")
+            service.handle([req])  # on failure the service forgets these households: reloaded from the database
+            if req.error is None:
+                break
+            # Another consumer committed events of the same household meanwhile (the group hands a
+            # partition's entries to whichever consumer asks): apply the batch again on what is stored.
+            stats.retries += 1
+            time.sleep(0.05 * (attempt + 1))
+        else:  # not committed: left pending, to be claimed and applied again
             raise RuntimeError(req.error)
         for res in req.results:
             status = res.get("status")
