@@ -150,3 +150,50 @@ def test_a_malformed_file_publishes_nothing(tmp_path, redis_db):
     r = _run("monitor", "publish", str(events), cwd=tmp_path)
     assert r.returncode == 2 and "events.jsonl:11: date" in r.stderr
     assert not redis_db.keys("jiuzhu:monitor:*")
+
+
+def test_the_publisher_waits_while_a_partition_is_over_its_bound(tmp_path, redis_db):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(generate(20, 400, seed=3)))
+    pub = subprocess.Popen([JIUZHU, "monitor", "publish", str(events), "--partitions", "2", "--max-unacked", "50"],
+                           cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        lengths = [0, 0]
+        while max(lengths) < 50:
+            assert pub.poll() is None, pub.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+            lengths = [redis_db.xlen(f"jiuzhu:monitor:events:{k}") for k in range(2)]
+        # no consumer yet: the publisher waits at the bound (nothing is trimmed, nothing goes over it)
+        assert pub.poll() is None
+        assert max(redis_db.xlen(f"jiuzhu:monitor:events:{k}") for k in range(2)) == 50
+        while pub.poll() is None:  # consumers drain the streams; the publisher goes on
+            r = _run("monitor", "consume", "--until-empty", "--count", "20", "--data-dir", "d", cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+        out, err = pub.communicate()
+    finally:
+        if pub.poll() is None:
+            pub.kill()
+            pub.wait()
+    assert pub.returncode == 0, err
+    assert "发布 400 个事件" in out.decode() and "等待消费者 0 次" not in out.decode()
+    r = _run("monitor", "consume", "--until-empty", "--data-dir", "d", cwd=tmp_path)
+    assert r.returncode == 0 and "合计积压 0" in _run("monitor", "lag", cwd=tmp_path).stdout
+    assert sum(redis_db.xlen(f"jiuzhu:monitor:events:{k}") for k in range(2)) == 400
+
+
+def test_events_delivered_again_are_not_applied_twice(tmp_path, redis_db):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"".join(generate(10, 80, seed=5)))
+    url = f"sqlite:///{tmp_path / 'd' / 'jiuzhu.sqlite3'}"
+    assert _run("monitor", "publish", str(events), "--partitions", "2", cwd=tmp_path).returncode == 0
+    first = _run("monitor", "consume", "--until-empty", "--data-dir", "d", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = _contents(url)
+    # the same events again (a publisher that crashed and ran again): each answered as a duplicate
+    assert _run("monitor", "publish", str(events), "--partitions", "2", cwd=tmp_path).returncode == 0
+    again = _run("monitor", "consume", "--until-empty", "--data-dir", "d", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "记录 0，重复跳过 80" in again.stdout
+    assert _contents(url) == before
