@@ -150,6 +150,98 @@ def synth_cmd(households: int, events: int, seed: int, out: Path) -> None:
 # -- alerts -----------------------------------------------------------------------------------
 
 
+def _redis_option(f):
+    return click.option(
+        "--redis-url", envvar="JIUZHU_REDIS_URL", default="redis://127.0.0.1:6379/0", show_default=True,
+        help="Redis 地址（事件流）/ Redis URL of the event streams",
+    )(f)
+
+
+def _group_option(f):
+    return click.option("--group", default="monitor", show_default=True, help="消费组名称 / consumer group")(f)
+
+
+@monitor.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--partitions", type=click.IntRange(min=1), default=8, show_default=True, help="分区（流）数，按家庭散列 / streams, by household")
+@click.option("--max-unacked", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="某分区未确认的事件超过此数时等待消费者 / wait while a partition holds more un-acknowledged events")
+@_group_option
+@_redis_option
+def publish_cmd(file: Path, partitions: int, max_unacked: int, group: str, redis_url: str) -> None:
+    """把事件文件（JSON Lines）发布到 Redis 事件流，同一家庭的事件进同一分区、保持文件顺序 / publish events to Redis streams."""
+    from api.monitoring.replay import ReplayError  # SQLAlchemy: loaded on use
+    from api.streams import bus
+
+    try:
+        stats = bus.publish(bus.connect(redis_url), file, partitions, group, max_unacked)
+    except ReplayError as e:
+        click.echo("事件文件有误，未发布任何事件 / malformed events, nothing published:", err=True)
+        for line in e.lines[:200]:
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
+    except ValueError as e:
+        click.echo(f"无法发布 / cannot publish: {e}", err=True)
+        sys.exit(2)
+    rate = stats.events / stats.seconds if stats.seconds else 0
+    click.echo(f"发布 {stats.events} 个事件到 {partitions} 个分区，等待消费者 {stats.waits} 次；{stats.seconds:.1f} 秒，{rate:.0f} 事件/秒")
+
+
+@monitor.command("consume")
+@_group_option
+@click.option("--consumer", default=None, help="消费者名称，默认 主机名-进程号 / consumer name (default host-pid)")
+@click.option("--count", type=click.IntRange(min=1), default=200, show_default=True, help="每批（每个事务）最多事件数 / events per batch")
+@click.option("--claim-idle-ms", type=click.IntRange(min=1), default=30_000, show_default=True,
+              help="其他消费者未确认的事件闲置超过此毫秒数即接手 / claim others' pending entries idle this long")
+@click.option("--until-empty", is_flag=True, help="所有分区都已读完并确认时退出 / exit once every partition is read and acknowledged")
+@_redis_option
+@_db_options
+def consume_cmd(group: str, consumer: str | None, count: int, claim_idle_ms: int, until_empty: bool, redis_url: str,
+                data_dir, database_url) -> None:
+    """从 Redis 事件流消费事件：先写入数据库，再确认（XACK）/ consume the event streams (commit, then XACK)."""
+    import os
+    import socket
+
+    from api.processes.monitor import make_service  # SQLAlchemy: loaded on use
+    from api.streams import bus
+
+    settings = _settings(data_dir, database_url)
+    db = open_repo(settings).engine
+    service = make_service(settings, db)
+    name = consumer or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        stats = bus.consume(bus.connect(redis_url), service, group, name, count=count, claim_idle_ms=claim_idle_ms,
+                            until_empty=until_empty)
+    except ValueError as e:
+        click.echo(f"无法消费 / cannot consume: {e}", err=True)
+        sys.exit(2)
+    finally:
+        service.close()
+        db.dispose()
+    rate = stats.events / stats.seconds if stats.seconds else 0
+    click.echo(
+        f"消费 {stats.events} 个事件：记录 {stats.recorded}，重复跳过 {stats.duplicates}，拒绝 {stats.refused}，"
+        f"接手 {stats.claimed}；{stats.batches} 个事务（重试 {stats.retries} 次）；{stats.seconds:.1f} 秒，{rate:.0f} 事件/秒"
+    )
+
+
+@monitor.command("lag")
+@_group_option
+@_redis_option
+def lag_cmd(group: str, redis_url: str) -> None:
+    """每个分区的积压：流长度、未读、已读未确认 / lag per partition."""
+    from api.streams import bus
+
+    rows = bus.lag(bus.connect(redis_url), group)
+    if not rows:
+        click.echo("尚无事件流 / no streams yet")
+        return
+    click.echo("分区  长度  未读  未确认 / partition length undelivered pending")
+    for p in rows:
+        click.echo(f"{p.partition:>4} {p.length:>6} {p.undelivered:>6} {p.pending:>6}")
+    click.echo(f"合计积压 {sum(p.unacked for p in rows)} / total lag")
+
+
 @click.group(invoke_without_command=True)
 @click.option("--locality", default=None, help="行政区划代码（市、省级代码包含下辖地区）")
 @click.option("--status", type=click.Choice(["open", "acknowledged", "closed"]), default="open", show_default=True, help="处理状态 / status")

@@ -1,0 +1,1 @@
+"""Monitoring events through Redis streams (``jiuzhu monitor publish / consume / lag``)."""
