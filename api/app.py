@@ -22,7 +22,7 @@ from api.processes.writer import RemoteWriter
 from api.simulations.reform_checks import ReformChecker
 from api.simulations.runner import SimulationRunner
 from api.simulations.store import SimulationStore
-from api.storage.db import make_engine, migrate
+from api.storage.db import make_engine, migrate, require_head
 from api.storage.group_commit import GroupCommitWriter
 from api.storage.id_secret import load_id_secret
 from api.storage.repository import Repository
@@ -111,7 +111,10 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
     async def lifespan(app: FastAPI):
         engine = rules or Engine(load_rulebook(settings.home))
         db = make_engine(settings)
-        migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
+        if settings.migrates_on_start:
+            migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
+        else:
+            require_head(db)  # PostgreSQL: replicas never migrate; `jiuzhu db upgrade` does, under a lock
         repo = Repository(db)
         id_secret = load_id_secret(db, settings)
         if settings.writer_socket:  # `jiuzhu serve`: the writer process commits for every worker

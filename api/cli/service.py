@@ -53,11 +53,13 @@ def _settings(data_dir: Path | None, database_url: str | None, home: Path | None
         sys.exit(2)
 
 
-def _repo(settings, existing: bool = False):
+def _repo(settings, existing: bool = False, serving: bool = False):
     """The service's database, migrated. ``existing``: for commands that only look at what is there
     (listing keys, alerts), refuse a data directory without a database rather than create an empty one
-    (most likely the wrong --data-dir)."""
-    from api.storage.db import make_engine, migrate
+    (most likely the wrong --data-dir). ``serving``: `jiuzhu serve`, which migrates only where
+    ``settings.migrates_on_start`` says so (SQLite by default) and otherwise exits 2 on a schema behind
+    the code's, naming `jiuzhu db upgrade`: replicas on one PostgreSQL never race to migrate."""
+    from api.storage.db import SchemaBehind, make_engine, migrate, require_head
     from api.storage.repository import Repository
 
     path = settings.sqlite_path
@@ -70,7 +72,13 @@ def _repo(settings, existing: bool = False):
         sys.exit(2)
     try:
         db = make_engine(settings)  # a malformed --database-url fails here, not at the first connection
-        migrate(db)
+        if serving and not settings.migrates_on_start:
+            require_head(db)
+        else:
+            migrate(db)
+    except SchemaBehind as e:
+        click.echo(f"服务未启动：{e}", err=True)
+        sys.exit(2)
     except Exception as e:
         click.echo(f"无法连接或初始化数据库 / cannot open or migrate the database: {e}", err=True)
         sys.exit(4)
@@ -120,7 +128,7 @@ def serve(
             click.echo(f"  {err}", err=True)
         sys.exit(3)
 
-    repo = _repo(settings)
+    repo = _repo(settings, serving=True)
     from api.auth.keys import Role
 
     if repo.count_active_keys() == 0:
