@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from api.auth.keys import SECURITY_SCHEMES, KeyCache
 from api.core.config import Settings
+from api.core.errors import PROBLEM_JSON
 from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
 from api.evaluation.service import Service
 from api.monitoring.service import LocalMonitor
@@ -43,7 +44,8 @@ jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员
 * 调用需带 API 密钥：`Authorization: Bearer jzk_…`（或 `X-API-Key`）。角色：
   `window` 窗口（评估、批量评估）、`caseworker` 经办人员（评估、查阅记录）、
   `policy` 政策人员（全部查阅、改革试算）、`admin` 管理员（管理密钥及以上全部）。
-* 输入有误返回 422：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
+* 拒绝时返回 RFC 9457 问题文档（`application/problem+json`：`type`、`title`、`status`、`detail`），
+  其中 `errors` 逐项列出出错字段：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
 * POST 请求可带 `Idempotency-Key`：重试时返回第一次的结果，不重复记录。
 """
 
@@ -74,9 +76,16 @@ def _openapi(app: FastAPI):
         components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
         components["securitySchemes"] = SECURITY_SCHEMES
         for path, ops in spec["paths"].items():
-            if path.startswith("/v1/"):
-                for op in ops.values():
+            for op in ops.values():
+                if path.startswith("/v1/"):
                     op["security"] = [{"bearer": []}, {"apiKey": []}]
+                for status, answer in op.get("responses", {}).items():
+                    # Refusals are RFC 9457 problem documents (api/routes/responses.py): say so.
+                    content = answer.get("content", {})
+                    if status[:1] in "45" and "application/json" in content:
+                        media = content[PROBLEM_JSON] = content.pop("application/json")
+                        if media.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                            media["schema"] = {"$ref": "#/components/schemas/ErrorBody"}  # FastAPI's default 422
         app.openapi_schema = spec
         return spec
 
