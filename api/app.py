@@ -7,6 +7,7 @@ import copy
 import gc
 import logging
 from contextlib import asynccontextmanager
+from time import perf_counter
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -16,6 +17,7 @@ from api.auth.keys import SECURITY_SCHEMES, KeyCache
 from api.core.config import Settings
 from api.core.errors import PROBLEM_JSON
 from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
+from api.core.metrics import REQUEST_SECONDS
 from api.evaluation.service import Service
 from api.monitoring.service import LocalMonitor
 from api.processes.monitor import RemoteMonitor, make_service
@@ -30,7 +32,7 @@ from api.storage.repository import Repository
 from engine import Engine, load_rulebook
 from engine.schema.model import Household
 
-from .routes import evaluate, health, keys, monitoring, records, reference, simulations
+from .routes import evaluate, health, keys, metrics, monitoring, records, reference, simulations
 from .routes import responses as errors
 from .web import api_docs
 from .web import pages as web_pages
@@ -96,11 +98,24 @@ class _App(FastAPI):
     """FastAPI, with the hot route served before the middleware and router (see evaluate.fast_evaluate)."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
-            scope["app"] = self
-            await evaluate.fast_evaluate(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        start = perf_counter()
+        if scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
+            scope["app"] = self
+            try:
+                await evaluate.fast_evaluate(scope, receive, send)
+            finally:
+                REQUEST_SECONDS.labels("POST", "/v1/evaluate").observe(perf_counter() - start)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The route's template (FastAPI puts the matched route in the scope), never the raw path:
+            # one series per route, whatever ids the paths carry.
+            route = scope.get("route")
+            REQUEST_SECONDS.labels(scope["method"], getattr(route, "path", "(unmatched)")).observe(perf_counter() - start)
 
 
 def _monitor(settings: Settings, db):
@@ -191,6 +206,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         simulations.router,
         keys.router,
         health.router,
+        metrics.router,
     ):
         app.include_router(r)
     web_pages.install(app)

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from api.core.config import Settings, SettingsError
+from api.core.metrics import use_directory as use_metrics_directory
 from api.processes.server import listen, run_workers
 from api.processes.sidecar import supervised
 from api.storage.datalock import DataDirInUse, lock_data_dir
@@ -146,6 +147,7 @@ def serve(
 
     from api.processes.monitor import running as _monitor_process
 
+    use_metrics_directory(settings.data_dir)  # before any child starts: they all write their metrics there
     with _writer_process(settings) as writer_socket, _monitor_process(settings) as monitor_socket:
         # The workers reach the two helper processes through these sockets: given to them with the rest.
         served = dataclasses.replace(settings, writer_socket=writer_socket, monitor_socket=monitor_socket)

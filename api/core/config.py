@@ -101,6 +101,9 @@ class Settings:
     # SQLite (one machine, one service), no on PostgreSQL, where replicas must not race: there the
     # operator runs `jiuzhu db upgrade` first (api/cli/database.py).
     auto_migrate: bool | None = None
+    # GET /metrics (Prometheus) answers without a key only when this is set (a scraper on a private
+    # network); otherwise it takes an admin key, like the other operator endpoints.
+    metrics_public: bool = False
     # The monitor: households whose rule sessions stay in memory, and events applied per turn.
     monitor_sessions: _Count = 2000
     monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
