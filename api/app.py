@@ -7,6 +7,7 @@ import copy
 import gc
 import logging
 from contextlib import asynccontextmanager
+from time import perf_counter
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -14,7 +15,9 @@ from pydantic import BaseModel, Field
 
 from api.auth.keys import SECURITY_SCHEMES, KeyCache
 from api.core.config import Settings
+from api.core.errors import PROBLEM_JSON
 from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
+from api.core.metrics import REQUEST_SECONDS
 from api.evaluation.service import Service
 from api.monitoring.service import LocalMonitor
 from api.processes.monitor import RemoteMonitor, make_service
@@ -22,14 +25,14 @@ from api.processes.writer import RemoteWriter
 from api.simulations.reform_checks import ReformChecker
 from api.simulations.runner import SimulationRunner
 from api.simulations.store import SimulationStore
-from api.storage.db import make_engine, migrate
+from api.storage.db import make_engine, migrate, require_head
 from api.storage.group_commit import GroupCommitWriter
 from api.storage.id_secret import load_id_secret
 from api.storage.repository import Repository
 from engine import Engine, load_rulebook
 from engine.schema.model import Household
 
-from .routes import evaluate, health, keys, monitoring, records, reference, simulations
+from .routes import evaluate, health, keys, metrics, monitoring, records, reference, simulations
 from .routes import responses as errors
 from .web import api_docs
 from .web import pages as web_pages
@@ -43,7 +46,8 @@ jiuzhu 救助 认定服务：乡镇（街道）一门受理窗口与经办人员
 * 调用需带 API 密钥：`Authorization: Bearer jzk_…`（或 `X-API-Key`）。角色：
   `window` 窗口（评估、批量评估）、`caseworker` 经办人员（评估、查阅记录）、
   `policy` 政策人员（全部查阅、改革试算）、`admin` 管理员（管理密钥及以上全部）。
-* 输入有误返回 422：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
+* 拒绝时返回 RFC 9457 问题文档（`application/problem+json`：`type`、`title`、`status`、`detail`），
+  其中 `errors` 逐项列出出错字段：`{"errors": [{"field": "members[1].birth_date", "message": "…"}]}`，中英文说明。
 * POST 请求可带 `Idempotency-Key`：重试时返回第一次的结果，不重复记录。
 """
 
@@ -74,9 +78,16 @@ def _openapi(app: FastAPI):
         components.setdefault("schemas", {}).update(copy.deepcopy(_household_schemas()))
         components["securitySchemes"] = SECURITY_SCHEMES
         for path, ops in spec["paths"].items():
-            if path.startswith("/v1/"):
-                for op in ops.values():
+            for op in ops.values():
+                if path.startswith("/v1/"):
                     op["security"] = [{"bearer": []}, {"apiKey": []}]
+                for status, answer in op.get("responses", {}).items():
+                    # Refusals are RFC 9457 problem documents (api/routes/responses.py): say so.
+                    content = answer.get("content", {})
+                    if status[:1] in "45" and "application/json" in content:
+                        media = content[PROBLEM_JSON] = content.pop("application/json")
+                        if media.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                            media["schema"] = {"$ref": "#/components/schemas/ErrorBody"}  # FastAPI's default 422
         app.openapi_schema = spec
         return spec
 
@@ -87,11 +98,24 @@ class _App(FastAPI):
     """FastAPI, with the hot route served before the middleware and router (see evaluate.fast_evaluate)."""
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
-            scope["app"] = self
-            await evaluate.fast_evaluate(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        start = perf_counter()
+        if scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
+            scope["app"] = self
+            try:
+                await evaluate.fast_evaluate(scope, receive, send)
+            finally:
+                REQUEST_SECONDS.labels("POST", "/v1/evaluate").observe(perf_counter() - start)
+            return
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The route's template (FastAPI puts the matched route in the scope), never the raw path:
+            # one series per route, whatever ids the paths carry.
+            route = scope.get("route")
+            REQUEST_SECONDS.labels(scope["method"], getattr(route, "path", "(unmatched)")).observe(perf_counter() - start)
 
 
 def _monitor(settings: Settings, db):
@@ -111,7 +135,10 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
     async def lifespan(app: FastAPI):
         engine = rules or Engine(load_rulebook(settings.home))
         db = make_engine(settings)
-        migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
+        if settings.migrates_on_start:
+            migrate(db)  # a no-op at head; `jiuzhu serve` has already migrated before starting workers
+        else:
+            require_head(db)  # PostgreSQL: replicas never migrate; `jiuzhu db upgrade` does, under a lock
         repo = Repository(db)
         id_secret = load_id_secret(db, settings)
         if settings.writer_socket:  # `jiuzhu serve`: the writer process commits for every worker
@@ -179,6 +206,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         simulations.router,
         keys.router,
         health.router,
+        metrics.router,
     ):
         app.include_router(r)
     web_pages.install(app)

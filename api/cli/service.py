@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from api.core.config import Settings, SettingsError
+from api.core.metrics import use_directory as use_metrics_directory
 from api.processes.server import listen, run_workers
 from api.processes.sidecar import supervised
 from api.storage.datalock import DataDirInUse, lock_data_dir
@@ -53,11 +54,13 @@ def _settings(data_dir: Path | None, database_url: str | None, home: Path | None
         sys.exit(2)
 
 
-def _repo(settings, existing: bool = False):
+def _repo(settings, existing: bool = False, serving: bool = False):
     """The service's database, migrated. ``existing``: for commands that only look at what is there
     (listing keys, alerts), refuse a data directory without a database rather than create an empty one
-    (most likely the wrong --data-dir)."""
-    from api.storage.db import make_engine, migrate
+    (most likely the wrong --data-dir). ``serving``: `jiuzhu serve`, which migrates only where
+    ``settings.migrates_on_start`` says so (SQLite by default) and otherwise exits 2 on a schema behind
+    the code's, naming `jiuzhu db upgrade`: replicas on one PostgreSQL never race to migrate."""
+    from api.storage.db import SchemaBehind, make_engine, migrate, require_head
     from api.storage.repository import Repository
 
     path = settings.sqlite_path
@@ -70,7 +73,13 @@ def _repo(settings, existing: bool = False):
         sys.exit(2)
     try:
         db = make_engine(settings)  # a malformed --database-url fails here, not at the first connection
-        migrate(db)
+        if serving and not settings.migrates_on_start:
+            require_head(db)
+        else:
+            migrate(db)
+    except SchemaBehind as e:
+        click.echo(f"服务未启动：{e}", err=True)
+        sys.exit(2)
     except Exception as e:
         click.echo(f"无法连接或初始化数据库 / cannot open or migrate the database: {e}", err=True)
         sys.exit(4)
@@ -120,7 +129,7 @@ def serve(
             click.echo(f"  {err}", err=True)
         sys.exit(3)
 
-    repo = _repo(settings)
+    repo = _repo(settings, serving=True)
     from api.auth.keys import Role
 
     if repo.count_active_keys() == 0:
@@ -138,6 +147,7 @@ def serve(
 
     from api.processes.monitor import running as _monitor_process
 
+    use_metrics_directory(settings.data_dir)  # before any child starts: they all write their metrics there
     with _writer_process(settings) as writer_socket, _monitor_process(settings) as monitor_socket:
         # The workers reach the two helper processes through these sockets: given to them with the rest.
         served = dataclasses.replace(settings, writer_socket=writer_socket, monitor_socket=monitor_socket)

@@ -97,6 +97,13 @@ class Settings:
     session_hours: _Seconds = 12.0
     session_idle_minutes: _Seconds = 30.0
     secure_cookies: bool = False
+    # Whether `jiuzhu serve` (and an embedded app) brings the schema to head when it starts. None: yes on
+    # SQLite (one machine, one service), no on PostgreSQL, where replicas must not race: there the
+    # operator runs `jiuzhu db upgrade` first (api/cli/database.py).
+    auto_migrate: bool | None = None
+    # GET /metrics (Prometheus) answers without a key only when this is set (a scraper on a private
+    # network); otherwise it takes an admin key, like the other operator endpoints.
+    metrics_public: bool = False
     # The monitor: households whose rule sessions stay in memory, and events applied per turn.
     monitor_sessions: _Count = 2000
     monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
@@ -127,6 +134,10 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.url.startswith("sqlite")
+
+    @property
+    def migrates_on_start(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
 
     @property
     def sqlite_path(self) -> str | None:

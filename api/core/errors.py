@@ -1,4 +1,5 @@
-"""Domain errors and error bodies: every refusal is ``{"errors": [{"field", "message", ...}]}``, in Chinese and English."""
+"""Domain errors and error bodies: every refusal is an RFC 9457 problem document whose ``errors``
+member lists ``{"field", "message", ...}``, in Chinese and English."""
 
 from __future__ import annotations
 
@@ -7,6 +8,43 @@ import logging
 from sqlalchemy.exc import DataError, DBAPIError
 
 log = logging.getLogger("jiuzhu.api")
+
+
+PROBLEM_JSON = "application/problem+json"
+
+# RFC 9457 titles: short, in Chinese, one per status (a problem's title must not vary with the instance).
+_TITLES = {
+    400: "请求无效",
+    401: "未认证",
+    403: "无权访问",
+    404: "未找到",
+    405: "不支持该请求方法",
+    406: "不支持的响应格式",
+    409: "请求冲突",
+    413: "请求体过大",
+    415: "不支持的内容类型",
+    422: "输入有误",
+    429: "请求过多",
+    500: "服务内部错误",
+    503: "服务暂不可用",
+}
+
+
+def problem(status: int, errors: list[dict]) -> dict:
+    """An RFC 9457 problem document (``application/problem+json``) carrying today's ``errors`` list as
+    an extension member, so clients that read ``errors`` go on working. ``type`` names the first
+    error's code as a URN: stable, and it does not pretend to be a page one can open."""
+    first = errors[0] if errors else {}
+    detail = first.get("message", "")
+    if len(errors) > 1:
+        detail += f"（另有 {len(errors) - 1} 处错误，见 errors / {len(errors) - 1} more in errors）"
+    return {
+        "type": f"urn:jiuzhu:problem:{first.get('code', 'error')}",
+        "title": _TITLES.get(status, "请求无法处理"),
+        "status": status,
+        "detail": detail,
+        "errors": errors,
+    }
 
 
 def error_item(field: str, zh: str, en: str, code: str) -> dict:
@@ -22,7 +60,7 @@ class ApiError(Exception):
         self.status, self.field, self.zh, self.en, self.code, self.headers = status, field, zh, en, code, headers
 
     def body(self) -> dict:
-        return {"errors": [error_item(self.field, self.zh, self.en, self.code)]}
+        return problem(self.status, [error_item(self.field, self.zh, self.en, self.code)])
 
 
 class Unrecordable(Exception):

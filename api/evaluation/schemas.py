@@ -26,6 +26,12 @@ class ErrorItem(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    """An RFC 9457 problem document (``application/problem+json``); ``errors`` lists every field's error."""
+
+    type: str = Field(description="问题类型（URN，按第一处错误的 code）", examples=["urn:jiuzhu:problem:missing"])
+    title: str = Field(description="问题类别的简短说明（按状态码）")
+    status: int = Field(description="HTTP 状态码")
+    detail: str = Field(description="第一处错误的说明")
     errors: list[ErrorItem]
 
 

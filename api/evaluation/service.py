@@ -17,7 +17,7 @@ import orjson
 
 from api.auth.keys import Caller, out_of_scope
 from api.core.config import Settings
-from api.core.errors import ApiError, Unrecordable, error_item
+from api.core.errors import ApiError, Unrecordable, error_item, problem
 from api.evaluation.records import build_row, idempotency_key, iso, output_of, request_hash, scrub_json, with_record_fields
 from api.storage.ids import uuid7
 from api.storage.repository import Repository
@@ -96,7 +96,7 @@ class Service:
         try:
             parsed = parse(body)
         except InputError as e:
-            return Answer(orjson.dumps(e.to_dict()), 422)
+            return Answer(orjson.dumps(problem(422, e.to_dict()["errors"])), 422)
         if not caller.scope.covers(parsed.locality):
             raise out_of_scope()
         idem = idempotency_key(idem, self.id_secret)  # only its keyed hash is looked up and stored

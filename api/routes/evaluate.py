@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from api.auth.keys import Caller, Permission
-from api.core.errors import ApiError
+from api.core.errors import PROBLEM_JSON, ApiError
 from api.core.openapi_docs import BATCH_EXAMPLES, HOUSEHOLD_EXAMPLES, errors, json_body
 from api.evaluation.schemas import BatchResponse, Determination
 from api.evaluation.service import Answer, BatchAnswer, check_idempotency_key
@@ -69,7 +69,8 @@ def _headers(location: str | None, replayed: bool) -> dict | None:
 
 
 def _response(a: Answer) -> Response:
-    return Response(a.body, a.status, media_type=_JSON, headers=_headers(a.location, a.replayed))
+    media = _JSON if a.status < 400 else PROBLEM_JSON
+    return Response(a.body, a.status, media_type=media, headers=_headers(a.location, a.replayed))
 
 
 def _stream_response(a: BatchAnswer) -> Response:

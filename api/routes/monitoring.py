@@ -20,7 +20,7 @@ from engine.schema.model import InputError
 
 from .deps import body as read_request_body
 from .deps import caller_with
-from .responses import json_response
+from .responses import json_response, problem_response
 
 log = logging.getLogger("jiuzhu.api")
 router = APIRouter(prefix="/v1", tags=["动态监测 monitoring"])
@@ -151,7 +151,7 @@ async def post_events(request: Request, caller: _Submitter) -> Response:
     try:
         parse_events(raw) if many else parse_event(data)
     except InputError as e:
-        return Response(orjson.dumps(e.to_dict()), 422, media_type="application/json")
+        return problem_response(422, e.to_dict()["errors"])
     try:
         results = await request.app.state.monitor.submit(raw, caller)
     except Exception:
@@ -161,7 +161,7 @@ async def post_events(request: Request, caller: _Submitter) -> Response:
         (res,) = results
         if res["status"] == "refused":
             scope = any(e.get("code") == "out_of_scope" for e in res["errors"])
-            return json_response({"errors": res["errors"]}, 403 if scope else 422)
+            return problem_response(403 if scope else 422, res["errors"])
         return json_response(res)
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("recorded", "duplicate", "refused")}
     return json_response({"count": len(results), **counts, "results": results})

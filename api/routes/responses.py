@@ -1,5 +1,6 @@
 """HTTP answers: JSON responses, and the handlers that turn every error into the one error shape
-(``{"errors": [{"field", "message", ...}]}``, Chinese and English; api/core/errors.py)."""
+(an RFC 9457 ``application/problem+json`` document with ``{"errors": [{"field", "message", ...}]}``,
+Chinese and English; api/core/errors.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.core.errors import ApiError, error_item
+from api.core.errors import PROBLEM_JSON, ApiError, error_item, problem
 
 log = logging.getLogger("jiuzhu.api")
 
@@ -21,12 +22,17 @@ def json_response(content: Any, status: int = 200, headers: dict | None = None) 
     return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
 
 
+def problem_response(status: int, errors: list[dict], headers: dict | None = None) -> Response:
+    """A refusal: an RFC 9457 problem document, today's ``errors`` list kept as its extension member."""
+    return Response(orjson.dumps(problem(status, errors)), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
 def error_response(status: int, field: str, zh: str, en: str, code: str, headers: dict | None = None) -> Response:
-    return json_response({"errors": [error_item(field, zh, en, code)]}, status, headers)
+    return problem_response(status, [error_item(field, zh, en, code)], headers)
 
 
 def api_error_response(e: ApiError) -> Response:
-    return json_response(e.body(), e.status, e.headers)
+    return Response(orjson.dumps(e.body()), status_code=e.status, media_type=PROBLEM_JSON, headers=e.headers)
 
 
 _STATUS_TEXT = {
@@ -61,7 +67,7 @@ def install(app: FastAPI) -> None:
             kind = err.get("type", "invalid")
             zh = "缺少必填参数" if kind == "missing" else "取值无效"
             items.append(error_item(field, zh, str(err.get("msg", kind)), kind))
-        return json_response({"errors": items}, 422)
+        return problem_response(422, items)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> Response:

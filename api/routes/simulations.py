@@ -36,7 +36,7 @@ from api.web.browser_auth import key_or_session_with
 
 from .deps import body as read_request_body
 from .deps import caller_with
-from .responses import json_response
+from .responses import json_response, problem_response
 
 router = APIRouter(prefix="/v1", tags=["改革试算 simulations"])
 _Simulator = caller_with(Permission.SIMULATE)
@@ -204,7 +204,7 @@ async def submit(request: Request, caller: _Simulator) -> Response:
     try:
         m, replayed = await enqueue(request, caller, body, idem)
     except RequestInvalid as e:
-        return json_response({"errors": e.errors}, 422)
+        return problem_response(422, e.errors)
     if replayed:
         return await _job_response(request, m, 202 if m["status"] in (QUEUED, RUNNING) else 201, {"Idempotent-Replayed": "true"})
     wait = _prefer_wait(request)

@@ -116,6 +116,11 @@ class SimulationStore:
             row = conn.execute(select(_SIM).where(_SIM.c.id == job_id)).first()
         return row if row is not None and (scope is None or covers(scope, row.caller_scope)) else None
 
+    def queued(self) -> int:
+        """Jobs waiting to run, across every replica."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(_SIM).where(_SIM.c.status == QUEUED)).scalar_one()
+
     def queue_position(self, job_id: str) -> int:
         """How many queued jobs were submitted before this one."""
         with self.engine.connect() as conn:

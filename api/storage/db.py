@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from api.core.config import Settings
@@ -58,22 +58,47 @@ def _alembic_config():
     return cfg
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision``; safe to call from several processes at once."""
+def migrate(engine: Engine, revision: str = "head") -> bool:
+    """Bring the schema to ``revision``; safe to call from several processes at once: they queue on a
+    lock (PostgreSQL: an advisory lock; SQLite: the write lock of BEGIN IMMEDIATE), and whoever comes
+    after the first finds the schema there. Returns whether this call changed the schema."""
     from alembic import command
 
     cfg = _alembic_config()
     with writing(engine) as conn, conn.begin():
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        before = current_revision(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        return current_revision(conn) != before
 
 
-def current_revision(engine: Engine) -> str | None:
+class SchemaBehind(RuntimeError):
+    """The database's schema is not the code's: `jiuzhu db upgrade` brings it there."""
+
+    def __init__(self, current: str | None, head: str | None):
+        self.current, self.head = current, head
+        super().__init__(
+            f"数据库结构版本为 {current or '（空）'}，本程序需要 {head}；请先运行 jiuzhu db upgrade / "
+            f"the database schema is at {current or '(empty)'}, this program needs {head}: run jiuzhu db upgrade first"
+        )
+
+
+def require_head(engine: Engine) -> None:
+    """Raise SchemaBehind unless the schema is at head (no lock, nothing written)."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaBehind(current, head)
+
+
+def current_revision(bind: Engine | Connection) -> str | None:
+    """The schema's revision, read on ``bind`` (a connection: inside its transaction)."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as conn:
+    if isinstance(bind, Connection):
+        return MigrationContext.configure(bind).get_current_revision()
+    with bind.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

@@ -23,11 +23,13 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from api.core.errors import Unrecordable, is_bad_data
+from api.core.metrics import WRITER_BATCH_JOBS, WRITER_COMMIT_SECONDS
 from api.storage.db import writing
 from api.storage.repository import Repository
 
@@ -125,6 +127,7 @@ class Committer:
         seen: dict[tuple[str, str, bool], Job] = {}
         rows: list[dict] = []
         conn = self._connection()
+        start = perf_counter()
         with self._lock, conn.begin():
             for j in jobs:
                 if j.idem is not None:
@@ -141,6 +144,8 @@ class Committer:
                     repo.insert(conn, [], j.batch)
                 rows.extend(j.rows)
             repo.insert(conn, rows)
+        WRITER_COMMIT_SECONDS.observe(perf_counter() - start)
+        WRITER_BATCH_JOBS.observe(len(jobs))
         self.commits += 1
         self.jobs += len(jobs)
 

@@ -15,6 +15,7 @@ import pytest
 from api.app import create_app
 from api.auth.keys import Role
 from api.core.config import Settings, normalise_database_url
+from api.storage.db import make_engine, migrate
 
 PG_URL = os.environ.get("JIUZHU_TEST_DATABASE_URL")
 
@@ -47,9 +48,17 @@ def db_settings(request, tmp_path, monkeypatch):
         pytest.skip("JIUZHU_TEST_DATABASE_URL not set (CI sets it; see .ci/run)")
     name, base, url = _pg_database()
     try:
-        yield Settings(database_url=url)
+        settings = Settings(database_url=url)
+        _upgrade(settings)  # on PostgreSQL the app does not migrate: `jiuzhu db upgrade` does, first
+        yield settings
     finally:
         _drop(base, name)
+
+
+def _upgrade(settings) -> None:
+    db = make_engine(settings)
+    migrate(db)
+    db.dispose()
 
 
 @pytest.fixture
