@@ -221,3 +221,21 @@ def test_a_small_simulation_runs_and_its_report_and_files_open(served, browser):
     expect(report.locator("h1")).to_contain_text("城市低保标准提高20%")
     report.screenshot(path=ARTIFACTS / "simulation-report.png", full_page=False)
     ctx.close()
+
+
+def test_a_form_post_without_its_csrf_token_is_refused(served, browser):
+    """A page of another site could make the browser post a form with the session cookie, but not with
+    the session's token: the post is refused and nothing is done (the person stays signed in)."""
+    url, _keys = served
+    ctx = _signed_in(browser, url, "和平区经办")
+    page = ctx.new_page()
+    page.goto(f"{url}/policy")
+    status = page.evaluate("async () => (await fetch('/logout', {method: 'POST', body: new URLSearchParams()})).status")
+    assert status == 403
+    forged = page.evaluate(
+        "async () => (await fetch('/logout', {method: 'POST', body: new URLSearchParams({csrf_token: 'x'})})).status"
+    )
+    assert forged == 403
+    page.goto(f"{url}/")
+    expect(page.locator("header")).to_contain_text("和平区经办")
+    ctx.close()
