@@ -169,7 +169,11 @@ def _group_option(f):
 @_group_option
 @_redis_option
 def publish_cmd(file: Path, partitions: int, max_unacked: int, group: str, redis_url: str) -> None:
-    """把事件文件（JSON Lines）发布到 Redis 事件流，同一家庭的事件进同一分区、保持文件顺序 / publish events to Redis streams."""
+    """把事件文件（JSON Lines）发布到 Redis 事件流，同一家庭的事件进同一分区、保持文件顺序 / publish events to Redis streams.
+
+    FILE：事件文件，JSON Lines，每行一个事件；整个文件先校验，有误则一个也不发布 / the events, JSON Lines,
+    checked whole first: a malformed file publishes nothing.
+    """
     from api.monitoring.replay import ReplayError  # SQLAlchemy: loaded on use
     from api.streams import bus
 
