@@ -12,29 +12,25 @@ from fastapi import Depends, Request
 
 from api.auth.keys import ROLE_LABELS, ROLE_PERMISSIONS, Caller, Permission
 from api.core.errors import ApiError
-from api.routes.deps import authenticate
 
-from .session import session_caller
+from .deps import key_or_session_caller
 
 
 def key_or_session(permission: Permission):
     """A dependency like ``api.auth.keys.require(permission)`` that also admits a session."""
 
     async def dependency(request: Request) -> Caller:
-        if request.headers.get("authorization") or request.headers.get("x-api-key"):
-            caller = await authenticate(request)
-        else:
-            caller = await session_caller(request)
-            if caller is None:
-                # the API's own 401 (no key, no session), worded for both
-                raise ApiError(
-                    401,
-                    "Authorization",
-                    "请先登录工作台，或提供有效的 API 密钥",
-                    "sign in to the workbench, or send an API key",
-                    "unauthorized",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+        caller = await key_or_session_caller(request)
+        if caller is None:
+            # the API's own 401 (no key, no session), worded for both
+            raise ApiError(
+                401,
+                "Authorization",
+                "请先登录工作台，或提供有效的 API 密钥",
+                "sign in to the workbench, or send an API key",
+                "unauthorized",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if permission not in ROLE_PERMISSIONS[caller.role]:
             raise ApiError(
                 403,

@@ -32,11 +32,16 @@ class CsrfRefused(Exception):
     """A form post without this session's CSRF token."""
 
 
-async def page_caller(request: Request) -> Caller:
-    # A key header wins: scripts and tests open every page with the key they use for the API.
+async def key_or_session_caller(request: Request) -> Caller | None:
+    """The caller behind a key header (401 if the key is bad), else the signed-in person, else None.
+    A key header wins: scripts and tests open every page with the key they use for the API."""
     if request.headers.get("authorization") or request.headers.get("x-api-key"):
         return await authenticate(request)
-    caller = await session_caller(request)
+    return await session_caller(request)
+
+
+async def page_caller(request: Request) -> Caller:
+    caller = await key_or_session_caller(request)
     if caller is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(quote(target, safe="/?=&"))

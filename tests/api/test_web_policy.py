@@ -11,7 +11,7 @@ from simulation_helpers import POPULATION, configured, make_populations
 
 from api.app import create_app
 from api.auth.keys import Caller, Role, Scope
-from api.web import browser_auth
+from api.web import deps
 from engine.batch import briefing
 
 
@@ -229,7 +229,7 @@ def test_simulation_files_open_with_a_session_within_role_and_scope(app, monkeyp
     async def session_caller(request):
         return people.get(request.cookies.get("who", ""))
 
-    monkeypatch.setattr(browser_auth, "session_caller", session_caller)
+    monkeypatch.setattr(deps, "session_caller", session_caller)
     app.cookies.set("who", "policy")
     r = app.get(url)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
