@@ -6,28 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth.keys import Role, Scope
-from api.core.config import Settings
 from api.web.session import COOKIE, accounts
-from tests.api.conftest import PG_URL, _drop, _pg_database, _upgrade
 from tests.api.http_helpers import auth
-
-pytestmark = pytest.mark.skipif(not PG_URL, reason="JIUZHU_TEST_DATABASE_URL not set (CI sets it; see .ci/run)")
-
-
-@pytest.fixture
-def pg_settings():
-    name, base, url = _pg_database()
-    try:
-        settings = Settings(database_url=url)
-        _upgrade(settings)
-        yield settings
-    finally:
-        _drop(base, name)
 
 
 class Clock:
