@@ -125,3 +125,11 @@ def test_the_log_format_setting_names_its_variable(monkeypatch):
     monkeypatch.setenv("JIUZHU_ACCESS_LOG", "true")
     s = Settings.from_env()
     assert (s.log_format, s.access_log) == ("json", True)
+
+
+def test_extra_fields_are_masked_in_both_formats():
+    record = logging.LogRecord("jiuzhu.access", logging.INFO, __file__, 1, "x", (), None)
+    record.fields = {"request_id": "abc", "note": f"户主{ID}"}
+    for formatter in (JsonFormatter(), TextFormatter()):
+        line = formatter.format(record)
+        assert ID not in line and "210102********123X" in line
