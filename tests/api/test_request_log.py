@@ -18,6 +18,7 @@ from api.core import request_log
 from api.core.config import Settings, SettingsError
 from api.core.examples import HOUSEHOLD
 from api.core.logformat import JsonFormatter, TextFormatter
+from api.web.session import COOKIE, accounts
 
 ID = "21010219560501123X"  # the example household's first member
 
@@ -133,3 +134,13 @@ def test_extra_fields_are_masked_in_both_formats():
     for formatter in (JsonFormatter(), TextFormatter()):
         line = formatter.format(record)
         assert ID not in line and "210102********123X" in line
+
+
+def test_a_signed_in_persons_request_names_the_user_not_a_key(app_client, lines):
+    store = accounts(app_client.app)
+    user = store.create_user("王五", Role.CASEWORKER, Scope.of("210102"), "correct-horse-42")
+    app_client.cookies.set(COOKIE, store.open_session(user.id))
+    assert app_client.get("/households", follow_redirects=False).status_code == 200
+    [line] = _requests(lines())
+    assert line["user_id"] == user.id and "key_id" not in line and line["locality"] == "210102"
+    assert line["route"] == "/households" and line["status"] == 200
