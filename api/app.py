@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from api.auth.keys import SECURITY_SCHEMES, KeyCache
+from api.core import request_log
 from api.core.config import Settings
 from api.core.errors import PROBLEM_JSON
 from api.core.logmask import configure_logging as _configure_logging  # the name tests and callers know
@@ -97,13 +98,20 @@ def _openapi(app: FastAPI):
 class _App(FastAPI):
     """FastAPI, with the hot route served before the middleware and router (see evaluate.fast_evaluate)."""
 
+    access_log = False  # one line per request (settings.access_log), set by create_app
+
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        await request_log.handle(scope, receive, send, self._serve, self.access_log)
+
+    async def _serve(self, scope, receive, send) -> None:
+        info = request_log.current.get()
         start = perf_counter()
         if scope["path"] == "/v1/evaluate" and scope["method"] == "POST":
             scope["app"] = self
+            info.route = "/v1/evaluate"
             try:
                 await evaluate.fast_evaluate(scope, receive, send)
             finally:
@@ -114,8 +122,8 @@ class _App(FastAPI):
         finally:
             # The route's template (FastAPI puts the matched route in the scope), never the raw path:
             # one series per route, whatever ids the paths carry.
-            route = scope.get("route")
-            REQUEST_SECONDS.labels(scope["method"], getattr(route, "path", "(unmatched)")).observe(perf_counter() - start)
+            info.route = getattr(scope.get("route"), "path", "(unmatched)")
+            REQUEST_SECONDS.labels(scope["method"], info.route).observe(perf_counter() - start)
 
 
 def _monitor(settings: Settings, db):
@@ -129,7 +137,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
     """``settings``: `jiuzhu serve` hands its workers its own; None (an embedding, `uvicorn --factory
     api.app:create_app`) reads them from the environment here, once."""
     settings = settings or Settings.from_env()
-    _configure_logging()
+    _configure_logging(settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -197,6 +205,7 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
             {"name": "运行状态 health", "description": "存活与就绪检查"},
         ],
     )
+    app.access_log = settings.access_log
     errors.install(app)
     for r in (
         evaluate.router,

@@ -127,19 +127,23 @@ class Caller:
 
 
 class KeyCache:
-    """Key hash -> Caller (or None for unknown/revoked), kept ``ttl`` seconds.
+    """Key hash -> Caller (or None for unknown/revoked), kept ``ttl`` seconds (``key_cache_seconds``).
 
-    Revoking through the HTTP API clears this process's cache at once; a key
-    revoked from the command line stops working within ``ttl`` seconds.
+    This is the revocation bound of a deployment: a key revoked anywhere (through another replica or
+    worker, or ``jiuzhu keys revoke``) is refused everywhere at most ``ttl`` seconds later, since every
+    entry is looked up again in the shared database once it is that old (0: on every request).
+    Revoking through the HTTP API also clears this process's cache at once. ``clock``: for tests.
     """
 
-    def __init__(self, lookup, ttl: float):
+    def __init__(self, lookup, ttl: float, clock=time.monotonic):
         self._lookup = lookup  # hash -> Caller | None (blocking)
         self._ttl = ttl
+        self.clock = clock
         self._items: dict[str, tuple[float, Caller | None]] = {}
 
     async def get(self, key_hash: str) -> Caller | None:
-        now = time.monotonic()
+        # Read before the look-up: an entry never outlives ``ttl`` from the moment the database was asked.
+        now = self.clock()
         hit = self._items.get(key_hash)
         if hit is not None and hit[0] > now:
             return hit[1]

@@ -44,11 +44,13 @@ def _db_options(f):
     return f
 
 
-def _settings(data_dir: Path | None, database_url: str | None, home: Path | None = None) -> Settings:
+def _settings(
+    data_dir: Path | None, database_url: str | None, home: Path | None = None, access_log: bool | None = None
+) -> Settings:
     """The settings, read once here: the options win over the environment. Every process started
     from here gets this object, not the environment (api/core/config.py). A bad value exits 2, naming it."""
     try:
-        return Settings.from_env(data_dir=data_dir, database_url=database_url or None, home=home)
+        return Settings.from_env(data_dir=data_dir, database_url=database_url or None, home=home, access_log=access_log)
     except SettingsError as e:
         click.echo(str(e), err=True)
         sys.exit(2)
@@ -96,7 +98,11 @@ def _repo(settings, existing: bool = False, serving: bool = False):
     type=click.IntRange(min=1),
     help="工作进程数，默认为 CPU 核数 / worker processes",
 )
-@click.option("--access-log/--no-access-log", envvar="JIUZHU_ACCESS_LOG", default=False, help="逐条请求日志 / per-request log")
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="逐条请求日志（请求编号、密钥或用户、地区、路由、状态、耗时），默认取 JIUZHU_ACCESS_LOG / one log line per request",
+)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -109,13 +115,13 @@ def serve(
     host: str,
     port: int,
     workers: int | None,
-    access_log: bool,
+    access_log: bool | None,
     home: Path | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
     """启动 HTTP 服务（默认使用内置 SQLite）/ start the HTTP service."""
-    settings = _settings(data_dir, database_url, home)
+    settings = _settings(data_dir, database_url, home, access_log)
     # Refuse a second service before anything is created or printed (no admin key in a directory it
     # will not serve). The lock is held until this process ends.
     n = workers or os.cpu_count() or 1
@@ -151,7 +157,7 @@ def serve(
     with _writer_process(settings) as writer_socket, _monitor_process(settings) as monitor_socket:
         # The workers reach the two helper processes through these sockets: given to them with the rest.
         served = dataclasses.replace(settings, writer_socket=writer_socket, monitor_socket=monitor_socket)
-        status = run_workers(sockets, access_log, served)
+        status = run_workers(sockets, served)
     sys.exit(status)
 
 

@@ -104,6 +104,10 @@ class Settings:
     # GET /metrics (Prometheus) answers without a key only when this is set (a scraper on a private
     # network); otherwise it takes an admin key, like the other operator endpoints.
     metrics_public: bool = False
+    # Log lines as text (a terminal) or JSON objects (a log shipper: api/core/logformat.py), and whether
+    # each HTTP request writes one line (request id, key or user id, locality, route, status, duration).
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = False
     # The monitor: households whose rule sessions stay in memory, and events applied per turn.
     monitor_sessions: _Count = 2000
     monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
@@ -201,7 +205,6 @@ _KINDS = {
     "int_from_float": ("应为整数", "must be an integer"),
     "float_parsing": ("应为数值", "must be a number"),
     "greater_than": ("应大于0", "must be greater than 0"),
-    "literal_error": ("只能为 FULL、NORMAL 或 EXTRA", "must be FULL, NORMAL or EXTRA"),
 }
 
 
@@ -210,6 +213,8 @@ def _settings_error(e: ValidationError, given: dict) -> SettingsError:
     name = str(err["loc"][0]) if err["loc"] else ""
     where = f"--{name.replace('_', '-')}" if given.get(name) is not None else variable(name)  # the option won
     zh, en = _KINDS.get(err["type"], ("取值无效", err["msg"]))
+    if err["type"] == "literal_error":
+        zh, en = f"只能为 {err['ctx']['expected']}", f"must be {err['ctx']['expected']}"
     if err["type"] == "greater_than_equal":
         zh, en = f"应不小于 {err['ctx']['ge']}", f"must be at least {err['ctx']['ge']}"
     if name not in _SECRET:

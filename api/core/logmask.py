@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import traceback
 
+from api.core.logformat import formatter
 from engine.schema.masking import scrub, scrub_json
 
 _installed = False
@@ -55,11 +56,16 @@ def install_log_masking() -> None:
     logging.setLogRecordFactory(factory)
 
 
-def configure_logging() -> None:
-    """Logging of every service process (HTTP workers, writer, monitor): INFO, resident IDs masked."""
+def configure_logging(log_format: str = "text") -> None:
+    """Logging of every service process (HTTP workers, writer, monitor): INFO, resident IDs masked,
+    lines as text or JSON objects (``JIUZHU_LOG_FORMAT``, api/core/logformat.py). A process whose
+    logging is already set up (an embedding, pytest) keeps its handlers."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter(log_format))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
     logging.getLogger("jiuzhu").setLevel(logging.INFO)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     install_log_masking()

@@ -16,6 +16,7 @@ import anyio.to_thread
 import orjson
 
 from api.auth.keys import Caller, out_of_scope
+from api.core import request_log
 from api.core.config import Settings
 from api.core.errors import ApiError, Unrecordable, error_item, problem
 from api.evaluation.records import build_row, idempotency_key, iso, output_of, request_hash, scrub_json, with_record_fields
@@ -97,6 +98,7 @@ class Service:
             parsed = parse(body)
         except InputError as e:
             return Answer(orjson.dumps(problem(422, e.to_dict()["errors"])), 422)
+        request_log.note_locality(parsed.locality)
         if not caller.scope.covers(parsed.locality):
             raise out_of_scope()
         idem = idempotency_key(idem, self.id_secret)  # only its keyed hash is looked up and stored

@@ -79,7 +79,7 @@ class _Server(GroupServer):
 
 def run_monitor(settings: Settings, path: str, parent: int, ready) -> None:
     """Entry point of the monitor process (started by ``jiuzhu serve``, which hands it its settings)."""
-    configure_logging()
+    configure_logging(settings.log_format)
     db = make_engine(settings)
     service = make_service(settings, db)
     slice_events = settings.monitor_slice_events or SLICE_EVENTS

@@ -63,7 +63,7 @@ def listen(host: str, port: int, workers: int) -> list[socket.socket]:
     return socks
 
 
-def _worker(sock: socket.socket, access_log: bool, settings: Settings) -> None:
+def _worker(sock: socket.socket, settings: Settings) -> None:
     # Only the worker processes serve HTTP: uvicorn and FastAPI are loaded there, not in every `jiuzhu` command.
     import uvicorn
 
@@ -72,21 +72,24 @@ def _worker(sock: socket.socket, access_log: bool, settings: Settings) -> None:
     config = uvicorn.Config(
         functools.partial(create_app, settings),  # the parent's settings, not this process's environment
         factory=True,
-        access_log=access_log,
+        # The app writes the request lines (api/core/request_log.py: request id, caller, locality) and
+        # sets up logging itself (text or JSON): uvicorn's own access log and log config stay off.
+        access_log=False,
+        log_config=None,
         log_level="info",
         timeout_graceful_shutdown=30,
     )
     uvicorn.Server(config).run(sockets=[sock])
 
 
-def run_workers(sockets: list[socket.socket], access_log: bool, settings: Settings) -> int:
+def run_workers(sockets: list[socket.socket], settings: Settings) -> int:
     """Run one worker per socket (see listen()) until SIGTERM or SIGINT; returns the exit status for
     `jiuzhu serve`. Each worker builds its app from ``settings`` (its spawn arguments)."""
     ctx = multiprocessing.get_context("spawn")
     stopping = threading.Event()
 
     def start(sock: socket.socket) -> multiprocessing.Process:
-        p = ctx.Process(target=_worker, args=(sock, access_log, settings), name="jiuzhu-worker")
+        p = ctx.Process(target=_worker, args=(sock, settings), name="jiuzhu-worker")
         p.start()
         return p
 

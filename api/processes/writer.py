@@ -60,7 +60,7 @@ class _Server(GroupServer):
 
 def run_writer(settings: Settings, path: str, parent: int, ready) -> None:
     """Entry point of the writer process (started by ``jiuzhu serve``, which hands it its settings)."""
-    configure_logging()
+    configure_logging(settings.log_format)
     db = make_engine(settings)
     committer = Committer(Repository(db))
     try:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.auth.keys import ROLE_PERMISSIONS, Caller, Permission, hash_key, refusal
+from api.core import request_log
 from api.core.body import read_body
 from api.core.errors import ApiError
 
@@ -38,6 +39,7 @@ async def authenticate(request: Request) -> Caller:
     caller = await request.app.state.keys.get(hash_key(key))
     if caller is None:
         raise _refuse(request, 401, "unknown or revoked key")
+    request_log.note_caller(caller, "key")
     return caller
 
 

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from api.accounts.store import Accounts
 from api.auth.keys import Caller
+from api.core import request_log
 
 COOKIE = "jiuzhu_session"
 _UNSET = object()
@@ -47,6 +48,8 @@ async def session_caller(request: Request) -> Caller | None:
     cached = getattr(request.state, "session_caller", _UNSET)
     if cached is _UNSET:
         cached = request.state.session_caller = await run_in_threadpool(accounts(request.app).caller_for_session, token)
+        if cached is not None:
+            request_log.note_caller(cached, "user")
     return cached
 
 

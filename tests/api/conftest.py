@@ -104,3 +104,18 @@ def keys(client):
 @pytest.fixture
 def db_keys(db_client):
     return make_keys(db_client)
+
+
+@pytest.fixture
+def pg_settings(monkeypatch):
+    """Settings on a fresh PostgreSQL database at head (skipped without JIUZHU_TEST_DATABASE_URL)."""
+    monkeypatch.delenv("JIUZHU_WRITER_SOCKET", raising=False)
+    if not PG_URL:
+        pytest.skip("JIUZHU_TEST_DATABASE_URL not set (CI sets it; see .ci/run)")
+    name, base, url = _pg_database()
+    try:
+        settings = Settings(database_url=url)
+        _upgrade(settings)
+        yield settings
+    finally:
+        _drop(base, name)
