@@ -84,6 +84,10 @@ class Settings:
     simulation_concurrency: int = 1
     simulation_poll_seconds: _Seconds = 2.0
     simulation_stale_seconds: _Seconds = 30.0
+    # Where finished simulations' files are kept for every replica to serve (api/simulations/files.py):
+    # "db" (the database) or "dir:/absolute/path" (a directory every replica mounts). simulations_dir is
+    # then only the running job's scratch.
+    simulation_store: str = "db"
     # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
     # the database (api/storage/id_secret.py). Set it only to share one value across databases; never change it.
     id_hash_secret: str = field(default="", repr=False)
@@ -116,6 +120,14 @@ class Settings:
     @classmethod
     def _at_least_one(cls, v: int) -> int:
         return max(1, v)  # as before: 0 or less means one
+
+    @field_validator("simulation_store", mode="after")
+    @classmethod
+    def _store_spec(cls, v: str) -> str:
+        kind, colon, path = v.strip().partition(":")
+        if (kind == "db" and not colon) or (kind == "dir" and Path(path).is_absolute()):
+            return v.strip()
+        raise ValueError("must be db or dir:/absolute/path (应为 db 或 dir:/绝对路径)")
 
     @property
     def populations_path(self) -> Path:
