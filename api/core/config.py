@@ -60,6 +60,14 @@ _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 
 
+class _Invalid(ValueError):
+    """A validator's refusal, worded in both languages for ``SettingsError``."""
+
+    def __init__(self, zh: str, en: str):
+        super().__init__(en)
+        self.zh, self.en = zh, en
+
+
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Settings:
     """Every setting, typed and validated (a pydantic dataclass: ``dataclasses.replace`` validates too)."""
@@ -127,7 +135,7 @@ class Settings:
         kind, colon, path = v.strip().partition(":")
         if (kind == "db" and not colon) or (kind == "dir" and Path(path).is_absolute()):
             return v.strip()
-        raise ValueError("must be db or dir:/absolute/path (应为 db 或 dir:/绝对路径)")
+        raise _Invalid("应为 db 或 dir:/绝对路径", "must be db or dir:/absolute/path")
 
     @property
     def populations_path(self) -> Path:
@@ -222,6 +230,8 @@ def _settings_error(e: ValidationError, given: dict) -> SettingsError:
     name = str(err["loc"][0]) if err["loc"] else ""
     where = f"--{name.replace('_', '-')}" if given.get(name) is not None else variable(name)  # the option won
     zh, en = _KINDS.get(err["type"], ("取值无效", err["msg"]))
+    if isinstance(why := err.get("ctx", {}).get("error"), _Invalid):
+        zh, en = why.zh, why.en
     if err["type"] == "greater_than_equal":
         zh, en = f"应不小于 {err['ctx']['ge']}", f"must be at least {err['ctx']['ge']}"
     if name not in _SECRET:
