@@ -127,3 +127,25 @@ def test_a_directory_stage_that_is_discarded_leaves_nothing(tmp_path):
     store = DirectoryFiles(tmp_path / "shared")
     store.stage("job-1", out, ["counts.csv"]).discard()
     assert list((tmp_path / "shared" / "job-1").iterdir()) == [] and store.open("job-1", "counts.csv") is None
+
+
+def test_files_of_a_job_finished_before_the_store_are_read_from_the_data_directory(
+    sqlite_settings, populations, tmp_path, engine
+):
+    settings = configured(sqlite_settings, populations, tmp_path)
+    with _replica(settings, engine) as c:
+        h = auth(c.app.state.repo.create_key("政策科", Role.POLICY)[1])
+        r = c.post("/v1/simulations", json={"population": POPULATION, "reform": REFORM}, headers={**h, "Prefer": "wait=60"})
+        job = r.json()
+        assert r.status_code == 201 and job["status"] == "done"
+        href = job["links"]["report"]
+        report = c.get(href, headers=h).content
+        # as an older version left it: no rows, the file in <simulations dir>/<id>/out/
+        with c.app.state.db.begin() as conn:
+            conn.exec_driver_sql("DELETE FROM simulation_files")
+        assert c.get(href, headers=h).status_code == 404
+        legacy = settings.simulations_path / job["simulation_id"] / "out"
+        legacy.mkdir(parents=True)
+        (legacy / "report.html").write_bytes(report)
+        again = c.get(href, headers=h)
+        assert again.status_code == 200 and again.content == report
