@@ -23,9 +23,7 @@ from api.evaluation.service import Service
 from api.monitoring.service import LocalMonitor
 from api.processes.monitor import RemoteMonitor, make_service
 from api.processes.writer import RemoteWriter
-from api.simulations.reform_checks import ReformChecker
-from api.simulations.runner import SimulationRunner
-from api.simulations.store import SimulationStore
+from api.simulations.service import SimulationService
 from api.storage.db import make_engine, migrate, require_head
 from api.storage.group_commit import GroupCommitWriter
 from api.storage.id_secret import load_id_secret
@@ -162,13 +160,12 @@ def create_app(settings: Settings | None = None, rules: Engine | None = None) ->
         app.state.keys = KeyCache(repo.caller_for_hash, settings.key_cache_seconds)
         app.state.id_secret = id_secret
         app.state.service = Service(settings, engine, repo, writer, id_secret)
-        app.state.simulations = SimulationStore(db)
-        app.state.simulation_home = engine.book.dir.parent
-        app.state.reform_checks = asyncio.Semaphore(1)
-        checker = app.state.reform_checker = ReformChecker(settings)
+        sims = app.state.simulation_service = SimulationService.open(settings, db, engine.book.dir.parent, id_secret)
+        app.state.simulations = sims.store
         # Locals, not app.state, are closed below: a lifespan entered twice on one app (a test
         # client inside another) must still stop the runner and monitor it started.
-        runner = app.state.simulation_runner = SimulationRunner(settings, app.state.simulations, app.state.simulation_home)
+        checker = app.state.reform_checker = sims.checker
+        runner = app.state.simulation_runner = sims.runner
         monitor = app.state.monitor = _monitor(settings, db)
         # What was loaded so far (the rule book, modules) lives as long as the process: keep it out of the
         # collector's way, so that collections of the many short-lived objects of each request stay short.

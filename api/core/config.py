@@ -60,6 +60,14 @@ _Count = Annotated[int, Field(ge=1)]
 _Seconds = Annotated[float, Field(gt=0)]
 
 
+class _Invalid(ValueError):
+    """A validator's refusal, worded in both languages for ``SettingsError``."""
+
+    def __init__(self, zh: str, en: str):
+        super().__init__(en)
+        self.zh, self.en = zh, en
+
+
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Settings:
     """Every setting, typed and validated (a pydantic dataclass: ``dataclasses.replace`` validates too)."""
@@ -84,6 +92,10 @@ class Settings:
     simulation_concurrency: int = 1
     simulation_poll_seconds: _Seconds = 2.0
     simulation_stale_seconds: _Seconds = 30.0
+    # Where finished simulations' files are kept for every replica to serve (api/simulations/files.py):
+    # "db" (the database) or "dir:/absolute/path" (a directory every replica mounts). simulations_dir is
+    # then only the running job's scratch.
+    simulation_store: str = "db"
     # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
     # the database (api/storage/id_secret.py). Set it only to share one value across databases; never change it.
     id_hash_secret: str = field(default="", repr=False)
@@ -120,6 +132,14 @@ class Settings:
     @classmethod
     def _at_least_one(cls, v: int) -> int:
         return max(1, v)  # as before: 0 or less means one
+
+    @field_validator("simulation_store", mode="after")
+    @classmethod
+    def _store_spec(cls, v: str) -> str:
+        kind, colon, path = v.strip().partition(":")
+        if (kind == "db" and not colon) or (kind == "dir" and Path(path).is_absolute()):
+            return v.strip()
+        raise _Invalid("应为 db 或 dir:/绝对路径", "must be db or dir:/absolute/path")
 
     @property
     def populations_path(self) -> Path:
@@ -215,6 +235,8 @@ def _settings_error(e: ValidationError, given: dict) -> SettingsError:
     zh, en = _KINDS.get(err["type"], ("取值无效", err["msg"]))
     if err["type"] == "literal_error":
         zh, en = f"只能为 {err['ctx']['expected']}", f"must be {err['ctx']['expected']}"
+    if isinstance(why := err.get("ctx", {}).get("error"), _Invalid):
+        zh, en = why.zh, why.en
     if err["type"] == "greater_than_equal":
         zh, en = f"应不小于 {err['ctx']['ge']}", f"must be at least {err['ctx']['ge']}"
     if name not in _SECRET:

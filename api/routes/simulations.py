@@ -8,30 +8,16 @@ caller with a small population get the finished job in the same call (201).
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-import re
-import time
-from pathlib import Path as FsPath
-from typing import Any
-
-import orjson
 from fastapi import APIRouter, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response, StreamingResponse
 
-from api.auth.keys import Caller, Permission
-from api.core.errors import ApiError, not_found
+from api.auth.keys import Permission
+from api.core.errors import not_found
 from api.core.openapi_docs import errors
-from api.evaluation.records import idempotency_key, iso
-from api.evaluation.service import check_idempotency_key
-from api.simulations import populations
 from api.simulations.child import OUTPUT_FILES
 from api.simulations.request import RequestInvalid
 from api.simulations.schemas import PopulationList, SimulationList, SimulationOut, SimulationRequestDoc
-from api.simulations.store import DONE, FAILED, QUEUED, RUNNING, CallerQueueFull, SimulationStore
-from api.storage.ids import uuid7
-from api.storage.repository import as_utc
+from api.simulations.service import ID_PATTERN, MAX_WAIT_SECONDS, Job, SimulationService, prefer_wait
 from api.web.browser_auth import key_or_session_with
 
 from .deps import body as read_request_body
@@ -43,9 +29,6 @@ _Simulator = caller_with(Permission.SIMULATE)
 # files are opened from links in a browser: the workbench session is accepted besides the key header
 _Downloader = key_or_session_with(Permission.SIMULATE)
 
-ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-MAX_WAIT_SECONDS = 60
-_PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d{1,6})(?:$|[,;\s])", re.I)
 _JSON = "application/json"
 
 _REFORM_EXAMPLE = {
@@ -87,84 +70,15 @@ _IDEM_PARAM = {
 }
 
 
-def _store(request: Request) -> SimulationStore:
-    return request.app.state.simulations
+def _service(request: Request) -> SimulationService:
+    return request.app.state.simulation_service
 
 
-def _href(job_id: str, name: str | None = None) -> str:
-    return f"/v1/simulations/{job_id}" + (f"/files/{name}" if name else "")
-
-
-def _body(m, queue_position: int | None = None, with_result: bool = True) -> dict:
-    """A job row as the API shows it: no server paths, files as links."""
-    job_id = m["id"]
-    files = orjson.loads(m["files_json"]) if m["files_json"] else {}
-    listed = [
-        {"name": n, "title": OUTPUT_FILES[n][1], "media_type": OUTPUT_FILES[n][0], "bytes": size, "href": _href(job_id, n)}
-        for n, size in files.items()
-        if n in OUTPUT_FILES
-    ]
-    result = None
-    if with_result and m["result_json"]:
-        result = orjson.loads(m["result_json"])
-        result["files"] = {k: _href(job_id, v) for k, v in result.get("files", {}).items() if v in files}
-    progress = None
-    if m["status"] in (RUNNING, DONE):
-        total, done = m["households_total"], m["households_done"]
-        if m["status"] == DONE and result is not None:
-            done = total = result.get("households", done)
-        end = as_utc(m["finished_at"]) if m["finished_at"] else dt.datetime.now(dt.UTC)
-        progress = {
-            "households_done": done,
-            "households_total": total,
-            "fraction": round(min(1.0, done / total), 4) if total and done is not None else (1.0 if m["status"] == DONE else None),
-            "elapsed_seconds": round((end - as_utc(m["started_at"])).total_seconds(), 1) if m["started_at"] else None,
-        }
-    return {
-        "simulation_id": job_id,
-        "status": m["status"],
-        "population": m["population"],
-        "as_of": m["as_of"].isoformat() if m["as_of"] else None,
-        "reform": orjson.loads(m["reform_info_json"]),
-        "caller": {"key_id": m["caller_key_id"], "name": m["caller_name"], "role": m["caller_role"]},
-        "created_at": iso(m["created_at"]),
-        "started_at": iso(m["started_at"]) if m["started_at"] else None,
-        "finished_at": iso(m["finished_at"]) if m["finished_at"] else None,
-        "attempts": m["attempts"],
-        "queue_position": queue_position,
-        "progress": progress,
-        "result": result,
-        "files": listed,
-        "errors": orjson.loads(m["errors_json"]) if m["errors_json"] else None,
-        "links": {"self": _href(job_id), "report": _href(job_id, "report.html") if "report.html" in files else None},
-    }
-
-
-async def _job_response(request: Request, m, status: int | None = None, headers: dict | None = None) -> Response:
-    position = None
-    if m["status"] == QUEUED:
-        position = await run_in_threadpool(_store(request).queue_position, m["id"])
-    finished = m["status"] in (DONE, FAILED)
-    code = status if status is not None else 200
-    hdrs = {"Location": _href(m["id"]), **(headers or {})}
-    if not finished:
+def _job_response(job: Job, status: int = 200, headers: dict | None = None) -> Response:
+    hdrs = {"Location": job.location, **(headers or {})}
+    if not job.finished:
         hdrs["Retry-After"] = "2"
-    return json_response(_body(m, position), code, hdrs)
-
-
-def _prefer_wait(request: Request) -> int:
-    m = _PREFER_WAIT.search(request.headers.get("prefer", ""))
-    return min(int(m.group(1)), MAX_WAIT_SECONDS) if m else 0
-
-
-def _reused() -> ApiError:
-    return ApiError(
-        422,
-        "Idempotency-Key",
-        "该 Idempotency-Key 已用于另一份不同的试算请求",
-        "this Idempotency-Key was already used with a different simulation request",
-        "idempotency_key_reused",
-    )
+    return json_response(job.body, status, hdrs)
 
 
 @router.post(
@@ -197,101 +111,17 @@ def _reused() -> ApiError:
     },
 )
 async def submit(request: Request, caller: _Simulator) -> Response:
-    state = request.app.state
-    # only its keyed hash is looked up and stored
-    idem = idempotency_key(check_idempotency_key(request.headers.get("idempotency-key")), state.id_secret)
-    body = await read_request_body(request, state.settings.max_body_bytes)
+    body = await read_request_body(request, request.app.state.settings.max_body_bytes)
+    wait = prefer_wait(request.headers.get("prefer"))
     try:
-        m, replayed = await enqueue(request, caller, body, idem)
+        done = await _service(request).submit(caller, body, request.headers.get("idempotency-key"), wait)
     except RequestInvalid as e:
         return problem_response(422, e.errors)
-    if replayed:
-        return await _job_response(request, m, 202 if m["status"] in (QUEUED, RUNNING) else 201, {"Idempotent-Replayed": "true"})
-    wait = _prefer_wait(request)
-    if wait:
-        m = await _wait_for(request, m["id"], wait) or m
-        if m["status"] in (DONE, FAILED):
-            return await _job_response(request, m, 201, {"Preference-Applied": f"wait={wait}"})
-    return await _job_response(request, m, 202)
-
-
-async def enqueue(request: Request, caller: Caller, body: bytes, idem: str | None = None) -> tuple[Any, bool]:
-    """Read, check and queue a simulation request body (the API's and the workbench form's): returns the
-    job's row mapping and whether it is an idempotent replay of an earlier submission. Raises
-    ``RequestInvalid`` (422 with the fields named) or ``ApiError``; nothing is queued then."""
-    state = request.app.state
-    store = _store(request)
-    checker = state.reform_checker  # reading and checking the reform run in another process, not on this event loop
-    req = await checker.parse(body)
-    population = await run_in_threadpool(populations.find, state.settings.populations_path, req.population, caller.scope.code)
-    req_hash = req.request_hash()
-    if idem is not None:
-        prior = await run_in_threadpool(store.by_idempotency, caller.key_id, idem)
-        if prior is not None:
-            return _replayed(prior._mapping, req_hash), True
-    per_caller = state.settings.simulations_per_caller
-    held = await run_in_threadpool(store.held, caller.key_id)
-    if held >= per_caller:  # before spending a reform check on it (submit counts again, under a lock)
-        raise _queue_full(per_caller, held)
-    async with state.reform_checks:  # a reform check loads a rule book (~0.5 s of CPU): one at a time per worker
-        info = await checker.check(req, state.simulation_home)
-    row = {
-        "id": uuid7(),
-        "status": QUEUED,
-        "population": population.name,
-        "as_of": req.as_of,
-        "reform_name": info["name"][:200],
-        "reform_yaml": req.reform_yaml,
-        "rules_json": orjson.dumps(req.rules).decode(),
-        "reform_info_json": orjson.dumps(info).decode(),
-        "caller_key_id": caller.key_id,
-        "caller_name": caller.name,
-        "caller_role": str(caller.role),
-        "caller_scope": caller.scope.code,
-        "idempotency_key": idem,
-        "request_hash": req_hash,
-        "created_at": dt.datetime.now(dt.UTC),
-        "attempts": 0,
-        "households_total": population.households,
-    }
-    try:
-        stored, replayed = await run_in_threadpool(store.submit, row, state.settings.simulations_per_caller)
-    except CallerQueueFull as e:
-        raise _queue_full(state.settings.simulations_per_caller, e.held) from None
-    except Exception:
-        raise ApiError(503, "(database)", "数据库暂不可用，试算未提交，请稍后重试", "database unavailable: nothing queued, retry later", "unavailable") from None
-    if replayed:
-        return _replayed(stored._mapping, req_hash), True
-    state.simulation_runner.nudge()
-    return stored._mapping, False
-
-
-def _queue_full(limit: int, held: int) -> ApiError:
-    return ApiError(
-        429,
-        "(caller)",
-        f"该密钥已有{held}个试算在排队或运行（每个密钥最多{limit}个），请待其完成后再提交",
-        f"this key already has {held} simulations queued or running (at most {limit} per key): submit again once one has finished",
-        "too_many_simulations",
-        {"Retry-After": "30"},
-    )
-
-
-def _replayed(m, req_hash: str):
-    if m["request_hash"] != req_hash:
-        raise _reused()
-    return m
-
-
-async def _wait_for(request: Request, job_id: str, seconds: int):
-    deadline = time.monotonic() + seconds
-    row = None
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
-        row = await run_in_threadpool(_store(request).get, job_id)
-        if row is not None and row._mapping["status"] in (DONE, FAILED):
-            break
-    return row._mapping if row is not None else None
+    if done.replayed:
+        return _job_response(done.job, 201 if done.job.finished else 202, {"Idempotent-Replayed": "true"})
+    if done.waited:
+        return _job_response(done.job, 201, {"Preference-Applied": f"wait={done.waited}"})
+    return _job_response(done.job, 202)
 
 
 @router.get(
@@ -307,11 +137,8 @@ async def list_simulations(
     limit: int = Query(20, ge=1, le=200, description="每页条数"),
     before: str | None = Query(None, max_length=64, description="上一页返回的 next_before"),
 ) -> Response:
-    rows = await run_in_threadpool(_store(request).recent, limit + 1, before, caller.scope.code)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [_body({**r._mapping, "result_json": None}, with_result=False) for r in rows]
-    return json_response({"simulations": items, "next_before": rows[-1].id if more else None})
+    items, next_before = await _service(request).recent(limit, before, caller.scope.code)
+    return json_response({"simulations": items, "next_before": next_before})
 
 
 @router.get(
@@ -326,10 +153,10 @@ async def get_simulation(
     caller: _Simulator,
     simulation_id: str = Path(pattern=ID_PATTERN, description="POST /v1/simulations 返回的 simulation_id"),
 ) -> Response:
-    row = await run_in_threadpool(_store(request).get, simulation_id, caller.scope.code)
-    if row is None:
+    job = await _service(request).job(simulation_id, caller.scope.code)
+    if job is None:
         raise not_found("simulation_id", "未找到该试算", "no such simulation")
-    return await _job_response(request, row._mapping)
+    return _job_response(job)
 
 
 @router.get(
@@ -351,29 +178,18 @@ async def get_file(
     simulation_id: str = Path(pattern=ID_PATTERN, description="试算编号"),
     name: str = Path(max_length=64, description="文件名，如 report.html", examples=["report.html"]),
 ) -> Response:
-    row = await run_in_threadpool(_store(request).get, simulation_id, caller.scope.code)
-    if row is None:
-        raise not_found("simulation_id", "未找到该试算", "no such simulation")
-    m = row._mapping
-    listed = orjson.loads(m["files_json"]) if m["files_json"] else {}
-    if name not in OUTPUT_FILES or name not in listed:
-        raise not_found("name", "该试算没有这个文件", "this simulation has no such file")
-    # The name is one of OUTPUT_FILES and the id matched a stored job's: the path stays in the job's directory.
-    path: FsPath = request.app.state.settings.simulations_path / m["id"] / "out" / name
-    if not path.is_file():
-        raise not_found("name", "文件已不在服务器上（可能已被清理）", "the file is no longer on the server (cleaned up?)")
-    media_type, _title = OUTPUT_FILES[name]
-    headers = {"X-Content-Type-Options": "nosniff"}
-    if name.endswith(".html"):
+    f = await _service(request).download(simulation_id, name, caller.scope.code)
+    inline = name.endswith(".html")
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Length": str(f.size),
+        "Content-Disposition": f'{"inline" if inline else "attachment"}; filename="{f.filename}"',
+    }
+    if inline:
         # The briefing is static (inline SVG and styles): nothing in it may run or load anything.
         headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-    return FileResponse(
-        path,
-        media_type=media_type,
-        filename=f"simulation-{m['id']}-{name}",
-        content_disposition_type="inline" if name.endswith(".html") else "attachment",
-        headers=headers,
-    )
+    # read and sent a part at a time (starlette iterates a plain iterator in a thread)
+    return StreamingResponse(f.parts, media_type=f.media_type, headers=headers)
 
 
 @router.get(
@@ -384,5 +200,5 @@ async def get_file(
     responses=errors(401, 403),
 )
 async def list_populations(request: Request, caller: _Simulator) -> Response:
-    found = await run_in_threadpool(populations.available, request.app.state.settings.populations_path, caller.scope.code)
+    found = await _service(request).populations(caller.scope.code)
     return json_response({"populations": [p.to_dict() for p in found]})

@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +32,7 @@ import orjson
 
 from api.core.config import Settings
 from api.core.errors import error_item
+from api.simulations.files import SimulationFiles
 from api.simulations.request import write_reform
 from api.simulations.store import SimulationStore
 
@@ -38,10 +40,11 @@ log = logging.getLogger("jiuzhu.api.simulations")
 
 
 class SimulationRunner:
-    def __init__(self, settings: Settings, store: SimulationStore, home: Path):
+    def __init__(self, settings: Settings, store: SimulationStore, home: Path, files: SimulationFiles):
         self.settings = settings
         self.store = store
         self.home = home
+        self.files = files
         # host:pid, and a token: two apps in one process (tests, an embedding) are still two runners
         self.runner_id = f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
         self.heartbeat_seconds = max(0.5, min(5.0, settings.simulation_stale_seconds / 4))
@@ -78,6 +81,7 @@ class SimulationRunner:
             if job is not None:
                 try:
                     self._run(job._mapping)
+                    _clean_scratch(self.settings.simulations_path / job._mapping["id"])
                 except Exception:  # this thread must keep serving the queue
                     log.exception("simulation %s: the runner failed", job._mapping["id"])
                     self._finish(job._mapping["id"], errors=[_error("(job)", "试算运行出错，已记录日志", "the simulation runner failed (logged)")])
@@ -120,7 +124,21 @@ class SimulationRunner:
         kind, payload = outcome
         if kind == "done":
             result, files, done = payload
-            self._finish(job_id, result_json=orjson.dumps(result).decode(), files_json=orjson.dumps(files).decode(), households_done=done)
+            try:  # the files go where every replica finds them; this worker's scratch is removed after
+                staged = self.files.stage(job_id, job_dir / "out", files)
+            except OSError as e:
+                log.exception("simulation %s: cannot store its files", job_id)
+                self._finish(job_id, errors=[_error("(job)", f"无法保存试算文件：{e.strerror}", f"cannot store the simulation's files: {e.strerror}")])
+                return
+            recorded = self._finish(
+                job_id,
+                result_json=orjson.dumps(result).decode(),
+                files_json=orjson.dumps(files).decode(),
+                households_done=done,
+                attach=staged.commit,
+            )
+            if not recorded:
+                staged.discard()
             log.info("simulation %s done in %.1f s: %s households", job_id, time.monotonic() - started, result.get("households"))
         else:
             self._finish(job_id, errors=payload)
@@ -221,16 +239,27 @@ class SimulationRunner:
             proc.kill()
             proc.wait(5)
 
-    def _finish(self, job_id: str, **kw) -> None:
+    def _finish(self, job_id: str, **kw) -> bool:
+        """Record the outcome; whether it was recorded (False: the job is no longer ours, or the database stayed away)."""
         for attempt in range(5):  # the database may be briefly unavailable; the result is worth a retry
             try:
                 if not self.store.finish(job_id, self.runner_id, **kw):
                     log.warning("simulation %s: finished, but no longer ours to record", job_id)
-                return
+                    return False
+                return True
             except Exception:
                 log.exception("simulation %s: recording the outcome failed (attempt %d)", job_id, attempt + 1)
                 if self._stop.wait(2.0 * (attempt + 1)):
-                    return
+                    return False
+        return False
+
+
+def _clean_scratch(job_dir: Path) -> None:
+    """What the job's run wrote on this worker's disk: nothing is served from it (see api.simulations.files)."""
+    for sub in ("input", "out", "tmp"):
+        shutil.rmtree(job_dir / sub, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        job_dir.rmdir()  # unless a shared store keeps the files there too
 
 
 def _error(field: str, zh: str, en: str) -> dict:

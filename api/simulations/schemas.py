@@ -1,4 +1,4 @@
-"""Shapes of the simulation endpoints, for the OpenAPI document (the routes build plain dicts)."""
+"""Shapes of the simulation endpoints, for the OpenAPI document (api/simulations/service.py builds plain dicts)."""
 
 from __future__ import annotations
 

@@ -10,9 +10,10 @@ PostgreSQL), so the concurrency bound holds across processes.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import orjson
-from sqlalchemy import Engine, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from api.core.errors import error_item
@@ -220,7 +221,10 @@ class SimulationStore:
         files_json: str | None = None,
         errors: list[dict] | None = None,
         households_done: int | None = None,
+        attach: Callable[[Connection], None] | None = None,
     ) -> bool:
+        """Record the outcome if the job is still ours; ``attach`` (its files) runs in the same
+        transaction, after the job is found ours: the files and the outcome are written together or not at all."""
         values = {
             "status": FAILED if errors else DONE,
             "finished_at": utcnow(),
@@ -232,7 +236,7 @@ class SimulationStore:
         }
         if households_done is not None:
             values["households_done"] = households_done
-        return self._update_running(job_id, runner, values)
+        return self._update_running(job_id, runner, values, attach)
 
     def requeue(self, job_id: str, runner: str) -> None:
         """The service is stopping: give the job back to the queue (the attempt does not count)."""
@@ -249,11 +253,13 @@ class SimulationStore:
             },
         )
 
-    def _update_running(self, job_id: str, runner: str, values: dict) -> bool:
+    def _update_running(self, job_id: str, runner: str, values: dict, attach: Callable[[Connection], None] | None = None) -> bool:
         """Change the job if it is still running under ``runner``; False when it is no longer ours
         (recovered by another worker, or finished)."""
         with writing(self.engine) as conn, conn.begin():
             n = conn.execute(
                 update(_SIM).where(_SIM.c.id == job_id, _SIM.c.runner == runner, _SIM.c.status == RUNNING).values(**values)
             ).rowcount
+            if n == 1 and attach is not None:
+                attach(conn)
         return n == 1

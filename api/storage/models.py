@@ -124,6 +124,18 @@ class SimulationJob(SQLModel, table=True):
     errors_json: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class SimulationFile(SQLModel, table=True):
+    """A part of a finished simulation's file (``JIUZHU_SIMULATION_STORE=db``, api/simulations/files.py):
+    files are cut into parts so that neither storing nor serving one holds it whole in memory."""
+
+    __tablename__ = "simulation_files"
+
+    simulation_id: str = Field(primary_key=True, max_length=36)
+    name: str = Field(primary_key=True, max_length=64)  # one of api.simulations.child.OUTPUT_FILES
+    part: int = Field(primary_key=True)  # 0, 1, ...: the file is their bytes in this order
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
 # -- dynamic monitoring (engine/monitor, api/monitoring/service.py) ------------------------------------------
 
 

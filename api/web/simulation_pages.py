@@ -1,9 +1,9 @@
 """模拟 /simulations (policy role): choose a population, build a reform from a form or upload a reform file,
 follow the run, read the briefing and download its files.
 
-A submission goes through ``api.routes.simulations.enqueue``, the same reading, checks (untrusted
-input: api.simulations.request, api.simulations.reform_checks) and queue as POST /v1/simulations; the form only
-writes the reform document the API would receive. The briefing is ``engine.batch.briefing`` of the
+A submission goes through ``api.simulations.service.SimulationService.submit``, the same reading, checks
+(untrusted input: api.simulations.request, api.simulations.reform_checks) and queue as POST /v1/simulations;
+the form only writes the reform document the API would receive. The briefing is ``engine.batch.briefing`` of the
 job's result; files are linked at /v1/simulations/{id}/files/{name}, which accepts the session.
 """
 
@@ -15,16 +15,14 @@ from decimal import Decimal, InvalidOperation
 
 import orjson
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.datastructures import UploadFile
 
 from api.auth.keys import Permission
 from api.core.errors import ApiError, error_item
-from api.routes.simulations import ID_PATTERN, _body, enqueue
-from api.simulations import populations
 from api.simulations.child import OUTPUT_FILES
 from api.simulations.request import RequestInvalid
+from api.simulations.service import ID_PATTERN, SimulationService
 from api.simulations.store import DONE, FAILED, QUEUED, RUNNING
 from engine.batch import briefing
 
@@ -37,6 +35,10 @@ Simulator = page_with(Permission.SIMULATE)
 STATUS_ZH = {QUEUED: "排队中", RUNNING: "运行中", DONE: "已完成", FAILED: "失败"}
 MAX_ROWS = 20  # parameter rows of the form
 REFRESH_SECONDS = 2
+
+
+def _service(request: Request) -> SimulationService:
+    return request.app.state.simulation_service
 
 
 def _parameters(request: Request) -> list[tuple[str, str, str]]:
@@ -112,10 +114,9 @@ async def _uploaded(form: dict[str, list], limit: int) -> tuple[str | None, list
 async def _form_page(
     request: Request, caller, *, status: int = 200, errors: list[dict] | None = None, values: dict | None = None
 ):
-    state = request.app.state
-    found = await run_in_threadpool(populations.available, state.settings.populations_path, caller.scope.code)
-    recent = await run_in_threadpool(state.simulations.recent, 20, None, caller.scope.code)
-    jobs = [_body({**r._mapping, "result_json": None}, with_result=False) for r in recent]
+    service = _service(request)
+    found = await service.populations(caller.scope.code)
+    jobs, _more = await service.recent(20, None, caller.scope.code)
     for j in jobs:
         j["status_zh"] = STATUS_ZH.get(j["status"], j["status"])
     by_field = {}
@@ -159,27 +160,24 @@ async def submit_simulation(request: Request, caller: Simulator):
         body["as_of"] = as_of
     if not errors:
         try:
-            m, _replayed = await enqueue(request, caller, orjson.dumps(body))
+            submitted = await _service(request).submit(caller, orjson.dumps(body))
         except RequestInvalid as e:
             errors = e.errors
         except ApiError as e:
             errors = [error_item(e.field, e.zh, e.en, e.code)]
     if errors:
         return await _form_page(request, caller, status=422, errors=errors, values=values)
-    return RedirectResponse(f"/simulations/{m['id']}", status_code=303)
+    return RedirectResponse(f"/simulations/{submitted.job.id}", status_code=303)
 
 
 @router.get("/simulations/{simulation_id}", response_class=HTMLResponse)
 async def simulation_page(request: Request, caller: Simulator, simulation_id: str = Path(pattern=ID_PATTERN)):
-    store = request.app.state.simulations
-    row = await run_in_threadpool(store.get, simulation_id, caller.scope.code)
-    if row is None:
+    found = await _service(request).job(simulation_id, caller.scope.code)
+    if found is None:
         return page(
             request, "message.html", caller, status=404, title="未找到该试算", message="未找到该试算（或不在您的管辖范围内）。"
         )
-    m = row._mapping
-    position = await run_in_threadpool(store.queue_position, m["id"]) if m["status"] == QUEUED else None
-    job = _body(m, position)
+    job = found.body
     job["reform"]["changes"] = [_readable(request, c) for c in job["reform"].get("changes", [])]
     result = job["result"]
     brief = None

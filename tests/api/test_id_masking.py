@@ -251,7 +251,13 @@ def test_planted_id_numbers_are_found_nowhere_in_the_database_or_the_log(db_sett
         r = c.post("/v1/simulations", json={"population": ID_POPULATION, "reform": reform_text},
                    headers={**policy, "Idempotency-Key": P.one(), "Prefer": "wait=60"})
         assert r.status_code in (200, 201, 202), r.text
-        assert wait_until(c, r.headers["Location"], policy)["status"] == "done"
+        done = wait_until(c, r.headers["Location"], policy)
+        assert done["status"] == "done"
+        # the files as a caller downloads them (they are kept in the database, not in the data directory)
+        downloaded = tmp_path / "downloaded"
+        downloaded.mkdir()
+        for f in done["files"]:
+            (downloaded / f["name"]).write_bytes(c.get(f["href"], headers=policy).content)
 
     # -- the command line: keys, a replay (a new household, and an event for the one registered above), alerts
     env = _cli_env(settings)
@@ -275,7 +281,7 @@ def test_planted_id_numbers_are_found_nowhere_in_the_database_or_the_log(db_sett
     assert _cli("alerts", "ack", listed[0]["alert_id"], "--note", "命令行" + P.one(), env=env).returncode == 0
 
     leaks, columns, cells = scan_database(settings.url, P.all)
-    files = [f for f in settings.simulations_path.rglob("*") if f.is_file() and f.suffix in (".csv", ".html", ".json", ".yaml", ".parquet")]
+    files = [f for f in (*settings.simulations_path.rglob("*"), *downloaded.rglob("*")) if f.is_file() and f.suffix in (".csv", ".html", ".json", ".yaml", ".parquet")]
     file_leaks = {str(f): x for f in files if (x := _leaks(_file_text(f), P.all))}
     gains = next(f for f in files if f.name == "gains_losses.csv").read_text(encoding="utf-8")
     assert "********" in gains  # households of the population are listed, masked
