@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from http_helpers import auth
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
@@ -23,7 +24,6 @@ from api.core.examples import HOUSEHOLD
 from api.storage import partitions
 from api.storage.db import make_engine, writing
 from api.storage.models import DeterminationRecord
-from tests.api.http_helpers import auth
 
 JIUZHU = str(Path(sys.executable).parent / "jiuzhu")
 _DET = DeterminationRecord.__table__

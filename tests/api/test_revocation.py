@@ -7,11 +7,11 @@ from __future__ import annotations
 import dataclasses
 
 from fastapi.testclient import TestClient
+from http_helpers import auth
 
 from api.app import create_app
 from api.auth.keys import Role, Scope
 from api.web.session import COOKIE, accounts
-from tests.api.http_helpers import auth
 
 
 class Clock:
