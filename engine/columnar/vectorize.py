@@ -9,18 +9,22 @@ program: a new rule file is vectorised by the same code, and a construct this
 backend cannot vectorise raises ``Unsupported`` so the chunk is evaluated by the
 single-household evaluator instead (never a silent difference).
 
-Semantics mirrored exactly from ``engine.executors.evaluate``:
+The choices a decision makes are fields of the plan (``engine.book.rules``: ``Clause.granted``,
+``Program.stop_clause``, ``Program.outside``, ``Program.rule_ids``, ``Part.required``) or of
+``engine.book.statuses``, read here as in ``engine.executors.evaluate``; what remains below is
+the same three-valued logic written over columns:
 
 * three-valued logic (``False and missing`` is false, ``True and missing`` unknown);
 * ``none`` operands: ordering with ``none`` is false, ``x in S`` with ``none`` is false;
 * program steps in order: ``let`` values always; a check whose ``applies_if`` guard is
   false is stored false and not counted as failed; a guard that is unknown makes a
-  non-false outcome unknown; after a failed ``gate`` later checks are stored false and
-  the decision is the last clause;
+  non-false outcome unknown (``engine.executors.outcome.guarded``, here as masks); after a
+  failed ``gate`` later checks are stored false and ``Program.stop_clause`` decides;
 * decision clauses in order: the first whose condition holds decides; an unknown
   condition makes the status ``needs_info``; amounts (or ``parts``) of the chosen
-  clause, exact; a missing amount is ``null``;
-* member programs for every member, skipped (and stored as ineligible, not reported)
+  clause, exact; a missing amount is ``null`` (``outcome.parts_amount``: an unknown required
+  part makes it unknown, another counts as 0);
+* member programs for every member, skipped (stored as ``Program.outside``, not reported)
   where ``applies_to`` is false; programs in the rule book's dependency order.
 """
 
@@ -61,10 +65,9 @@ ELIGIBLE, INELIGIBLE, GRADUAL_EXIT, NEEDS_INFO = (
     STATUS_CODE[s] for s in ("eligible", "ineligible", "gradual_exit", "needs_info")
 )
 NOT_CHECKED = -1
-# per status code: does it grant (``<program>.granted``), and is that known (needs_info: unknown);
-# the extra last entry is what code -1 (NOT_CHECKED, outside ``applies_to``) reads: not granted
-GRANTS = np.array([granted_of(s) is True for s in STATUSES] + [False])
-GRANT_KNOWN = np.array([granted_of(s) is not None for s in STATUSES] + [True])
+# the status codes whose ``<program>.granted`` is true, and those where it is unknown (needs_info)
+GRANTING = tuple(STATUS_CODE[s] for s in STATUSES if granted_of(s) is True)
+UNDECIDED = tuple(STATUS_CODE[s] for s in STATUSES if granted_of(s) is None)
 
 
 class Ctx:
@@ -646,7 +649,7 @@ class Plan:
         """Mark which granted programs are paid, executing the plan's steps in order."""
         paid: dict[str, np.ndarray] = {}
         for p in self.programs:
-            paid[p.code] = GRANTS[res.programs[p.code][0]]
+            paid[p.code] = _among(res.programs[p.code][0], GRANTING)
         plans = {p.code: p for p in self.programs}
         for ex in self.exclusions:
             codes = [c for c in ex.programs if c in plans]  # programs this Plan runs, in the plan's rank order
@@ -819,12 +822,8 @@ class Plan:
             st_codes = status_store + np.int8(1) if is_arr(status_store) else status_store + 1
             store[code + ".status"] = _canon_member(Str(st_codes)) if member else Str(st_codes)
         if code + ".granted" in self.live:
-            if is_arr(status_store):
-                granted: Any = GRANTS[status_store]
-                gk: Any = GRANT_KNOWN[status_store]
-            else:
-                granted = bool(GRANTS[status_store])
-                gk = bool(GRANT_KNOWN[status_store])
+            granted: Any = _among(status_store, GRANTING)
+            gk: Any = bnot(_among(status_store, UNDECIDED))
             g = Bool(granted, gk)
             store[code + ".granted"] = _canon_member(g) if member else g
         if code + ".amount" in self.live:
@@ -839,6 +838,17 @@ class Plan:
             np.broadcast_to(np.asarray(none, dtype=bool), shape),
             np.broadcast_to(np.asarray(first, dtype=np.int8) - np.int8(1), shape),
         )
+
+
+def _among(status, codes: tuple[int, ...]):
+    """Where a status code (array or scalar) is one of ``codes``: comparisons, far cheaper than a
+    table lookup by fancy indexing."""
+    if not is_arr(status):
+        return status in codes
+    out = status == codes[0]
+    for c in codes[1:]:
+        out |= status == c
+    return out
 
 
 def _first_paid(codes: list[str], paid: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

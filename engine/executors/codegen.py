@@ -7,6 +7,11 @@ the household declared its assets - so that values that cannot be missing use pl
 Python operators and everything else goes through small three-valued helpers. A property
 test checks that both backends produce byte-identical determinations.
 
+The decisions are the plan's (``engine.book.rules``): the clause after a failed gate, each
+clause's ``granted``, the result keys, the status outside ``applies_to`` are printed from its
+fields with ``repr``; a guarded check's outcome and a clause's amount (``amount`` or ``parts``)
+are printed as calls of the functions the interpreter calls (``engine.executors.outcome``).
+
 Safety: no rule or policy text is ever handed to Python. The generator walks our own
 closed AST (engine/expr/ast.py) and emits fixed code shapes for each node type; every
 name becomes a generated identifier or a dictionary key written with ``repr``; literals
