@@ -11,9 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from rulehome import copy_home, edit
 from strategies import households
 
-from engine import InputError
+from engine import Engine, InputError, load_rulebook
 from engine.book.cases import load_cases
 from engine.executors.codegen import ALLOWED_ATTRIBUTES
 from engine.executors.evaluate import outline_of
@@ -127,3 +128,24 @@ def test_outline_without_the_compiled_path(engine):
 def test_every_yaml_case_in_each_compiled_form(engine, same):
     for case in load_cases(Path(__file__).parent / "cases"):
         same(engine, case.household)
+
+
+def test_a_program_reading_the_granted_of_a_needs_info_decision_gives_what_the_interpreter_gives(tmp_path):
+    # 孤儿 decides needs_info by a known condition (one parent recorded): its ``granted`` is unknown, and a
+    # program after it that reads it must see an unknown value in the compiled path too (it raised before)
+    home = copy_home(tmp_path)
+    edit(home / "rules" / "unattended_child.yaml", "    when: age < param.orphan.age_limit\n",
+         "    when: age < param.orphan.age_limit and not orphan.granted\n")  # fmt: skip
+    eng = Engine(load_rulebook(home))
+    h = {
+        "household_id": "t1", "locality": "210102", "as_of": "2021-08-01", "area": "urban",
+        "members": [
+            {"id": "g1", "relation": "grandparent", "birth_date": "1958-01-01", "hukou_locality": "210102",
+             "supporters": "able", "incomes": [{"type": "wage", "monthly": "3000"}]},
+            {"id": "c1", "relation": "grandchild", "birth_date": "2012-01-01", "hukou_locality": "210102",
+             "supporters": "able", "parents": [{"status": "deceased"}]},
+        ],
+    }  # fmt: skip
+    ref = eng.evaluate_reference(copy.deepcopy(h))
+    assert ref.status("orphan", "c1") == "needs_info" and ref.status("unattended_child", "c1") == "needs_info"
+    assert orjson.dumps(eng.evaluate(copy.deepcopy(h))) == orjson.dumps(ref)

@@ -1,5 +1,6 @@
 """Rule files: loading, validation errors with file and line, ruleset_version."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -115,13 +116,15 @@ def test_compiling_a_template_builds_a_new_one_and_leaves_the_checked_one_as_it_
     book = load_rulebook(ROOT)
     scope = book._scope(False, {"standard": MONEY}, {"standard": "dibao:standard"})
     checked = book._template("t.yaml", 1, "月收入{monthly_income}元，标准{standard}元，合计{monthly_income}元", scope, "t")
-    slots = list(checked.slots)
-    compiled = _compile_template(checked, set())
+    compiled = _compile_template(checked, frozenset())
     assert compiled is not checked
-    assert checked.slots == slots and checked.fmt == "" and checked.nodes == []  # untouched
-    assert compiled.fmt == "月收入%s元，标准%s元，合计%s元" and compiled.order == (0, 1, 0)
+    assert checked.slots == ()  # untouched: the checked template is frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        checked.slots = compiled.slots  # type: ignore[misc]
+    assert compiled.fmt == checked.fmt == "月收入%s元，标准%s元，合计%s元" and compiled.order == (0, 1, 0)
     assert [name for name, _fn, _conv in compiled.slots] == ["monthly_income", "standard"]
-    assert _compile_template(compiled, set()) is compiled  # shared by a 'use' step: compiled once
+    assert compiled.nodes is checked.nodes and compiled == checked  # the same sentence, now with its functions
+    assert _compile_template(compiled, frozenset()) is compiled  # shared by a 'use' step: compiled once
 
 
 def test_a_local_value_is_bound_to_its_storage_key_by_the_checker_not_renamed_afterwards():

@@ -110,7 +110,7 @@ def referenced_names(plan: Plan) -> tuple[set[str], set[str]]:
         nodes += [s.guard_node for s in p.steps if s.guard_node is not None]
         nodes += [c.when_node for c in p.decision if c.when_node is not None]
         nodes += [c.amount_node for c in p.decision if c.amount_node is not None]
-        nodes += [n for c in p.decision for _l, n, _r in c.part_nodes]
+        nodes += [part.node for c in p.decision for part in c.parts]
         if p.applies_node is not None:
             nodes.append(p.applies_node)
     names: set[str] = set()

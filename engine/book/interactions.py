@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.book.ids import is_name
+from engine.book.statuses import GRANTED
 from engine.book.yamlio import LineDict
 
 KEEP = ("first", "higher_amount")
@@ -40,7 +41,6 @@ KEEP = ("first", "higher_amount")
 # "includes_covered" (the default) counts them, so a partial overlap is flagged for review;
 # "excludes_covered" (the rule file already pays only the others) needs no review.
 HOUSEHOLD_AMOUNT = ("includes_covered", "excludes_covered")
-GRANTED = frozenset({"eligible", "gradual_exit"})
 _PD_NOTE = "项目默认值，待地方确认"
 
 

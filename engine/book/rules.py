@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from engine.book.ids import is_name, problem, shown
 from engine.book.interactions import ExclusionPlan, load_interactions
+from engine.book.statuses import OUTSIDE, STATUSES, granted_of
 from engine.book.templates import converter, split, unbalanced
 from engine.book.yamlio import LineDict, YamlError, load_yaml
 from engine.expr import Scope, check, compile_expr, parse
@@ -37,7 +38,6 @@ from engine.policies.sources import check_citation
 from engine.schema.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS, RECORDS
 from engine.schema.model import PROGRAM_CODES
 
-STATUSES = ("eligible", "ineligible", "gradual_exit", "needs_info")
 PAYS = ("monthly", "annual", "one_off", "in_kind", "none")
 STATUS_T = enum(*STATUSES)
 RESULT_FIELDS = {"status": STATUS_T, "granted": BOOL, "amount": T("money", optional=True)}
@@ -48,29 +48,38 @@ class RuleError(YamlError):
     """A problem in a rule file, with file and line."""
 
 
-@dataclass
+# The lowered plan. Every object below is frozen and built once in its final form: the loader
+# checks an item, then makes the executable object from the checked parts (``dataclasses.replace``
+# where a compiled function is added to a checked step). Functions and syntax trees are left out of
+# ``==`` (they compare by identity); the expression texts stand for them, so two loads of the same
+# files give equal plans.
+
+
+@dataclass(frozen=True, slots=True)
 class Template:
-    parts: list[tuple[bool, str]]  # (is_slot, text-or-name)
-    slots: list[tuple[str, Any, Any]]  # (name, node then fn, type then converter), each slot once
+    """An explanation sentence: literal text and named slots, each slot once."""
+
+    parts: tuple[tuple[bool, str], ...]  # (is_slot, text-or-name)
     source: str
-    fmt: str = ""  # the sentence with %s for each slot occurrence
-    order: tuple[int, ...] | None = None  # slot index per %s when a slot repeats
-    nodes: list[tuple[str, Any, Any]] = field(default_factory=list)  # (name, checked node or None, type)
+    fmt: str  # the sentence with %s for each slot occurrence
+    order: tuple[int, ...] | None  # slot index per %s when a slot repeats
+    nodes: tuple[tuple[str, Any, T], ...] = field(compare=False)  # (name, checked node or None: the amount, type)
+    slots: tuple[tuple[str, Any, Any], ...] = field(default=(), compare=False)  # (name, fn or None, converter)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Step:
     """A derived value or a checked rule, compiled."""
 
     id: str
     name: str  # key it is stored under
     scope: str  # household | member
-    kind: str  # fact | check | let
+    kind: str  # fact | check | let | use
     title: str
     type: T
-    fn: Any
+    fn: Any = field(default=None, compare=False)
     citation: str = ""
-    guard: Any = None  # applies_if (checks) / explain_if (facts)
+    guard: Any = field(default=None, compare=False)  # applies_if (checks) / explain_if (facts)
     gate: bool = False
     project_default: bool = False
     text: Template | None = None
@@ -79,56 +88,79 @@ class Step:
     listed: bool = True
     file: str = ""
     line: int = 0
-    node: Any = None
-    guard_node: Any = None
+    node: Any = field(default=None, compare=False)
+    guard_node: Any = field(default=None, compare=False)
+    source: str = ""  # the expression text of ``node``
+    guard_source: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One part of a decision amount (特困: 基本生活费 + 照料护理费)."""
+
+    label: str
+    fn: Any = field(compare=False)
+    required: bool  # an unknown required part makes the amount unknown; an unknown other part counts as 0
+    node: Any = field(compare=False)
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Clause:
     status: str
-    when: Any  # fn or None
-    amount: Any  # fn or None
-    parts: list[tuple[str, Any, bool]]  # (label, fn, required), compiled from part_nodes
+    granted: bool | None  # what ``<program>.granted`` holds when this clause decides (None: unknown)
+    when: Any = field(compare=False)  # fn or None: the fallback clause
+    amount: Any = field(compare=False)  # fn or None
+    parts: tuple[Part, ...]
     text: Template | None
     line: int
-    when_node: Any = None
-    amount_node: Any = None
-    part_nodes: list[tuple[str, Any, bool]] = field(default_factory=list)  # (label, node, required)
-    missing: list[tuple[Template, Template]] = field(default_factory=list)  # needs_info clauses: (field, label)
+    when_node: Any = field(default=None, compare=False)
+    amount_node: Any = field(default=None, compare=False)
+    missing: tuple[tuple[Template, Template], ...] = ()  # needs_info clauses: (field, label)
+    when_source: str = ""
+    amount_source: str = ""
+    lists_failed: bool = False  # its sentence names the rules that failed (the ineligible clauses)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A linked entitlement (专项救助 ...) listed on a granted determination, optionally conditional."""
+
+    public: dict  # code, name, citation (and text) as shown in the determination: never written to
+    when: Any = field(default=None, compare=False)  # compiled condition, or None for always
+    when_node: Any = field(default=None, compare=False)
+    when_source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Program:
     code: str
     name: str
     scope: str
     basis: str
-    applies_to: Any
-    steps: list[Step]
-    decision: list[Clause]
+    steps: tuple[Step, ...]
+    decision: tuple[Clause, ...]
     file: str
-    line: int = 0
-    links: list[dict] = field(default_factory=list)
-    applies_node: Any = None
-    depends: set[str] = field(default_factory=set)
-    pays: str = "monthly"  # monthly | annual | one_off | in_kind | none: what the decision amount is
-    outputs: list[tuple[str, str, T]] = field(default_factory=list)  # (output name, store key, type)
-    link_specs: list[Link] = field(default_factory=list)
+    line: int
+    pays: str  # monthly | annual | one_off | in_kind | none: what the decision amount is
+    outputs: tuple[tuple[str, str, T], ...]  # (output name, store key, type)
+    link_specs: tuple[Link, ...]
+    applies_to: Any = field(default=None, compare=False)
+    applies_node: Any = field(default=None, compare=False)
+    applies_source: str = ""
+    # Lowered once here, read by every executor:
+    rule_ids: tuple[str, ...] = ()  # checks and uses in order: the "first failed rule" vocabulary
+    stop_clause: int = -1  # the clause that decides once a gate has failed (the last, an ineligible one)
+    status_key: str = ""  # where later programs read this program's results
+    granted_key: str = ""
+    amount_key: str = ""
+    outside: str = OUTSIDE  # the status stored for a member outside ``applies_to`` (not listed)
 
 
-@dataclass
-class Link:
-    """A linked entitlement (专项救助 ...) listed on a granted determination, optionally conditional."""
-
-    public: dict  # code, name, citation (and text) as shown in the determination
-    when: Any = None  # compiled condition, or None for always
-    when_node: Any = None
-
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class FactsModule:
-    blocks: list[tuple[str, list[Step]]]  # consecutive steps of one scope
-    steps: list[Step]
+    blocks: tuple[tuple[str, tuple[Step, ...]], ...]  # consecutive steps of one scope
+    steps: tuple[Step, ...]
     file: str
 
 
@@ -142,11 +174,13 @@ class RuleBook:
         self.subset = frozenset(programs) if programs is not None else None
         self.errors: list[RuleError] = list(policies.errors)
         self.facts: FactsModule | None = None
-        self.programs: list[Program] = []
+        self.programs: tuple[Program, ...] = ()  # in dependency order
         self.interactions = ExclusionPlan()  # lowered from the 'module: interactions' file
         self.paths: list[Path] = []
         self._param_types = {k: s.type for k, s in policies.schema.items()}
         self._load()
+        # the names an expression reads from the current member's record (the rest are household values)
+        self.member_keys: frozenset[str] = self._member_keys() if self.facts is not None else frozenset()
         self.version = self._version()
 
     # -- helpers -----------------------------------------------------------
@@ -174,7 +208,7 @@ class RuleBook:
         if not isinstance(src, str | bool | int):
             self._err(file, line, f"{what} 应为表达式文本 / {what} must be an expression")
             return None, None
-        text = str(src).lower() if isinstance(src, bool) else str(src)
+        text = _text(src)
         try:
             node = parse(text)
             t = check(node, scope, expect)
@@ -190,7 +224,7 @@ class RuleBook:
         if unbalanced(src):
             self._err(file, line, f"{what} 中的花括号不配对 / unbalanced braces in {what}")
             return None
-        parts = split(src)
+        parts = tuple(split(src))
         slots: list[tuple[str, Any, T]] = []
         seen: set[str] = set()
         inner = scope
@@ -212,8 +246,12 @@ class RuleBook:
             except (ExprSyntaxError, TypeCheckError) as e:
                 self._err(file, line, f"{what} 中的 {{{name}}}：{e.message}")
                 return None
-            slots.append((name, node, t))
-        return Template(parts, slots, src)
+            # a name of ``extra`` (the decision's ``amount``) is filled in by the executor, not computed
+            slots.append((name, None if extra and name in extra else node, t))
+        index = {name: i for i, (name, _n, _t) in enumerate(slots)}
+        order = tuple(index[p] for is_slot, p in parts if is_slot)
+        fmt = "".join("%s" if is_slot else p.replace("%", "%%") for is_slot, p in parts)
+        return Template(parts, src, fmt, None if order == tuple(range(len(slots))) else order, tuple(slots))
 
     # -- loading -------------------------------------------------------------
     def _load(self) -> None:
@@ -276,7 +314,7 @@ class RuleBook:
             rel, d = headers[code]
             prog = self._load_program(code, rel, d)
             if prog is not None:
-                self.programs.append(prog)
+                self.programs = (*self.programs, prog)
 
         # exclusions between programs, applied after every program has run
         if len(interactions_raw) > 1:
@@ -381,48 +419,53 @@ class RuleBook:
             node, t = self._expr(rel, item.line_of("value"), item.get("value"), scope, None, f"{fid}.value")
             if node is None:
                 continue
-            step = Step(
-                id=fid,
-                name=name,
-                scope=scope_kind,
-                kind="fact",
-                title=str(item.get("title") or name),
-                type=t,
-                fn=None,
-                citation=citation,
-                project_default=project_default,
-                file=rel,
-                line=item.line,
-                node=node,
-            )
             # the value is visible to its own text templates
             if member:
                 self.member_record[name] = t
             else:
                 self.household_names[name] = t
             scope = self._scope(member)
+            text = text_pass = text_fail = None
             if "pass" in item or "fail" in item:
                 if t.kind != "bool":
                     self._err(rel, item.line, f"{fid}: pass/fail 只用于布尔值，请用 text / pass/fail need a boolean value")
                     continue
-                step.text_pass = self._template(rel, item.line_of("pass"), item.get("pass"), scope, f"{fid}.pass")
-                step.text_fail = self._template(rel, item.line_of("fail"), item.get("fail"), scope, f"{fid}.fail")
+                text_pass = self._template(rel, item.line_of("pass"), item.get("pass"), scope, f"{fid}.pass")
+                text_fail = self._template(rel, item.line_of("fail"), item.get("fail"), scope, f"{fid}.fail")
             elif "text" in item:
-                step.text = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{fid}.text")
-            else:
-                step.listed = False
+                text = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{fid}.text")
+            guard_node = None
             if "explain_if" in item:
-                step.guard_node, _ = self._expr(
-                    rel, item.line_of("explain_if"), item["explain_if"], scope, BOOL, f"{fid}.explain_if"
+                guard_node, _ = self._expr(rel, item.line_of("explain_if"), item["explain_if"], scope, BOOL, f"{fid}.explain_if")
+            steps.append(
+                Step(
+                    id=fid,
+                    name=name,
+                    scope=scope_kind,
+                    kind="fact",
+                    title=str(item.get("title") or name),
+                    type=t,
+                    citation=citation,
+                    project_default=project_default,
+                    text=text,
+                    text_pass=text_pass,
+                    text_fail=text_fail,
+                    listed="pass" in item or "fail" in item or "text" in item,
+                    file=rel,
+                    line=item.line,
+                    node=node,
+                    guard_node=guard_node,
+                    source=_text(item.get("value")),
+                    guard_source=_text(item["explain_if"]) if guard_node is not None else "",
                 )
-            steps.append(step)
-        self._compile_steps(steps)
-        blocks: list[tuple[str, list[Step]]] = []
-        for s in steps:
+            )
+        compiled = self._compile_steps(steps)
+        blocks: list[tuple[str, tuple[Step, ...]]] = []
+        for s in compiled:
             if blocks and blocks[-1][0] == s.scope:
-                blocks[-1][1].append(s)
+                blocks[-1] = (s.scope, (*blocks[-1][1], s))
             else:
-                blocks.append((s.scope, [s]))
+                blocks.append((s.scope, (s,)))
         for required, kind in (
             ("counted_members", "list"),
             ("per_capita_income", "money"),
@@ -432,19 +475,31 @@ class RuleBook:
             t = self.household_names.get(required)
             if t is None or t.kind != kind:
                 self._err(rel, d.line, f"module: household 必须定义 {required}（{kind}） / must define {required}")
-        return FactsModule(blocks, steps, rel)
+        return FactsModule(tuple(blocks), compiled, rel)
 
-    def _compile_steps(self, steps: list[Step]) -> None:
-        member_keys = set(self.member_record) | set(self.member_names)
+    def _member_keys(self) -> frozenset[str]:
+        """The names read from the current member's record (the rest are household values)."""
+        return frozenset(self.member_record) | frozenset(self.member_names)
+
+    def _compile_steps(self, steps: list[Step]) -> tuple[Step, ...]:
+        """The checked steps with their functions, as new objects (a ``use`` step is compiled already)."""
+        member_keys = self._member_keys()
+        out = []
         for s in steps:
             if s.node is None:
+                out.append(s)
                 continue
-            s.fn = compile_expr(s.node, member_keys)
-            if s.guard_node is not None:
-                s.guard = compile_expr(s.guard_node, member_keys)
-            s.text = _compile_template(s.text, member_keys)
-            s.text_pass = _compile_template(s.text_pass, member_keys)
-            s.text_fail = _compile_template(s.text_fail, member_keys)
+            out.append(
+                replace(
+                    s,
+                    fn=compile_expr(s.node, member_keys),
+                    guard=compile_expr(s.guard_node, member_keys) if s.guard_node is not None else None,
+                    text=_compile_template(s.text, member_keys),
+                    text_pass=_compile_template(s.text_pass, member_keys),
+                    text_fail=_compile_template(s.text_fail, member_keys),
+                )
+            )
+        return tuple(out)
 
     def _load_program(self, code: str, rel: str, d: LineDict) -> Program | None:
         allowed = {
@@ -477,17 +532,17 @@ class RuleBook:
         local: dict[str, T] = {}
         local_names: dict[str, str] = {}
         steps: list[Step] = []
-        prog = Program(code, name, scope_kind, self._cite(rel, d.line_of("basis"), basis.strip()), None, steps, [], rel, d.line)
+        basis_cited = self._cite(rel, d.line_of("basis"), basis.strip())
         pays = d.get("pays", "monthly")
         if pays not in PAYS:
             self._err(rel, d.line_of("pays"), f"pays 应为 {', '.join(PAYS)} 之一 / pays must be one of {', '.join(PAYS)}")
-        else:
-            prog.pays = pays
+            pays = "monthly"
+        applies_node = None
         if "applies_to" in d:
             if not member:
                 self._err(rel, d.line_of("applies_to"), "applies_to 只用于 member 项目 / applies_to is for member programs")
             else:
-                prog.applies_node, _ = self._expr(
+                applies_node, _ = self._expr(
                     rel, d.line_of("applies_to"), d["applies_to"], self._scope(True), BOOL, f"{code}.applies_to"
                 )
 
@@ -517,11 +572,11 @@ class RuleBook:
                     kind="let",
                     title=lname,
                     type=t,
-                    fn=None,
                     listed=False,
                     file=rel,
                     line=item.line,
                     node=node,
+                    source=_text(item["value"]),
                 )
             )
 
@@ -580,7 +635,6 @@ class RuleBook:
                     kind="check",
                     title=str(item["title"]),
                     type=BOOL,
-                    fn=None,
                     citation=citation,
                     guard_node=guard_node,
                     gate=bool(item.get("gate", False)),
@@ -590,6 +644,8 @@ class RuleBook:
                     file=rel,
                     line=item.line,
                     node=node,
+                    source=_text(item.get("when")),
+                    guard_source=_text(item["applies_if"]) if guard_node is not None else "",
                 )
             )
 
@@ -599,6 +655,7 @@ class RuleBook:
             self._err(rel, d.line, f"项目 {code} 缺少 decision / program has no decision")
             return None
         scope = self._scope(member, local, local_names)
+        checked: list[tuple] = []  # the checked clauses, compiled below once the program's names are known
         for i, item in enumerate(decision):
             if not isinstance(item, LineDict):
                 self._err(rel, d.line_of("decision"), "decision 的每一项应为映射 / each decision must be a mapping")
@@ -618,7 +675,7 @@ class RuleBook:
             if last and "when" in item:
                 self._err(rel, item.line, "最后一项 decision 应省略 when（兜底结论） / the last decision must have no 'when'")
             amount_node = None
-            parts: list[tuple[str, Any, bool]] = []
+            parts: list[tuple[str, Any, bool, str]] = []  # (label, node, required, text)
             extra: dict[str, T] = {}
             if "amount" in item and "parts" in item:
                 self._err(rel, item.line, "amount 与 parts 只能写一个 / give either amount or parts")
@@ -636,27 +693,26 @@ class RuleBook:
                         continue
                     pnode, _ = self._expr(rel, part.line_of("value"), part["value"], scope, MONEY, f"{code}.decision[{i}].parts")
                     if pnode is not None:
-                        parts.append((str(part["label"]), pnode, bool(part.get("required", True))))
+                        parts.append((str(part["label"]), pnode, bool(part.get("required", True)), _text(part["value"])))
                 extra["amount"] = T("money", optional=True)
-            if prog.pays == "none" and ("amount" in item or "parts" in item):
+            if pays == "none" and ("amount" in item or "parts" in item):
                 self._err(rel, item.line, "pays: none 的项目不能有 amount / a program that pays nothing has no amount")
             tpl = self._template(rel, item.line_of("text"), item.get("text"), scope, f"{code}.decision[{i}].text", extra)
-            clause = Clause(status, None, None, [], tpl, item.line, when_node, amount_node, parts)
-            clause.missing = self._missing(rel, item, scope, f"{code}.decision[{i}]")
-            prog.decision.append(clause)
+            missing = self._missing(rel, item, scope, f"{code}.decision[{i}]")
+            when_source = _text(item["when"]) if when_node is not None else ""
+            amount_source = _text(item["amount"]) if amount_node is not None else ""
+            checked.append((status, when_node, amount_node, parts, tpl, item.line, missing, when_source, amount_source))
         for s in steps:
             if s.kind == "check" and s.name not in referenced and not s.gate:
                 self._err(rel, s.line, f"规则 {s.id} 未在任何 decision.when 中使用 / rule {s.id!r} is not used by any decision")
 
-        if "links" in d:
-            self._links(rel, d, prog, self._scope(member, local, local_names))
-        if "outputs" in d:
-            self._outputs(rel, d, prog, local, local_names)
+        links = self._links(rel, d, code, self._scope(member, local, local_names)) if "links" in d else []
+        outputs = self._outputs(rel, d, code, local, local_names) if "outputs" in d else ()
 
-        if any(s.gate for s in steps) and prog.decision and prog.decision[-1].status != "ineligible":
+        if any(s.gate for s in steps) and checked and checked[-1][0] != "ineligible":
             self._err(
                 rel,
-                prog.decision[-1].line,
+                checked[-1][5],
                 "有 gate 规则时，最后一项 decision 应为 ineligible / with gate rules the last decision must be 'ineligible'",
             )
 
@@ -665,23 +721,51 @@ class RuleBook:
             for s in steps:
                 if s.kind in ("let", "check"):
                     self.member_names[s.name] = s.type
-        # compile
-        self._compile_steps(steps)
-        member_keys = set(self.member_record) | set(self.member_names)
-        if prog.applies_node is not None:
-            prog.applies_to = compile_expr(prog.applies_node, member_keys)
-        for c in prog.decision:
-            if c.when_node is not None:
-                c.when = compile_expr(c.when_node, member_keys)
-            if c.amount_node is not None:
-                c.amount = compile_expr(c.amount_node, member_keys)
-            c.missing = [(_compile_template(f, member_keys), _compile_template(lb, member_keys)) for f, lb in c.missing]
-            c.parts = [(lbl, compile_expr(pnode, member_keys), req) for lbl, pnode, req in c.part_nodes]
-            c.text = _compile_template(c.text, member_keys, extra={"amount"})
-
-        for link in prog.link_specs:
-            if link.when_node is not None:
-                link.when = compile_expr(link.when_node, member_keys)
+        # compile: every object of the program is made here, once, in its final form
+        member_keys = self._member_keys()
+        clauses = tuple(
+            Clause(
+                status,
+                granted_of(status),
+                compile_expr(when_node, member_keys) if when_node is not None else None,
+                compile_expr(amount_node, member_keys) if amount_node is not None else None,
+                tuple(Part(lbl, compile_expr(pnode, member_keys), req, pnode, text) for lbl, pnode, req, text in parts),
+                _compile_template(tpl, member_keys),
+                line,
+                when_node,
+                amount_node,
+                tuple((_compile_template(f, member_keys), _compile_template(lb, member_keys)) for f, lb in missing),
+                when_source,
+                amount_source,
+                status == "ineligible",
+            )
+            for status, when_node, amount_node, parts, tpl, line, missing, when_source, amount_source in checked
+        )
+        prog = Program(
+            code,
+            name,
+            scope_kind,
+            basis_cited,
+            self._compile_steps(steps),
+            clauses,
+            rel,
+            d.line,
+            pays,
+            outputs,
+            tuple(
+                Link(public, compile_expr(node, member_keys) if node is not None else None, node, text)
+                for public, node, text in links
+            ),
+            applies_to=compile_expr(applies_node, member_keys) if applies_node is not None else None,
+            applies_node=applies_node,
+            applies_source=_text(d["applies_to"]) if applies_node is not None else "",
+            rule_ids=tuple(s.id for s in steps if s.kind in ("check", "use")),
+            stop_clause=len(clauses) - 1,
+            status_key=f"{code}.status",
+            granted_key=f"{code}.granted",
+            amount_key=f"{code}.amount",
+            outside=OUTSIDE,
+        )
 
         # publish this program's results (and rule outcomes) for the programs after it
         target = self.member_record if member else self.household_names
@@ -716,11 +800,13 @@ class RuleBook:
                 out.append((f_tpl, l_tpl))
         return out
 
-    def _links(self, rel: str, d: LineDict, prog: Program, scope: Scope) -> None:
-        """``links:`` the linked entitlements a granted determination opens, each with its source."""
+    def _links(self, rel: str, d: LineDict, code: str, scope: Scope) -> list[tuple[dict, Any, str]]:
+        """``links:`` the linked entitlements a granted determination opens, each with its source:
+        (public dict, checked condition or None, its text)."""
+        out: list[tuple[dict, Any, str]] = []
         if not isinstance(d["links"], list):
             self._err(rel, d.line_of("links"), "links 应为列表 / links must be a list")
-            return
+            return out
         allowed = {"code", "name", "citation", "text", "when"}
         for x in d["links"]:
             line = getattr(x, "line", d.line_of("links"))
@@ -735,28 +821,32 @@ class RuleBook:
                 continue
             public = {k: str(x[k]) for k in ("code", "name", "text", "citation") if k in x}
             public["citation"] = self._cite(rel, x.line_of("citation"), public["citation"])
-            link = Link(public)
+            when_node = None
             if "when" in x:
-                link.when_node, _ = self._expr(rel, x.line_of("when"), x["when"], scope, BOOL, f"{prog.code}.links.when")
-                if link.when_node is None:
+                when_node, _ = self._expr(rel, x.line_of("when"), x["when"], scope, BOOL, f"{code}.links.when")
+                if when_node is None:
                     continue
-            prog.link_specs.append(link)
-        prog.links = [link.public for link in prog.link_specs]
+            out.append((public, when_node, _text(x["when"]) if when_node is not None else ""))
+        return out
 
-    def _outputs(self, rel: str, d: LineDict, prog: Program, local: dict[str, T], local_names: dict[str, str]) -> None:
+    def _outputs(
+        self, rel: str, d: LineDict, code: str, local: dict[str, T], local_names: dict[str, str]
+    ) -> tuple[tuple[str, str, T], ...]:
         """``outputs:`` values of this program (``let`` names or rule ids) shown as ``details`` when granted."""
         raw = d["outputs"]
         if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
             self._err(rel, d.line_of("outputs"), "outputs 应为名称列表 / outputs must be a list of names")
-            return
+            return ()
+        out = []
         for name in raw:
             if name not in local:
                 self._err(
                     rel, d.line_of("outputs"), f"outputs 中的 {name} 不是本项目的 let 或规则 / {name!r} is not a let or rule here"
                 )
                 continue
-            out_name = name.split(".", 1)[1] if name.startswith(prog.code + ".") else name
-            prog.outputs.append((out_name, local_names[name], local[name]))
+            out_name = name.split(".", 1)[1] if name.startswith(code + ".") else name
+            out.append((out_name, local_names[name], local[name]))
+        return tuple(out)
 
     def _use(self, rel: str, item: LineDict, member: bool, code: str) -> Step | None:
         name = item.get("use")
@@ -789,7 +879,6 @@ class RuleBook:
             kind="use",
             title=src.title,
             type=BOOL,
-            fn=None,
             citation=src.citation,
             gate=bool(item.get("gate", False)),
             project_default=src.project_default,
@@ -818,22 +907,27 @@ class RuleBookError(ValueError):
         super().__init__("\n".join(str(e) for e in errors))
 
 
-def _compile_template(tpl: Template | None, member_keys: set[str], extra: set[str] | None = None) -> Template | None:
-    """The compiled form of a checked template, as a new object: the checked one is left as it was
-    (a template already compiled, shared by a ``use`` step, is returned as it is)."""
-    if tpl is None or tpl.fmt:
+def _compile_template(tpl: Template | None, member_keys: frozenset[str]) -> Template | None:
+    """The checked template with a function and a converter per slot, as a new object (a template
+    already compiled, shared by a ``use`` step, is returned as it is)."""
+    if tpl is None or len(tpl.slots) == len(tpl.nodes):
         return tpl
-    nodes = [(name, None if extra and name in extra else node, t) for name, node, t in tpl.slots]
-    compiled = []
-    for name, node, t in tpl.slots:
-        if extra and name in extra:
-            compiled.append((name, None, converter(t)))
-            continue
-        compiled.append((name, compile_expr(node, member_keys), converter(t)))
-    index = {name: i for i, (name, _f, _c) in enumerate(compiled)}
-    order = tuple(index[p] for is_slot, p in tpl.parts if is_slot)
-    fmt = "".join("%s" if is_slot else p.replace("%", "%%") for is_slot, p in tpl.parts)
-    return Template(tpl.parts, compiled, tpl.source, fmt, None if order == tuple(range(len(compiled))) else order, nodes)
+    slots = tuple((name, None if node is None else compile_expr(node, member_keys), converter(t)) for name, node, t in tpl.nodes)
+    return replace(tpl, slots=slots)
+
+
+def program_trees(p: Program) -> tuple[A.Node, ...]:
+    """Every checked tree a program's outcome depends on (its sentences left out): steps and their
+    guards, clause conditions, amounts and parts, ``applies_to``."""
+    nodes = [s.node for s in p.steps] + [s.guard_node for s in p.steps]
+    nodes += [c.when_node for c in p.decision] + [c.amount_node for c in p.decision]
+    nodes += [part.node for c in p.decision for part in c.parts] + [p.applies_node]
+    return tuple(n for n in nodes if n is not None)
+
+
+def _text(src: Any) -> str:
+    """The text of an expression as written (YAML reads ``true`` as a bool)."""
+    return str(src).lower() if isinstance(src, bool) else str(src)
 
 
 _EXPRESSION_KEYS = frozenset({"when", "value", "amount", "applies_if", "applies_to"})

@@ -9,18 +9,22 @@ program: a new rule file is vectorised by the same code, and a construct this
 backend cannot vectorise raises ``Unsupported`` so the chunk is evaluated by the
 single-household evaluator instead (never a silent difference).
 
-Semantics mirrored exactly from ``engine.executors.evaluate``:
+The choices a decision makes are fields of the plan (``engine.book.rules``: ``Clause.granted``,
+``Program.stop_clause``, ``Program.outside``, ``Program.rule_ids``, ``Part.required``) or of
+``engine.book.statuses``, read here as in ``engine.executors.evaluate``; what remains below is
+the same three-valued logic written over columns:
 
 * three-valued logic (``False and missing`` is false, ``True and missing`` unknown);
 * ``none`` operands: ordering with ``none`` is false, ``x in S`` with ``none`` is false;
 * program steps in order: ``let`` values always; a check whose ``applies_if`` guard is
   false is stored false and not counted as failed; a guard that is unknown makes a
-  non-false outcome unknown; after a failed ``gate`` later checks are stored false and
-  the decision is the last clause;
+  non-false outcome unknown (``engine.executors.outcome.guarded``, here as masks); after a
+  failed ``gate`` later checks are stored false and ``Program.stop_clause`` decides;
 * decision clauses in order: the first whose condition holds decides; an unknown
   condition makes the status ``needs_info``; amounts (or ``parts``) of the chosen
-  clause, exact; a missing amount is ``null``;
-* member programs for every member, skipped (and stored as ineligible, not reported)
+  clause, exact; a missing amount is ``null`` (``outcome.parts_amount``: an unknown required
+  part makes it unknown, another counts as 0);
+* member programs for every member, skipped (stored as ``Program.outside``, not reported)
   where ``applies_to`` is false; programs in the rule book's dependency order.
 """
 
@@ -33,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from engine.book.interactions import Exclusion, ExclusionPlan
-from engine.book.rules import STATUSES, Program, RuleBook
+from engine.book.rules import Program, RuleBook, program_trees
+from engine.book.statuses import STATUSES, granted_of
 from engine.columnar import values as X
 from engine.columnar.values import (
     NONE,
@@ -60,6 +65,9 @@ ELIGIBLE, INELIGIBLE, GRADUAL_EXIT, NEEDS_INFO = (
     STATUS_CODE[s] for s in ("eligible", "ineligible", "gradual_exit", "needs_info")
 )
 NOT_CHECKED = -1
+# the status codes whose ``<program>.granted`` is true, and those where it is unknown (needs_info)
+GRANTING = tuple(STATUS_CODE[s] for s in STATUSES if granted_of(s) is True)
+UNDECIDED = tuple(STATUS_CODE[s] for s in STATUSES if granted_of(s) is None)
 
 
 class Ctx:
@@ -507,7 +515,7 @@ def _ifelse(c: Bool, a, b):
 # ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class StepPlan:
     kind: str  # fact | let | check | use
     name: str
@@ -518,24 +526,26 @@ class StepPlan:
     rule: int = -1  # index into ProgramPlan.rules for checks and uses
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ClausePlan:
     status: int
     when: Fn
     amount: Fn
-    parts: list[tuple[Fn, bool]]
+    parts: tuple[tuple[Fn, bool], ...]  # (value, required)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class ProgramPlan:
     code: str
     name: str
     member: bool
     applies: Fn
-    steps: list[StepPlan]
-    decision: list[ClausePlan]
-    rules: list[str]  # ids of checks and uses, in order: the "first failed rule" vocabulary
-    pays: str = "monthly"  # what the decision amount is: monthly | annual | one_off | in_kind | none
+    steps: tuple[StepPlan, ...]
+    decision: tuple[ClausePlan, ...]
+    rules: tuple[str, ...]  # ids of checks and uses, in order: the "first failed rule" vocabulary
+    pays: str  # what the decision amount is: monthly | annual | one_off | in_kind | none
+    stop_clause: int  # the clause that decides once a gate has failed
+    outside: int  # the status code stored for a member outside ``applies_to``
 
 
 @dataclass
@@ -560,8 +570,7 @@ class Plan:
         book.raise_if_errors()
         self.book = book
         self.I = interner
-        member_keys = set(book.member_record) | set(book.member_names)
-        comp = Compiler(member_keys, interner)
+        comp = Compiler(book.member_keys, interner)
         wanted = _with_dependencies(book, programs) if programs is not None else None
         self.codes = wanted
         kept = [p for p in book.programs if wanted is None or p.code in wanted]
@@ -584,29 +593,39 @@ class Plan:
         member = prog.scope == "member"
         depth = 1 if member else 0
         steps: list[StepPlan] = []
-        rules: list[str] = []
+        rule = 0  # the index of a check or use in ``prog.rule_ids``
         for s in prog.steps:
             if s.kind == "let":
                 steps.append(StepPlan("let", s.name, member, comp.c(s.node, depth)))
                 continue
-            rules.append(s.id)
             if s.kind == "use":
-                steps.append(StepPlan("use", s.name, s.scope == "member", gate=s.gate, rule=len(rules) - 1))
-                continue
-            guard = comp.c(s.guard_node, depth) if s.guard_node is not None else None
-            steps.append(StepPlan("check", s.name, member, comp.c(s.node, depth), guard, s.gate, len(rules) - 1))
-        clauses = []
-        for c in prog.decision:
-            clauses.append(
-                ClausePlan(
-                    STATUS_CODE[c.status],
-                    comp.c(c.when_node, depth) if c.when_node is not None else None,
-                    comp.c(c.amount_node, depth) if c.amount_node is not None else None,
-                    [(comp.c(node, depth), req) for _lbl, node, req in c.part_nodes],
-                )
+                steps.append(StepPlan("use", s.name, s.scope == "member", gate=s.gate, rule=rule))
+            else:
+                guard = comp.c(s.guard_node, depth) if s.guard_node is not None else None
+                steps.append(StepPlan("check", s.name, member, comp.c(s.node, depth), guard, s.gate, rule))
+            rule += 1
+        clauses = tuple(
+            ClausePlan(
+                STATUS_CODE[c.status],
+                comp.c(c.when_node, depth) if c.when_node is not None else None,
+                comp.c(c.amount_node, depth) if c.amount_node is not None else None,
+                tuple((comp.c(part.node, depth), part.required) for part in c.parts),
             )
+            for c in prog.decision
+        )
         applies = comp.c(prog.applies_node, 1) if prog.applies_node is not None else None
-        return ProgramPlan(prog.code, prog.name, member, applies, steps, clauses, rules, getattr(prog, "pays", "monthly"))
+        return ProgramPlan(
+            prog.code,
+            prog.name,
+            member,
+            applies,
+            tuple(steps),
+            clauses,
+            prog.rule_ids,
+            prog.pays,
+            prog.stop_clause,
+            STATUS_CODE[prog.outside],
+        )
 
     # -- running ----------------------------------------------------------------
     def run(self, ctx: Ctx) -> ChunkResult:
@@ -630,8 +649,7 @@ class Plan:
         """Mark which granted programs are paid, executing the plan's steps in order."""
         paid: dict[str, np.ndarray] = {}
         for p in self.programs:
-            status = res.programs[p.code][0]
-            paid[p.code] = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
+            paid[p.code] = _among(res.programs[p.code][0], GRANTING)
         plans = {p.code: p for p in self.programs}
         for ex in self.exclusions:
             codes = [c for c in ex.programs if c in plans]  # programs this Plan runs, in the plan's rank order
@@ -648,10 +666,7 @@ class Plan:
     def _resolve(ex: Exclusion, codes: list[str], paid: dict, res: ChunkResult, plans: dict) -> None:
         granted = [paid[c] for c in codes]  # in the plan's rank order
         if ex.keep == "first":
-            seen = np.zeros_like(granted[0])
-            for c, g in zip(codes, granted, strict=True):
-                paid[c] = g & ~seen
-                seen = seen | g
+            paid.update(_first_paid(codes, paid))
             return
         # higher_amount: the higher monthly amount (as presented, to the fen); ties and unknown amounts
         # fall back to the plan's choice (ex.tie, ex.unknown: "first", the earliest granted in rank order)
@@ -684,16 +699,12 @@ class Plan:
         shape = (ctx.n, ctx.H)
         counted = ctx.hs["counted_members"].present if "counted_members" in ctx.hs else True
         counted = np.broadcast_to(np.asarray(counted, dtype=bool), shape)
-        found: Any = False
-        member_first: Any = False
         members = [c for c in ex.programs if c in plans and plans[c].member]  # rank order
-        for c in members:
-            hit = paid[c] if found is False else paid[c] & ~found
-            if c in ex.members_before:
-                member_first = hit if member_first is False else member_first | hit
-            found = hit if found is False else found | hit
-        if found is False:
+        if not members:
             return
+        first = _first_paid(members, paid)  # the member program each member is paid first
+        found = _union(first.values())
+        member_first = _union(first[c] for c in members if c in ex.members_before)
         covered = found & counted
         active = hh_paid & covered.any(axis=0)
         if not active.any():
@@ -705,11 +716,8 @@ class Plan:
         lose = (active & ~all_first)[None, :] & not_first
         if not lose.any():
             return
-        taken: Any = np.zeros(shape, bool)
         for c in members:  # a losing member loses the first of the group's programs paid to them
-            hit = paid[c] & ~taken
-            paid[c] = paid[c] & ~(lose & hit)
-            taken = taken | hit
+            paid[c] = paid[c] & ~(lose & first[c])
 
     def _run_program(self, p: ProgramPlan, ctx: Ctx):
         member = p.member
@@ -776,7 +784,7 @@ class Plan:
             take = band(undecided, band(w.k, w.v))
             takes.append(take)
             undecided = band(undecided, band(w.k, bnot(w.v)))
-        takes[-1] = bor(takes[-1], stopped)
+        takes[p.stop_clause] = bor(takes[p.stop_clause], stopped)
         status: Any = NEEDS_INFO
         for cl, take in zip(p.decision, takes, strict=True):
             status = _pick8(take, cl.status, status)
@@ -804,7 +812,7 @@ class Plan:
             none = select(take, a_none, none)
         # publish the results for later programs
         if applies is not True:
-            status_store = _pick8(bnot(applies), INELIGIBLE, status)
+            status_store = _pick8(bnot(applies), p.outside, status)
             none = bor(none, bnot(applies))
             first = first * applies.view(np.int8) if is_arr(applies) else (first if applies else 0)
         else:
@@ -814,12 +822,8 @@ class Plan:
             st_codes = status_store + np.int8(1) if is_arr(status_store) else status_store + 1
             store[code + ".status"] = _canon_member(Str(st_codes)) if member else Str(st_codes)
         if code + ".granted" in self.live:
-            if is_arr(status_store):
-                granted: Any = (status_store == ELIGIBLE) | (status_store == GRADUAL_EXIT)
-                gk: Any = status_store != NEEDS_INFO
-            else:
-                granted = status_store in (ELIGIBLE, GRADUAL_EXIT)
-                gk = status_store != NEEDS_INFO
+            granted: Any = _among(status_store, GRANTING)
+            gk: Any = bnot(_among(status_store, UNDECIDED))
             g = Bool(granted, gk)
             store[code + ".granted"] = _canon_member(g) if member else g
         if code + ".amount" in self.live:
@@ -834,6 +838,35 @@ class Plan:
             np.broadcast_to(np.asarray(none, dtype=bool), shape),
             np.broadcast_to(np.asarray(first, dtype=np.int8) - np.int8(1), shape),
         )
+
+
+def _among(status, codes: tuple[int, ...]):
+    """Where a status code (array or scalar) is one of ``codes``: comparisons, far cheaper than a
+    table lookup by fancy indexing."""
+    if not is_arr(status):
+        return status in codes
+    out = status == codes[0]
+    for c in codes[1:]:
+        out |= status == c
+    return out
+
+
+def _first_paid(codes: list[str], paid: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per program of ``codes`` (in rank order): the rows where it is the first of them that is paid."""
+    out: dict[str, np.ndarray] = {}
+    seen = None
+    for c in codes:
+        out[c] = paid[c] if seen is None else paid[c] & ~seen
+        seen = paid[c] if seen is None else seen | paid[c]
+    return out
+
+
+def _union(masks) -> Any:
+    """The rows of any of ``masks``; False when there are none."""
+    out: Any = False
+    for m in masks:
+        out = m if out is False else out | m
+    return out
 
 
 def _pick8(c, a: int, b):
@@ -878,18 +911,11 @@ def _canon_member(v):
     return v.map(lambda a: X.full_rank(a, 2)) if not isinstance(v, List) else v
 
 
-def _program_nodes(p: Program) -> list[A.Node]:
-    nodes = [s.node for s in p.steps] + [s.guard_node for s in p.steps]
-    nodes += [c.when_node for c in p.decision] + [c.amount_node for c in p.decision]
-    nodes += [n for c in p.decision for _l, n, _r in c.part_nodes] + [p.applies_node]
-    return [n for n in nodes if n is not None]
-
-
 def _live_names(book: RuleBook, programs: list[Program], reported: list[str]) -> set[str]:
     """Names whose values can change a decision or a reported fact (fact steps only explained are dead)."""
     live: set[str] = set(reported)
     for p in programs:
-        for node in _program_nodes(p):
+        for node in program_trees(p):
             live |= {n.path for n in A.walk(node) if isinstance(n, A.Name) and n.path}
         live |= {s.name for s in p.steps if s.kind == "use"}
     facts = {s.name: s for s in book.facts.steps}  # type: ignore[union-attr]
@@ -909,12 +935,7 @@ def _with_dependencies(book: RuleBook, codes: list[str]) -> set[str]:
     deps: dict[str, set[str]] = {}
     for p in book.programs:
         found: set[str] = set()
-        nodes = [s.node for s in p.steps] + [s.guard_node for s in p.steps]
-        nodes += [c.when_node for c in p.decision] + [c.amount_node for c in p.decision]
-        nodes += [n for c in p.decision for _l, n, _r in c.part_nodes] + [p.applies_node]
-        for node in nodes:
-            if node is None:
-                continue
+        for node in program_trees(p):
             for n in A.walk(node):
                 if isinstance(n, A.Name) and n.binding == "name" and n.path:
                     head = n.path.split(".")[0]

@@ -7,6 +7,11 @@ the household declared its assets - so that values that cannot be missing use pl
 Python operators and everything else goes through small three-valued helpers. A property
 test checks that both backends produce byte-identical determinations.
 
+The decisions are the plan's (``engine.book.rules``): the clause after a failed gate, each
+clause's ``granted``, the result keys, the status outside ``applies_to`` are printed from its
+fields with ``repr``; a guarded check's outcome and a clause's amount (``amount`` or ``parts``)
+are printed as calls of the functions the interpreter calls (``engine.executors.outcome``).
+
 Safety: no rule or policy text is ever handed to Python. The generator walks our own
 closed AST (engine/expr/ast.py) and emits fixed code shapes for each node type; every
 name becomes a generated identifier or a dictionary key written with ``repr``; literals
@@ -30,25 +35,28 @@ from typing import Any
 from gmpy2 import mpq
 
 from engine.book.rules import Program, RuleBook, Step, Template
+from engine.book.statuses import granted_of
 from engine.book.templates import labeler, money_text
 from engine.executors.outcome import (
     Determination,
-    _granted,
     _labels,
     _money,
     amount_note,
     build_reason,
     cite,
+    clause_amount,
     decision_amount,
     failed_note,
     finish_program,
+    guarded,
     part_note,
+    parts_amount,
 )
 from engine.explain.summary import PAID_AS
 from engine.explain.summary import finish as finish_summary
 from engine.expr import ast as A
 from engine.expr import logic
-from engine.expr.runtime import Missing, merge
+from engine.expr.runtime import Missing
 from engine.schema.facts import HOUSEHOLD_FACTS
 from engine.schema.model import PROGRAM_CODES
 from engine.schema.money import fmt_number
@@ -98,12 +106,10 @@ _LOCALS = frozenset(
         "parts",
         "programs",
         "ps",
-        "pv",
         "r",
         "raw",
         "reasons",
         "rec",
-        "req",
         "results",
         "status",
         "stopped",
@@ -147,7 +153,6 @@ _HELPERS: dict[str, Any] = {
     "_c_count": logic.c_count,
     "_c_sum": logic.c_sum,
     "_c_anyall": logic.c_anyall,
-    "_merge": merge,
     **{f"_f_{name}": fn for name, fn in logic.FUNCTIONS.items()},
     "Missing": Missing,
     "ZERO": ZERO,
@@ -231,7 +236,7 @@ class _Gen:
         self.made: set[str] = set()  # every identifier ``fresh`` handed out
         self.depth = 1
         self.counter = itertools.count()
-        self.member_keys = frozenset(self.book.member_record) | frozenset(self.book.member_names)
+        self.member_keys = self.book.member_keys
         self.hvar: dict[str, str] = {}  # household name -> identifier
         self.htrace: dict[str, str] = {}  # household name -> identifier of its stored trace
         self.maybe: dict[str, bool] = {}  # name (household or member) -> may hold Missing
@@ -665,8 +670,9 @@ class _Gen:
                 code, _m = self.ex(prog.applies_node, sc.untraced())
                 self.emit(f"if {code} is False:")
                 self.depth += 1
-                for field, value in (("status", "'ineligible'"), ("granted", "False"), ("amount", "None")):
-                    self.emit(f"mr[{prog.code + '.' + field!r}] = {value}")
+                outside = ((prog.status_key, prog.outside), (prog.granted_key, granted_of(prog.outside)), (prog.amount_key, None))
+                for key, value in outside:
+                    self.emit(f"mr[{key!r}] = {value!r}")
                 self.emit("continue")
                 self.depth -= 1
             index = "idx"
@@ -761,7 +767,7 @@ class _Gen:
         code, maybe = self.ex(s.node, sc)
         self.emit(f"v = {code}")
         if s.guard_node is not None and gmaybe:
-            self.emit("if type(g) is Missing and v is not False: v = _merge(g, v)")
+            self.emit("v = GUARDED(g, v)")
             maybe = True
         self.store(s.name, sc, "v", maybe or (s.guard_node is not None and gmaybe), None, False)
         if self.explain:
@@ -771,12 +777,11 @@ class _Gen:
             self.depth -= 1
 
     def decision(self, prog: Program, sc: _Scope, pk: str, index: str) -> None:
-        last = len(prog.decision) - 1
         self.emit("unknown = None")
         self.emit("chosen = None")
         self.emit("if stopped:")
         self.depth += 1
-        self.emit(f"chosen = {last}")
+        self.emit(f"chosen = {prog.stop_clause}")
         self.depth -= 1
         self.emit("else:")
         self.depth += 1
@@ -808,21 +813,20 @@ class _Gen:
             self.outline_finish(prog, sc, pk)
         else:
             self.full_finish(prog, sc, pk, members)
-        granted = "gr"
-        if sc.member:
-            self.member_written.update({code + ".status", code + ".granted", code + ".amount"})
-            self.emit(f"mr[{code + '.status'!r}] = status")
-            self.emit(f"mr[{code + '.granted'!r}] = {granted}")
-            self.emit(f"mr[{code + '.amount'!r}] = amt")
-        else:
-            for field, value in (("status", "status"), ("granted", granted), ("amount", "amt")):
-                var = self.household_var(f"{code}.{field}")
+        results = ((prog.status_key, "status"), (prog.granted_key, "gr"), (prog.amount_key, "amt"))
+        for key, value in results:
+            if sc.member:
+                self.member_written.add(key)
+                self.emit(f"mr[{key!r}] = {value}")
+            else:
+                var = self.household_var(key)
                 self.emit(f"{var} = {value}")
                 if not self.outline:
-                    self.emit(f"h[{code + '.' + field!r}] = {var}")
-        self.maybe[f"{code}.granted"] = any_maybe
-        self.maybe[f"{code}.status"] = False
-        self.maybe[f"{code}.amount"] = False
+                    self.emit(f"h[{key!r}] = {var}")
+        # unknown when a condition may be, or when a clause that decides leaves it unknown (needs_info)
+        self.maybe[prog.granted_key] = any_maybe or any(c.granted is None for c in prog.decision)
+        self.maybe[prog.status_key] = False
+        self.maybe[prog.amount_key] = False
         if self.outline:
             # the program's entry as the summary stage would complete it (summary._complete)
             money = "(MONEY_TEXT(amt) if amt is not None else None)"
@@ -842,9 +846,8 @@ class _Gen:
                 self.generic_finish(prog, c, ci, sc, pk)
             else:
                 self.inline_finish(prog, c, sc, members, rule)
-                granted = c.status in ("eligible", "gradual_exit")
-                self.emit(f"gr = {granted}")
-                if granted and prog.link_specs:
+                self.emit(f"gr = {c.granted!r}")
+                if c.granted is True and prog.link_specs:
                     self.emit_links(prog, sc)
             self.depth -= 1
         # an undecidable condition: the generic path (rare, and never hot)
@@ -873,7 +876,7 @@ class _Gen:
             else:
                 self.outline_amount(c, sc)
                 self.emit(f"status = {c.status!r}")
-                self.emit(f"gr = {c.status in ('eligible', 'gradual_exit')}")
+                self.emit(f"gr = {c.granted!r}")
             self.depth -= 1
         self.emit("else:")  # an undecidable condition
         self.emit("    status = 'needs_info'")
@@ -884,24 +887,15 @@ class _Gen:
         """``amt``: what ``decision_amount`` gives for the clause, None where it cannot be computed."""
         if c.amount_node is not None:
             code, maybe = self.ex(c.amount_node, sc)
-            self.emit(f"amt = {code}")
-            if maybe:
-                self.emit("if type(amt) is Missing: amt = None")
-        elif c.part_nodes:
-            self.emit("amt = ZERO")
-            self.emit("req = False")
-            for _lbl, node, required in c.part_nodes:
-                code, maybe = self.ex(node, sc)
-                if not maybe:
-                    self.emit(f"amt += {code}")
-                    continue
-                self.emit(f"pv = {code}")
-                self.emit("if type(pv) is not Missing: amt += pv")
-                if required:
-                    self.emit("else: req = True")
-            self.emit("if req: amt = None")
+            self.emit(f"amt = CLAUSE_AMOUNT({code})[0]" if maybe else f"amt = {code}")
+        elif c.parts:
+            self.emit(f"amt = PARTS_AMOUNT({self.const(c.parts, 'CL')}, {self.part_values(c, sc)})[0]")
         else:
             self.emit("amt = None")
+
+    def part_values(self, c, sc: _Scope) -> str:
+        """The list of a clause's part values, in order (``parts_amount`` reads them)."""
+        return f"[{', '.join(self.ex(part.node, sc)[0] for part in c.parts)}]"
 
     def emit_links(self, prog: Program, sc: _Scope) -> None:
         """The linked entitlements of a granted program, each when its condition holds."""
@@ -921,8 +915,8 @@ class _Gen:
             self.emit(f"amount = {self.ex(c.amount_node, sc)[0]}")
         else:
             self.emit("amount = None")
-        if c.part_nodes:
-            self.emit(f"parts = [{', '.join(self.ex(node, sc)[0] for _l, node, _r in c.part_nodes)}]")
+        if c.parts:
+            self.emit(f"parts = {self.part_values(c, sc)}")
         else:
             self.emit("parts = None")
         pairs = [f"({self.slots(f, sc)}, {self.slots(lb, sc)})" for f, lb in c.missing]
@@ -942,45 +936,13 @@ class _Gen:
         breakdown = False
         if c.amount_node is not None:
             code, maybe = self.ex(c.amount_node, sc)
-            self.emit(f"amt = {code}")
             if maybe:
-                self.emit("if type(amt) is Missing:")
-                self.depth += 1
-                self.emit("note = AMOUNT_NOTE(amt)")
-                self.emit("amt = None")
-                self.depth -= 1
-                self.emit("else:")
-                self.depth += 1
-                self.emit("note = ''")
-                self.depth -= 1
+                self.emit(f"amt, note = CLAUSE_AMOUNT({code})")
             else:
+                self.emit(f"amt = {code}")
                 self.emit("note = ''")
-        elif c.part_nodes:
-            # engine.executors.evaluate.decision_amount, specialised: a breakdown entry per part
-            self.emit("bd = []")
-            self.emit("amt = ZERO")
-            self.emit("req = None")
-            for lbl, node, required in c.part_nodes:
-                code, maybe = self.ex(node, sc)
-                self.emit(f"pv = {code}")
-                if maybe:
-                    self.emit("if type(pv) is Missing:")
-                    self.depth += 1
-                    self.emit(f"bd.append({{'name': {lbl!r}, 'amount': None, 'note': PART_NOTE(pv)}})")
-                    if required:
-                        self.emit("req = _merge(req, pv)")
-                    self.depth -= 1
-                    self.emit("else:")
-                    self.depth += 1
-                self.emit(f"bd.append({{'name': {lbl!r}, 'amount': MONEY_TEXT(pv)}})")
-                self.emit("amt += pv")
-                if maybe:
-                    self.depth -= 1
-            self.emit("if req is not None:")
-            self.emit("    note = AMOUNT_NOTE(req)")
-            self.emit("    amt = None")
-            self.emit("else:")
-            self.emit("    note = ''")
+        elif c.parts:
+            self.emit(f"amt, note, bd = PARTS_AMOUNT({self.const(c.parts, 'CL')}, {self.part_values(c, sc)})")
             breakdown = True
         else:
             self.emit("amt = None")
@@ -1005,10 +967,10 @@ class _Gen:
             self.emit(f"text = {fmt} % ({', '.join(texts)},)" if texts else f"text = {fmt}")
         else:
             self.emit("text = ''")
-        if c.status == "ineligible":
+        if c.lists_failed:
             self.emit("if failed: text += FAILED_NOTE(failed)")
         self.emit("text += note")
-        granted = {"eligible": "True", "gradual_exit": "True", "ineligible": "False"}.get(c.status, "None")
+        granted = repr(c.granted)
         key = self.const((rule,), "RK")
         self.emit(f"cc = CITES.get({key} + (tuple(T),))")
         self.emit("if cc is None:")
@@ -1167,7 +1129,9 @@ class FastPath:
                 "CITE": cite,
                 "FINISH": finish_program,
                 "DECISION_AMOUNT": decision_amount,
-                "GRANTED": _granted,
+                "GUARDED": guarded,
+                "CLAUSE_AMOUNT": clause_amount,
+                "PARTS_AMOUNT": parts_amount,
                 "LABELS": _labels,
                 "AMOUNT_NOTE": amount_note,
                 "PART_NOTE": part_note,

@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 from engine.book.rules import Program, RuleBook, Step, Template, load_rulebook
+from engine.book.statuses import granted_of
 from engine.executors.codegen import FastPath
 
 # The explanation pieces live in engine/executors/outcome.py (shared with the compiled fast path); names used by
@@ -19,7 +20,6 @@ from engine.executors.codegen import FastPath
 from engine.executors.outcome import (  # noqa: F401
     Determination,
     _amount_of,
-    _granted,
     _labels,
     _money,
     amount_note,
@@ -28,6 +28,7 @@ from engine.executors.outcome import (  # noqa: F401
     decision_amount,
     failed_note,
     finish_program,
+    guarded,
     missing_text,
     part_note,
     reason_template,
@@ -35,7 +36,6 @@ from engine.executors.outcome import (  # noqa: F401
 )
 from engine.explain.summary import PAID_AS, finish
 from engine.expr import Env, Missing
-from engine.expr.runtime import merge
 from engine.policies.parameters import ParameterSet
 from engine.schema.model import PROGRAM_CODES
 from engine.schema.validate import Parsed, parse
@@ -155,9 +155,9 @@ class _Run:
                 for i, rec in enumerate(self.members):
                     env.m, env.mt = rec, self.traces[i]
                     if prog.applies_to is not None and prog.applies_to(env) is False:
-                        rec[prog.code + ".status"] = "ineligible"
-                        rec[prog.code + ".granted"] = False
-                        rec[prog.code + ".amount"] = None
+                        rec[prog.status_key] = prog.outside
+                        rec[prog.granted_key] = granted_of(prog.outside)
+                        rec[prog.amount_key] = None
                         continue
                     out = self._program(prog, rec, env.mt, rec)
                     results.append((_ORDER[prog.code], i, out))
@@ -247,9 +247,7 @@ class _Run:
                         store[s.name] = False
                         continue
                 env.trace = []
-                value = s.fn(env)
-                if guard.__class__ is Missing and value is not False:
-                    value = merge(guard, value)
+                value = guarded(guard, s.fn(env))
                 store[s.name] = value
                 tr = tuple(env.trace)
             reasons.append(self._reason(s, value, tr))
@@ -262,7 +260,7 @@ class _Run:
         chosen = None
         unknown: Any = None
         if stopped:
-            chosen = len(prog.decision) - 1
+            chosen = prog.stop_clause
         else:
             for ci, c in enumerate(prog.decision):
                 if c.when is None:
@@ -285,7 +283,7 @@ class _Run:
             if c.amount is not None:
                 amount_value = c.amount(env)
             elif c.parts:
-                parts = [fn(env) for _lbl, fn, _req in c.parts]
+                parts = [part.fn(env) for part in c.parts]
             missing_raw = [(self._slots(f), self._slots(lb)) for f, lb in c.missing]
             raw = self._slots(c.text, decision_amount(c, amount_value, parts)[0])
         out = finish_program(
@@ -310,9 +308,9 @@ class _Run:
             links = [link.public for link in prog.link_specs if link.when is None or link.when(env) is True]
             if links:
                 out["links"] = links
-        store[prog.code + ".status"] = out["status"]
-        store[prog.code + ".granted"] = granted
-        store[prog.code + ".amount"] = _amount_of(out)
+        store[prog.status_key] = out["status"]
+        store[prog.granted_key] = granted
+        store[prog.amount_key] = _amount_of(out)
         return out
 
     def _counted_ids(self) -> list[str]:

@@ -8,12 +8,15 @@ from typing import Any
 
 from gmpy2 import mpq
 
-from engine.book.rules import Program, Step, Template
+from engine.book.rules import Clause, Part, Program, Step, Template
+from engine.book.statuses import granted as granted_of_status
+from engine.book.templates import money_text
 from engine.expr import Missing
 from engine.expr.runtime import merge
 from engine.policies.parameters import UNCONFIGURED, ParameterSet
 from engine.schema.money import fmt_money
 
+ZERO = mpq(0)
 _PD_NOTE = "项目默认值，待地方确认"
 _READING_NOTE = "按对政策文件的解释取值，待地方确认"
 
@@ -113,27 +116,46 @@ def cite(cites: dict, ps: ParameterSet, rule_id: str, base: str, trace: tuple, p
     return hit
 
 
-def decision_amount(c, amount_value: Any, parts: list | None) -> tuple[Any, str, list | None]:
+def guarded(guard: Any, value: Any) -> Any:
+    """A check's outcome under its ``applies_if`` guard (a false guard skips the check before this):
+    an unknown guard makes the outcome unknown too, unless the check failed anyway."""
+    if guard.__class__ is Missing and value is not False:
+        return merge(guard, value)
+    return value
+
+
+def clause_amount(value: Any) -> tuple[Any, str]:
+    """A clause's ``amount``: the exact value, or None and a note saying what is missing."""
+    if value.__class__ is Missing:
+        return None, amount_note(value)
+    return value, ""
+
+
+def parts_amount(parts: tuple[Part, ...], values: list) -> tuple[Any, str, list]:
+    """A clause paid in ``parts``: the sum of the known parts, and a breakdown entry per part (an
+    unknown part is left out and says why). An unknown *required* part makes the amount unknown."""
+    total = ZERO
+    breakdown = []
+    required_missing = None
+    for part, v in zip(parts, values, strict=True):
+        if v.__class__ is Missing:
+            breakdown.append({"name": part.label, "amount": None, "note": part_note(v)})
+            if part.required:
+                required_missing = merge(required_missing, v)
+        else:
+            breakdown.append({"name": part.label, "amount": money_text(v)})
+            total += v
+    if required_missing is not None:
+        return None, amount_note(required_missing), breakdown
+    return total, "", breakdown
+
+
+def decision_amount(c: Clause, amount_value: Any, parts: list | None) -> tuple[Any, str, list | None]:
     """The amount a chosen clause pays (exact, or None), a note when it cannot be computed, and the breakdown."""
     if c.amount is not None:
-        if amount_value.__class__ is Missing:
-            return None, amount_note(amount_value), None
-        return amount_value, "", None
+        return (*clause_amount(amount_value), None)
     if parts is not None:
-        total = mpq(0)
-        breakdown = []
-        required_missing = None
-        for (lbl, _fn, required), v in zip(c.parts, parts, strict=True):
-            if v.__class__ is Missing:
-                breakdown.append({"name": lbl, "amount": None, "note": part_note(v)})
-                if required:
-                    required_missing = merge(required_missing, v)
-            else:
-                breakdown.append({"name": lbl, "amount": fmt_money(v)})
-                total += v
-        if required_missing is not None:
-            return None, amount_note(required_missing), breakdown
-        return total, "", breakdown
+        return parts_amount(c.parts, parts)
     return None, "", None
 
 
@@ -172,7 +194,7 @@ def finish_program(
             )
             missing = sorted({k for k, _ in unknown.keys})
         text, decision_values = render(c.text, raw)
-        if status == "ineligible" and failed:
+        if c.lists_failed and failed:
             text += failed_note(failed)
         text += note
     else:
@@ -181,7 +203,7 @@ def finish_program(
         decision_values = {}
         missing = sorted({k for k, _ in unknown.keys})
         text = f"暂无法作出认定：{missing_text(unknown)}"
-    granted = _granted(status, unknown)
+    granted = granted_of_status(status, unknown)
     citation, pd = cite(cites, ps, prog.code + ".decision", prog.basis, tuple(trace), False)
     text += pd  # an amount computed from project defaults says so
     reasons.append(
@@ -209,14 +231,6 @@ def finish_program(
     out["_amount"] = amount
     out["_granted"] = granted
     return out
-
-
-def _granted(status: str, unknown: Any) -> Any:
-    if status in ("eligible", "gradual_exit"):
-        return True
-    if status == "ineligible":
-        return False
-    return unknown
 
 
 def _amount_of(out: dict) -> Any:

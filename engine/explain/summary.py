@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.book.interactions import GRANTED, apply_exclusions
+from engine.book.interactions import apply_exclusions
+from engine.book.statuses import GRANTED
 from engine.book.templates import as_json
 from engine.expr import Missing
 from engine.schema.money import cents_of, yuan_text
