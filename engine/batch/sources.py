@@ -18,6 +18,7 @@ from engine.schema.validate import parse
 from . import schema as S
 from .align import aligned_sizes, events_for
 from .errors import Errors, PopulationError, RowError, raise_rows
+from .partitions import Partition, find_partitions
 from .rowcheck import check_columns, check_household_ids
 from .stream import Stream
 
@@ -39,13 +40,28 @@ class RawPart:
 
 
 class Source:
-    """A population on disk: ``DIR/{households,members}[.parquet|.csv]`` (+ events), or a ``.jsonl`` file."""
+    """A population on disk: ``DIR/{households,members}[.parquet|.csv]`` (+ events), or a ``.jsonl`` file,
+    or a hive-style partitioned directory of such populations (``engine.batch.partitions``), read one
+    partition after another in name order."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, label: str = ""):
         path = Path(path)
         self.path = path
+        self.label = label  # how errors name this population's files: "county=210102/" inside a partitioned one
         self.format = ""
         self.files: dict[str, Path] = {}
+        self.partitions: list[tuple[Partition, Source]] = []
+        found = find_partitions(path)
+        if found:
+            self.partitions = [(p, Source(p.path, f"{p.name}/")) for p in found]
+            formats = {src.format for _p, src in self.partitions}
+            if len(formats) > 1:
+                raise FileNotFoundError(
+                    f"{path} 的分区格式不一致（{'、'.join(sorted(formats))}） / {path}: partitions in different formats"
+                )
+            self.format = formats.pop()
+            self.files = self.partitions[0][1].files
+            return
         if path.is_file() and path.suffix in (".jsonl", ".ndjson", ".json"):
             self.format = "jsonl"
             self.files["households"] = path
@@ -71,8 +87,16 @@ class Source:
             f"{path} holds no households/members tables or households.jsonl"
         )
 
+    def name(self, table: str) -> str:
+        """A file as errors name it."""
+        if self.partitions and table in self.files:
+            return f"{self.partitions[0][0].key}=*/{self.files[table].name}"
+        return self.label + self.files[table].name if table in self.files else table
+
     @property
     def synthetic(self) -> bool:
+        if self.partitions:
+            return all(src.synthetic for _p, src in self.partitions)
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
@@ -82,6 +106,9 @@ class Source:
 
     def count(self) -> int | None:
         """Households in the population, when cheap to know (Parquet metadata)."""
+        if self.partitions:
+            counts = [src.count() for _p, src in self.partitions]
+            return None if None in counts else sum(counts)  # type: ignore[arg-type]
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
@@ -90,6 +117,11 @@ class Source:
 
     # -- batches ---------------------------------------------------------------
     def _batches(self, table: str, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        if self.partitions:
+            for _p, src in self.partitions:
+                if table in src.files:
+                    yield from src._batches(table, columns, batch_rows)
+            return
         path = self.files[table]
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
@@ -102,7 +134,7 @@ class Source:
         import pyarrow.csv as pcsv  # only the format in use is loaded (pyarrow readers are heavy)
 
         header = csv_header(path)
-        check_columns(table, header, path.name)
+        check_columns(table, header, self.name(table))
         types = {c: csv_type(S.BY_TABLE[table][c]) for c in header if c in S.BY_TABLE[table]}
         opts = pcsv.ConvertOptions(
             column_types=types,
@@ -115,7 +147,7 @@ class Source:
             reader = pcsv.open_csv(path, convert_options=opts, read_options=pcsv.ReadOptions(block_size=1 << 24))
             yield from reader
         except pa.ArrowInvalid as e:
-            raise PopulationError([RowError(path.name, 0, "", f"CSV 无法读取：{e}", f"unreadable CSV: {e}")]) from None
+            raise PopulationError([RowError(self.name(table), 0, "", f"CSV 无法读取：{e}", f"unreadable CSV: {e}")]) from None
 
     def columns(self, table: str) -> list[str]:
         path = self.files[table]
@@ -135,11 +167,15 @@ class Source:
     # -- parts -----------------------------------------------------------------
     def parts(self, part_size: int = DEFAULT_PART, columns: dict[str, list[str]] | None = None) -> Iterator[RawPart]:
         """Aligned parts of households with their members (and events)."""
+        if self.partitions:
+            for _p, src in self.partitions:
+                yield from src.parts(part_size, columns)
+            return
         if self.format == "jsonl":
             raise ValueError("JSON lines are read with jsonl_parts()")
         hcols = self.columns("households")
         mcols = self.columns("members")
-        fn = (self.files["households"].name, self.files["members"].name, self.files.get("events", Path("events")).name)
+        fn = (self.name("households"), self.name("members"), self.name("events"))
         check_columns("households", hcols, fn[0])
         check_columns("members", mcols, fn[1])
         for need in ("household_id",):
@@ -211,6 +247,10 @@ class Source:
 
     def jsonl_parts(self, part_size: int = DEFAULT_PART) -> Iterator[tuple[list, int]]:
         """Validated households of a JSON-lines file, in parts: (parsed list, first line number)."""
+        if self.partitions:
+            for _p, src in self.partitions:
+                yield from src.jsonl_parts(part_size)
+            return
         path = self.files["households"]
         errs = Errors()
         buf: list = []
@@ -220,12 +260,12 @@ class Source:
                 if not line.strip():
                     continue
                 if not buf and not errs.items:
-                    _refuse_plain_json(path, lineno, line)
+                    _refuse_plain_json(path, lineno, line, self.name("households"))
                 try:
                     buf.append(parse(line))
                 except InputError as e:
                     for fe in e.errors:
-                        errs.add(path.name, lineno, fe.field, fe.message_zh, fe.message_en)
+                        errs.add(self.name("households"), lineno, fe.field, fe.message_zh, fe.message_en)
                     continue
                 if len(buf) >= part_size:
                     errs.raise_if_any()
@@ -236,14 +276,14 @@ class Source:
             yield buf, first
 
 
-def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
+def _refuse_plain_json(path: Path, lineno: int, line: bytes, name: str) -> None:
     """A JSON array, or one object spread over lines, is not JSON Lines: say so once."""
     if not looks_like_plain_json(line):
         return
     raise PopulationError(
         [
             RowError(
-                path.name,
+                name,
                 lineno,
                 "(file)",
                 "这是普通 JSON（数组或跨行的对象），批量评估需要 JSON Lines：每行一户，一个 JSON 对象",
