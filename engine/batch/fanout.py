@@ -84,6 +84,17 @@ def reform_engine_at(home: str, data: ReformData) -> Engine:
     return _ENGINES[key]
 
 
+@dataclass(frozen=True)
+class EngineSpec:
+    """How a worker loads an engine: the rules and policies under ``home``, with ``reform`` applied if given."""
+
+    home: str
+    reform: ReformData | None = None
+
+    def engine(self) -> Engine:
+        return engine_at(self.home) if self.reform is None else reform_engine_at(self.home, self.reform)
+
+
 def home_of(engine: Engine) -> str:
     """The root (holding rules/ and policies/) an engine was loaded from, to ship to the workers."""
     return str(Path(engine.book.dir).parent.resolve() if engine.book.dir else default_root())
