@@ -136,7 +136,7 @@ def evaluate_population(
         yield Evaluated(part, res, be)
         del part, prep, res  # free this part before the next is read: one part in memory at a time
         t0 = time.perf_counter()
-    if len(ids) > 1:
+    if len(ids) > 1 or src.partitions:  # partitions read together are checked apart when read
         _check_unique(ids, src)
 
 
@@ -235,14 +235,17 @@ class PartitionOutput:
     omit: R.Omitted | None
 
 
-def batch_partition(home: str, partition: Partition, opts: BatchOptions, omit: R.Omitted | None, verify: int) -> PartitionOutput:
-    """A Dask task: one partition evaluated part by part, exactly as a run over the whole population
-    evaluates it, its tables returned to the caller (which writes them in partition order)."""
+def batch_partition(
+    home: str, root: Path, bundle: list[Partition], opts: BatchOptions, omit: R.Omitted | None, verify: int
+) -> PartitionOutput:
+    """A Dask task: a bundle of partitions (``Source.bundles``) evaluated part by part, exactly as a run
+    over the whole population evaluates it, its tables returned to the caller (which writes them in
+    partition order)."""
     engine = engine_at(home)
-    s = Summary(str(partition.path))
-    src = Source(partition.path, f"{partition.name}/")
+    s = Summary(str(root))
+    src = Source.of_partitions(root, bundle)
     total = src.count()
-    rng = random.Random(f"{opts.seed}:{partition.name}")
+    rng = random.Random(f"{opts.seed}:{bundle[0].name}")
     box = [omit] if omit is not None else []
     tables = []
     programs = list(opts.programs) if opts.programs else None
@@ -300,19 +303,22 @@ def fan_out_batch(
             f"或 DIR/county=<代码>/households.parquet …） / {src.path} is not partitioned: --workers/--cluster need a "
             "partitioned population (DIR/county=<code>/...)"
         )
-    parts = [p for p, _sub in src.partitions]
-    verify_q = quotas(verify, [sub.count() for _p, sub in src.partitions]) if verify else [0] * len(parts)
-    home = home_of(engine)
+    bundles = src.bundles(opts.part_size)
+    counts = dict((p, sub.count()) for p, sub in src.partitions)
+    sizes = [sum(counts[p] or 0 for p in b) for b in bundles]
+    verify_q = quotas(verify, sizes) if verify else [0] * len(bundles)
+    home, root = home_of(engine), src.path
     with Fanout(cluster) as fan:
         if opts.members == "long":
             # the first part of the first partition fixes which member pairs every partition leaves out
-            first = next(fan.map(batch_partition, [(home, parts[0], opts, None, verify_q[0])]))
+            first = next(fan.map(batch_partition, [(home, root, bundles[0], opts, None, verify_q[0])]))
             rest = fan.map(
-                batch_partition, [(home, p, opts, first.omit, q) for p, q in zip(parts[1:], verify_q[1:], strict=True)]
+                batch_partition,
+                [(home, root, b, opts, first.omit, q) for b, q in zip(bundles[1:], verify_q[1:], strict=True)],
             )
             outputs: Iterator[PartitionOutput] = itertools.chain([first], rest)
         else:
-            outputs = fan.map(batch_partition, [(home, p, opts, None, q) for p, q in zip(parts, verify_q, strict=True)])
+            outputs = fan.map(batch_partition, [(home, root, b, opts, None, q) for b, q in zip(bundles, verify_q, strict=True)])
         for outp in outputs:
             if outp.summary.ruleset_version != engine.version:
                 raise FanoutError(

@@ -323,7 +323,7 @@ def compare_population(
                 f"{population} is not partitioned: --workers/--cluster need a partitioned population"
             )
         with Fanout(cluster) as fan:
-            calls = [(specs, p, as_of, part_size, out is not None) for p, _sub in src.partitions]
+            calls = [(specs, population, b, as_of, part_size, out is not None) for b in src.bundles(part_size)]
             for part in fan.map(compare_partition, calls):
                 if (part.result.baseline_version, part.result.reform_version) != (base.version, ref.version):
                     raise FanoutError(
@@ -339,16 +339,22 @@ def compare_population(
 
 
 def compare_partition(
-    specs: tuple[EngineSpec, EngineSpec], partition: Partition, as_of: dt.date | None, part_size: int, keep_changes: bool
+    specs: tuple[EngineSpec, EngineSpec],
+    root: Path,
+    bundle: list[Partition],
+    as_of: dt.date | None,
+    part_size: int,
+    keep_changes: bool,
 ) -> Comparison:
-    """A Dask task: one partition under both rule books, compared part by part as a run over the whole
-    population compares it (one thread: a worker process is one of the cluster's cores)."""
+    """A Dask task: a bundle of partitions (``Source.bundles``) under both rule books, compared part by
+    part as a run over the whole population compares it (one thread: a worker process is one of the
+    cluster's cores)."""
     base, ref = specs[0].engine(), specs[1].engine()
     interner = Interner()
     be_b = BatchEvaluator(base, threads=1, interner=interner)
     be_r = BatchEvaluator(ref, threads=1, interner=interner)
-    src = Source(partition.path, f"{partition.name}/")
-    part = Comparison(_result({}, str(partition.path), False, as_of, base, ref, _programs_of(be_b, be_r)), _Histogram(), [])
+    src = Source.of_partitions(root, bundle)
+    part = Comparison(_result({}, str(root), False, as_of, base, ref, _programs_of(be_b, be_r)), _Histogram(), [])
     _compare_parts(base, ref, be_b, be_r, src, as_of, part_size, keep_changes, part)
     return part
 

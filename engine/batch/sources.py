@@ -37,6 +37,7 @@ class RawPart:
     m_base: int
     files: tuple[str, str, str]
     offsets: np.ndarray | None = None
+    pieces: list[RawPart] | None = None  # the parts of small partitions read together as this one (errors name theirs)
 
 
 class Source:
@@ -53,15 +54,29 @@ class Source:
         self.partitions: list[tuple[Partition, Source]] = []
         found = find_partitions(path)
         if found:
-            self.partitions = [(p, Source(p.path, f"{p.name}/")) for p in found]
-            formats = {src.format for _p, src in self.partitions}
-            if len(formats) > 1:
-                raise FileNotFoundError(
-                    f"{path} 的分区格式不一致（{'、'.join(sorted(formats))}） / {path}: partitions in different formats"
-                )
-            self.format = formats.pop()
-            self.files = self.partitions[0][1].files
+            self._use_partitions(found)
             return
+        self._find_tables(path)
+
+    @classmethod
+    def of_partitions(cls, path: Path, partitions: list[Partition]) -> Source:
+        """Some partitions of a partitioned population (one task of a fanned-out run)."""
+        src = cls.__new__(cls)
+        src.path, src.label, src.format, src.files, src.partitions = Path(path), "", "", {}, []
+        src._use_partitions(partitions)
+        return src
+
+    def _use_partitions(self, found: list[Partition]) -> None:
+        self.partitions = [(p, Source(p.path, f"{p.name}/")) for p in found]
+        formats = {src.format for _p, src in self.partitions}
+        if len(formats) > 1:
+            raise FileNotFoundError(
+                f"{self.path} 的分区格式不一致（{'、'.join(sorted(formats))}） / {self.path}: partitions in different formats"
+            )
+        self.format = formats.pop()
+        self.files = self.partitions[0][1].files
+
+    def _find_tables(self, path: Path) -> None:
         if path.is_file() and path.suffix in (".jsonl", ".ndjson", ".json"):
             self.format = "jsonl"
             self.files["households"] = path
@@ -165,11 +180,38 @@ class Source:
         return pa.Table.from_batches(batches)
 
     # -- parts -----------------------------------------------------------------
+    def bundles(self, part_size: int = DEFAULT_PART) -> list[list[Partition]]:
+        """The partitions, cut into runs of consecutive ones read together as one part: small partitions
+        (a county of a few thousand households) are evaluated together, as one part of an unpartitioned
+        population would be, rather than paying a part's fixed costs each. A partition of ``part_size``
+        households or more, or of unknown size (CSV), is a bundle of its own. A run in one process and a
+        fanned-out one (a task per bundle) cut the same bundles, so they read the same parts."""
+        out: list[list[Partition]] = []
+        cur: list[Partition] = []
+        n = 0
+        for p, sub in self.partitions:
+            c = sub.count()
+            if cur and (c is None or n + c > part_size):
+                out.append(cur)
+                cur, n = [], 0
+            if c is None or c >= part_size:
+                out.append([p])
+            else:
+                cur.append(p)
+                n += c
+        if cur:
+            out.append(cur)
+        return out
+
     def parts(self, part_size: int = DEFAULT_PART, columns: dict[str, list[str]] | None = None) -> Iterator[RawPart]:
         """Aligned parts of households with their members (and events)."""
         if self.partitions:
-            for _p, src in self.partitions:
-                yield from src.parts(part_size, columns)
+            subs = {p: src for p, src in self.partitions}
+            for bundle in self.bundles(part_size):
+                if len(bundle) == 1:
+                    yield from subs[bundle[0]].parts(part_size, columns)
+                else:
+                    yield from _combined([raw for p in bundle for raw in subs[p].parts(part_size, columns)])
             return
         if self.format == "jsonl":
             raise ValueError("JSON lines are read with jsonl_parts()")
@@ -274,6 +316,21 @@ class Source:
         errs.raise_if_any()
         if buf:
             yield buf, first
+
+
+def _combined(pieces: list[RawPart]) -> list[RawPart]:
+    """The parts of a bundle of small partitions as one part (as they are if their tables do not concatenate)."""
+    if len(pieces) < 2:
+        return pieces
+    try:
+        hh = pa.concat_tables([r.hh for r in pieces], promote_options="default")
+        mem = pa.concat_tables([r.mem for r in pieces], promote_options="default")
+        evs = [r.ev for r in pieces if r.ev is not None]
+        ev = pa.concat_tables(evs, promote_options="default") if evs else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pieces
+    sizes = np.concatenate([r.sizes for r in pieces])
+    return [RawPart(hh, mem, ev, sizes, 0, 0, pieces[0].files, pieces=pieces)]
 
 
 def _refuse_plain_json(path: Path, lineno: int, line: bytes, name: str) -> None:

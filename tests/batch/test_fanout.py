@@ -114,8 +114,10 @@ def test_the_wide_member_table_too(populations, cluster, tmp_path):
 
 
 def test_simulate_on_a_two_worker_cluster_writes_what_one_process_writes(populations, cluster, tmp_path):
-    one = run_simulation(populations / "part", REFORM, out_dir=tmp_path / "one")
-    two = run_simulation(populations / "part", REFORM, out_dir=tmp_path / "two", cluster=cluster)
+    bundles = Source(populations / "part").bundles(1600)
+    assert len(bundles) > 1 and max(len(b) for b in bundles) > 1  # several tasks; counties read together as one part
+    one = run_simulation(populations / "part", REFORM, out_dir=tmp_path / "one", part_size=1600)
+    two = run_simulation(populations / "part", REFORM, out_dir=tmp_path / "two", part_size=1600, cluster=cluster)
     assert one.gains and sum(one.gains.values()) > 0  # the reform changes something to compare
     for name in ("counts.csv", "costs.csv", "gains_losses.csv", "report.html"):
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
