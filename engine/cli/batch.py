@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.batch.fanout import Cluster, FanoutError
 from engine.book.rules import default_root
 from engine.cli.params import load_engine as _engine
 from engine.cli.params import refuse_unknown_programs, rules_home
@@ -119,8 +120,6 @@ def _cluster(workers: int | None, address: str | None):
         raise click.UsageError("--workers 与 --cluster 只能选一个 / give --workers or --cluster, not both")
     if workers is None and not address:
         return None
-    from engine.batch.fanout import Cluster
-
     return Cluster(workers=workers, address=address or None)
 
 
@@ -233,7 +232,6 @@ def register(main: click.Group) -> None:
             return
         if out is None:
             raise click.UsageError("需要 --out 结果目录 / --out is required")
-        from engine.batch.fanout import FanoutError
         from engine.batch.job import run_batch
 
         where = _cluster(workers, cluster)
@@ -334,7 +332,6 @@ def register(main: click.Group) -> None:
 
         POPULATION：人口数据目录或 JSON Lines 文件，与 jiuzhu batch 相同 / a population, as for jiuzhu batch.
         """
-        from engine.batch.fanout import FanoutError
         from engine.batch.reform import ReformError
         from engine.batch.simulate import run_simulation
         from engine.batch.tables import PopulationError, Source
