@@ -148,6 +148,8 @@ class Fanout:
     def workers(self) -> int:
         if self.client is None:
             return 1
+        if self.cluster is not None and self.cluster.workers:
+            return self.cluster.workers  # a new LocalCluster's workers are still starting
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def map(self, fn: Callable[..., Any], calls: Iterable[tuple], window: int | None = None) -> Iterator[Any]:
