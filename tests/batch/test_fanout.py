@@ -6,14 +6,11 @@ The cluster is the one CI starts (``.ci/dask.sh`` exports ``JIUZHU_TEST_DASK_SCH
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
-import cloudpickle
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -109,21 +106,22 @@ def test_batch_on_a_two_worker_cluster_writes_what_one_process_writes(population
             assert ta.num_rows > 0 and ta.equals(tb) and ta.schema.equals(tb.schema, check_metadata=True)
 
 
-def _dies_once(marker: str, *args):
-    """A task that kills its worker process the first time it runs anywhere (the marker is on this machine)."""
-    if not os.path.exists(marker):
-        Path(marker).touch()
-        os._exit(1)
-    return job.batch_partition(*args)
-
-
 def test_a_worker_killed_mid_run_costs_a_retry_and_the_files_are_those_of_one_process(
     populations, cluster, tmp_path, monkeypatch
 ):
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # CI's workers cannot import this test module
+    marker, batch_partition = str(tmp_path / "died"), job.batch_partition
+
+    def dies_once(*args):
+        """Kills its worker process the first time it runs anywhere (the marker is on this machine). A local
+        function: Dask sends it by value, so CI's workers need not import this test module."""
+        if not os.path.exists(marker):
+            Path(marker).touch()
+            os._exit(1)
+        return batch_partition(*args)
+
     engine = default_engine()
     run_batch(engine, populations / "part", tmp_path / "one", part_size=1600)
-    monkeypatch.setattr(job, "batch_partition", functools.partial(_dies_once, str(tmp_path / "died")))
+    monkeypatch.setattr(job, "batch_partition", dies_once)
     run_batch(engine, populations / "part", tmp_path / "two", part_size=1600, cluster=cluster)
     assert (tmp_path / "died").exists()  # a worker did die
     for name in ("households", "member_programs"):
