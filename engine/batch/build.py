@@ -24,6 +24,18 @@ from .sources import RawPart
 
 def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[str], as_of: dt.date | None) -> Part:
     """Validate a raw part and turn it into the facts' columns."""
+    if raw.pieces:
+        try:
+            return _build_part(raw, interner, need_h, need_m, as_of)
+        except PopulationError:
+            # small partitions read as one part: find the bad rows again in their own files, to name them
+            for piece in raw.pieces:
+                _build_part(piece, interner, need_h, need_m, as_of)
+            raise
+    return _build_part(raw, interner, need_h, need_m, as_of)
+
+
+def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[str], as_of: dt.date | None) -> Part:
     errs = Errors()
     cv = Conv(errs, interner)
     hh, mem = raw.hh, raw.mem

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import random
 import time
@@ -30,6 +31,8 @@ from engine.columnar.verify import batch_outcomes, household_facts, single_facts
 from engine.executors.evaluate import Engine
 
 from . import results as R
+from .fanout import Cluster, Fanout, FanoutError, engine_at, home_of
+from .partitions import Partition
 from .run import BatchEvaluator, PartResult
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
 
@@ -92,7 +95,7 @@ class Evaluated:
 
 def evaluate_population(
     engine: Engine,
-    population: Path,
+    population: Path | Source,
     as_of: dt.date | None = None,
     programs: list[str] | None = None,
     part_size: int = DEFAULT_PART,
@@ -101,7 +104,7 @@ def evaluate_population(
     evaluator: BatchEvaluator | None = None,
 ) -> Iterator[Evaluated]:
     """Evaluate a population part by part (validated as it is read)."""
-    src = Source(population)
+    src = population if isinstance(population, Source) else Source(population)
     be = evaluator or BatchEvaluator(engine, programs)
     s = summary or Summary(str(population))
     s.synthetic = src.synthetic
@@ -133,7 +136,7 @@ def evaluate_population(
         yield Evaluated(part, res, be)
         del part, prep, res  # free this part before the next is read: one part in memory at a time
         t0 = time.perf_counter()
-    if len(ids) > 1:
+    if len(ids) > 1 or src.partitions:  # partitions read together are checked apart when read
         _check_unique(ids, src)
 
 
@@ -152,7 +155,7 @@ def _check_unique(ids: list[pa.Array], src: Source) -> None:
     if len(pc.unique(allids)) != len(allids):
         vc = pc.value_counts(allids)
         dups = [d["values"] for d in vc.to_pylist() if d["counts"] > 1][:20]
-        name = src.files["households"].name
+        name = src.name("households")
         raise PopulationError([RowError(name, 0, "household_id", f"户编号重复：{d}", "duplicate household_id") for d in dups])
 
 
@@ -190,6 +193,142 @@ def verify_sample(engine: Engine, ev: Evaluated, k: int, rng: random.Random, as_
     return len(rows), bad
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """What every part of a batch run is evaluated and written with (shipped to the workers as data)."""
+
+    as_of: dt.date | None = None
+    programs: tuple[str, ...] | None = None
+    part_size: int = DEFAULT_PART
+    members: str = "long"
+    seed: int = 0
+
+
+def result_tables(ev: Evaluated, as_of: dt.date | None, members: str, omit: list[R.Omitted]) -> dict[str, pa.Table]:
+    """The result tables of one evaluated part; ``omit`` holds the rule for the pairs the long member table
+    leaves out, fixed by the first part of the run (one file, one rule)."""
+    as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+    tables = {"households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd)}
+    if members == "long":
+        if not omit:
+            omit.append(R.omitted_pairs(ev.result, ev.evaluator.plan))
+        tables["member_programs"] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit[0])
+    else:
+        tables["members"] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
+    return tables
+
+
+def _verify_part(engine: Engine, ev: Evaluated, s: Summary, verify: int, total: int | None, rng: random.Random, as_of) -> None:
+    """This part's share of the ``verify`` households to re-check with the single evaluator."""
+    k = max(1, round(verify * ev.part.H / total)) if total else verify
+    n, bad = verify_sample(engine, ev, min(k, verify - s.verified), rng, as_of)
+    s.verified += n
+    s.mismatches.extend(bad)
+
+
+@dataclass
+class PartitionOutput:
+    """One partition of a fanned-out run, as its task returns it: the result tables of each part, and its counts."""
+
+    tables: list[dict[str, pa.Table]]
+    summary: Summary
+    omit: R.Omitted | None
+
+
+def batch_partition(
+    home: str, root: Path, bundle: list[Partition], opts: BatchOptions, omit: R.Omitted | None, verify: int
+) -> PartitionOutput:
+    """A Dask task: a bundle of partitions (``Source.bundles``) evaluated part by part, exactly as a run
+    over the whole population evaluates it, its tables returned to the caller (which writes them in
+    partition order)."""
+    engine = engine_at(home)
+    s = Summary(str(root))
+    src = Source.of_partitions(root, bundle)
+    total = src.count()
+    rng = random.Random(f"{opts.seed}:{bundle[0].name}")
+    box = [omit] if omit is not None else []
+    tables = []
+    programs = list(opts.programs) if opts.programs else None
+    # one thread: a worker process is one of the cluster's cores (the single process uses two)
+    be = BatchEvaluator(engine, programs, threads=1)
+    for ev in evaluate_population(engine, src, opts.as_of, programs, opts.part_size, None, s, be):
+        tables.append(result_tables(ev, opts.as_of, opts.members, box))
+        if verify:
+            _verify_part(engine, ev, s, verify, total, rng, opts.as_of)
+        del ev
+    return PartitionOutput(tables, s, box[0] if box else None)
+
+
+def merge_summary(into: Summary, part: Summary) -> None:
+    """Add a partition's counts to the run's (exact: integers, in fen)."""
+    into.households += part.households
+    into.members += part.members
+    for k, v in part.seconds.items():
+        into.seconds[k] = into.seconds.get(k, 0.0) + v
+    into.fallback += part.fallback
+    into.groups += part.groups
+    into.chunks += part.chunks
+    for code, counts in part.counts.items():
+        d = into.counts.setdefault(code, {name: 0 for name in STATUS_NAMES.values()})
+        for name, n in counts.items():
+            d[name] += n
+    for code, cents in part.monthly_cents.items():
+        into.monthly_cents[code] = into.monthly_cents.get(code, 0) + cents
+    into.pays.update(part.pays)
+    into.verified += part.verified
+    into.mismatches.extend(part.mismatches)
+
+
+def quotas(total: int, sizes: list[int | None]) -> list[int]:
+    """``total`` split over partitions in proportion to their sizes (largest remainders), summing to
+    ``min(total, households)``."""
+    n = [x or 0 for x in sizes]
+    want = min(total, sum(n))
+    if not want:
+        return [0] * len(n)
+    exact = [want * x / sum(n) for x in n]
+    out = [int(e) for e in exact]
+    for i in sorted(range(len(n)), key=lambda i: (out[i] - exact[i], i))[: want - sum(out)]:
+        out[i] += 1
+    return out
+
+
+def fan_out_batch(
+    engine: Engine, src: Source, opts: BatchOptions, cluster: Cluster, verify: int, s: Summary
+) -> Iterator[PartitionOutput]:
+    """The partitions of ``src`` evaluated on ``cluster``, in partition order, merged into ``s`` as they come."""
+    if not src.partitions:
+        raise FanoutError(
+            f"{src.path} 不是分区的人口数据；--workers/--cluster 需要按地区分区的目录（jiuzhu synth --partition-by county，"
+            f"或 DIR/county=<代码>/households.parquet …） / {src.path} is not partitioned: --workers/--cluster need a "
+            "partitioned population (DIR/county=<code>/...)"
+        )
+    bundles = src.bundles(opts.part_size)
+    counts = dict((p, sub.count()) for p, sub in src.partitions)
+    sizes = [sum(counts[p] or 0 for p in b) for b in bundles]
+    verify_q = quotas(verify, sizes) if verify else [0] * len(bundles)
+    home, root = home_of(engine), src.path
+    with Fanout(cluster) as fan:
+        if opts.members == "long":
+            # the first part of the first partition fixes which member pairs every partition leaves out
+            first = next(fan.map(batch_partition, [(home, root, bundles[0], opts, None, verify_q[0])]))
+            rest = fan.map(
+                batch_partition,
+                [(home, root, b, opts, first.omit, q) for b, q in zip(bundles[1:], verify_q[1:], strict=True)],
+            )
+            outputs: Iterator[PartitionOutput] = itertools.chain([first], rest)
+        else:
+            outputs = fan.map(batch_partition, [(home, root, b, opts, None, q) for b, q in zip(bundles, verify_q, strict=True)])
+        for outp in outputs:
+            if outp.summary.ruleset_version != engine.version:
+                raise FanoutError(
+                    f"工作进程加载的规则版本 {outp.summary.ruleset_version[:19]}… 与本机 {engine.version[:19]}… 不同"
+                    f"（{home}） / a worker loaded other rules than this machine: {home} must hold the same files everywhere"
+                )
+            merge_summary(s, outp.summary)
+            yield outp
+
+
 def run_batch(
     engine: Engine,
     population: Path,
@@ -202,33 +341,30 @@ def run_batch(
     verify: int = 0,
     seed: int = 0,
     members: str = "long",
+    cluster: Cluster | None = None,
 ) -> Summary:
     """Evaluate a population and write ``households.<fmt>`` and the member results to ``out``:
     ``member_programs.<fmt>`` (``members="long"``: one row per member × program checked) or today's
-    wide ``members.<fmt>`` (``members="wide"``: one row per member, columns per program)."""
+    wide ``members.<fmt>`` (``members="wide"``: one row per member, columns per program).
+
+    ``cluster``: fan the partitions of a partitioned population out to Dask workers
+    (``engine.batch.fanout``); the files are the same as a run in this process."""
     import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
     import pyarrow.parquet as pq
 
     out.mkdir(parents=True, exist_ok=True)
     s = Summary(str(population))
+    src = Source(population)
     member_file = "member_programs" if members == "long" else "members"
     final = {"households": out / f"households.{fmt}", member_file: out / f"{member_file}.{fmt}"}
     tmp = {k: v.with_name(f".{v.name}.{os.getpid()}.tmp") for k, v in final.items()}
     writers: dict[str, Any] = {}
     rng = random.Random(seed)
-    total = Source(population).count()
+    total = src.count()
     omit: list[R.Omitted] = []  # fixed by the first part: one file, one rule for what is left out
 
-    def write_part(ev: Evaluated) -> None:
+    def write(tables: dict[str, pa.Table]) -> None:
         t = time.perf_counter()
-        as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-        tables = {"households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd)}
-        if members == "long":
-            if not omit:
-                omit.append(R.omitted_pairs(ev.result, ev.evaluator.plan))
-            tables[member_file] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit[0])
-        else:
-            tables[member_file] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
         for name, table in tables.items():
             if fmt == "csv":
                 table = R.plain(table)
@@ -243,22 +379,42 @@ def run_batch(
             writers[name].write_table(table)
         s.seconds["write"] += time.perf_counter() - t
 
+    def write_part(ev: Evaluated) -> None:
+        write(result_tables(ev, as_of, members, omit))
+
+    def write_partition(outp: PartitionOutput) -> None:
+        for tables in outp.tables:
+            write(tables)
+
     writer = ThreadPoolExecutor(1, thread_name_prefix="jiuzhu-batch-writer")
     pending: Future | None = None
     try:
-        for ev in evaluate_population(engine, population, as_of, programs, part_size, progress, s):
-            # one part is written on the writer thread while the next is read and evaluated here
-            # (Parquet encoding and numpy release the GIL); waiting for the previous write first keeps
-            # at most two parts in memory and the files in input order
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write_part, ev)
-            if verify:
-                k = max(1, round(verify * ev.part.H / total)) if total else verify
-                n, bad = verify_sample(engine, ev, min(k, verify - s.verified), rng, as_of)
-                s.verified += n
-                s.mismatches.extend(bad)
-            del ev
+        if cluster is None:
+            for ev in evaluate_population(engine, src, as_of, programs, part_size, progress, s):
+                # one part is written on the writer thread while the next is read and evaluated here
+                # (Parquet encoding and numpy release the GIL); waiting for the previous write first keeps
+                # at most two parts in memory and the files in input order
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write_part, ev)
+                if verify:
+                    _verify_part(engine, ev, s, verify, total, rng, as_of)
+                del ev
+        else:
+            s.synthetic = src.synthetic
+            s.ruleset_version = engine.version
+            s.as_of = as_of.isoformat() if as_of else None
+            opts = BatchOptions(as_of, tuple(programs) if programs else None, part_size, members, seed)
+            ids: list[pa.Array] = []
+            for outp in fan_out_batch(engine, src, opts, cluster, verify, s):
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write_partition, outp)
+                ids.extend(t["households"].column("household_id").combine_chunks() for t in outp.tables)
+                if progress is not None:
+                    progress(outp.summary.households)
+                del outp
+            _check_unique(ids, src)
         if pending is not None:
             pending.result()
             pending = None

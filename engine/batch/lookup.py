@@ -16,6 +16,10 @@ def find_households(src: Source, ids: list[str], as_of: dt.date | None = None) -
     """Chosen households of a population as contract records, in the order asked (missing ids are skipped)."""
     wanted = pa.array(list(dict.fromkeys(ids)), pa.string())
     found: dict[str, dict] = {}
+    if src.partitions:
+        for _p, sub in src.partitions:
+            found.update((h["household_id"], h) for h in find_households(sub, ids, as_of))
+        return [found[i] for i in ids if i in found]
     if src.format == "jsonl":
         keys = set(wanted.to_pylist())
         with src.files["households"].open("rb") as f:

@@ -66,11 +66,15 @@ def _ids(values) -> pa.Array:
 
 
 def _codes(codes, interner: Interner, n: int) -> pa.Array:
+    """Interned codes as a dictionary column whose dictionary is in text order: the same table whatever
+    else the interner has seen (each worker of a fanned-out run has its own)."""
     codes = np.broadcast_to(np.asarray(codes, dtype=np.int32), (n,))
     uniq, inv = np.unique(codes, return_inverse=True)
-    return pa.DictionaryArray.from_arrays(
-        pa.array(inv.astype(np.int32)), pa.array([interner.text(int(c)) for c in uniq], pa.string())
-    )
+    texts = [interner.text(int(c)) for c in uniq]
+    order = sorted(range(len(texts)), key=lambda i: (texts[i] is None, texts[i] or ""))
+    rank = np.empty(len(texts), np.int32)
+    rank[order] = np.arange(len(texts), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(rank[inv]), pa.array([texts[i] for i in order], pa.string()))
 
 
 AMOUNT_COLUMN = {"monthly": "amount", "annual": "annual_amount", "one_off": "one_off_amount", "in_kind": "monthly_service_value"}

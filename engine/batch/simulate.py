@@ -12,6 +12,7 @@ HTTP service's ``POST /v1/simulations``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,13 +30,17 @@ from engine.executors.evaluate import Engine, default_engine
 from engine.expr.runtime import Missing
 
 from . import charts
+from .fanout import Cluster, EngineSpec, Fanout, FanoutError, ReformData
+from .partitions import Partition
 from .reform import Reform, load_reform, reform_rulebook
 from .results import decimal_from_cents
 from .run import BatchEvaluator
+from .schema import AREAS
 from .tables import DEFAULT_PART, Source, build_part, jsonl_part
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 BINS = 60
+AREA_ORDER = {a: i for i, a in enumerate(AREAS)}  # histogram panels: urban, then rural, then any other
 
 
 def _compared(what: str, baseline: int, reform: int) -> dict[str, str]:
@@ -191,8 +196,13 @@ def run_simulation(
     engine: Engine | None = None,
     home: Path | None = None,
     part_size: int = DEFAULT_PART,
+    cluster: Cluster | None = None,
 ) -> SimulationResult:
-    """Evaluate ``population_dir`` under the current rules and under ``reform``; write outputs to ``out_dir``."""
+    """Evaluate ``population_dir`` under the current rules and under ``reform``; write outputs to ``out_dir``.
+
+    ``cluster`` (``engine.batch.fanout.Cluster``, e.g. ``Cluster(address="tcp://10.0.0.5:8786")``): the
+    partitions of a partitioned population are evaluated on Dask workers, which load the rules under
+    ``home`` and the reform as data; the outputs are those of a run in this process."""
     if not isinstance(reform, Reform):
         reform = load_reform(Path(reform))
     base = engine or default_engine()
@@ -205,7 +215,77 @@ def run_simulation(
         "changes": [c.describe() for c in reform.changes],
         "rules": sorted(reform.rules),
     }
-    return compare_population(base, Engine(book), population_dir, info, as_of or reform.effective, out_dir, part_size)
+    specs = None
+    if cluster is not None:
+        where = str(Path(home).resolve())
+        specs = (EngineSpec(where), EngineSpec(where, ReformData.of(reform)))
+    return compare_population(
+        base, Engine(book), population_dir, info, as_of or reform.effective, out_dir, part_size, cluster, specs
+    )
+
+
+def _programs_of(be_b: BatchEvaluator, be_r: BatchEvaluator) -> dict[str, dict]:
+    programs: dict[str, Any] = {}
+    for be in (be_b, be_r):
+        for p in be.plan.programs:
+            programs.setdefault(
+                p.code, {"code": p.code, "name": p.name, "scope": "member" if p.member else "household", "pays": p.pays}
+            )
+    return programs
+
+
+def _result(info: dict, population: str, synthetic: bool, as_of, base: Engine, ref: Engine, programs: dict) -> SimulationResult:
+    result = SimulationResult(
+        reform=info,
+        population=population,
+        synthetic=synthetic,
+        as_of=as_of.isoformat() if as_of else None,
+        baseline_version=base.version,
+        reform_version=ref.version,
+    )
+    result.programs = list(programs.values())
+    for code in programs:
+        result.counts[code] = {s: {"baseline": 0, "reform": 0} for s in STATUS_NAMES.values()}
+        result.cost_cents[code] = {"baseline": 0, "reform": 0}
+        result.unpriced[code] = {"baseline": 0, "reform": 0}
+    return result
+
+
+@dataclass
+class Comparison:
+    """What some parts of a population add to a simulation: counts, costs, histogram bins, changed rows.
+    Comparisons of consecutive partitions merge exactly (integers, in fen) into that of the whole."""
+
+    result: SimulationResult
+    hist: _Histogram
+    changes: list[pa.Table]
+    evaluate_s: float = 0.0
+
+    def merge(self, other: Comparison) -> None:
+        r, o = self.result, other.result
+        r.households += o.households
+        r.members += o.members
+        for code, statuses in o.counts.items():
+            for status, v in statuses.items():
+                for key in ("baseline", "reform"):
+                    r.counts[code][status][key] += v[key]
+        for mine, theirs in ((r.cost_cents, o.cost_cents), (r.unpriced, o.unpriced)):
+            for code, v in theirs.items():
+                for key in ("baseline", "reform"):
+                    mine[code][key] += v[key]
+        for loc, progs in o.by_locality.items():
+            for code, sums in progs.items():
+                slot = r.by_locality.setdefault(loc, {}).setdefault(code, [0, 0, 0, 0])
+                for k in range(4):
+                    slot[k] += sums[k]
+        for mine, theirs in ((r.gains, o.gains), (r.losses, o.losses), (r.amount_changes, o.amount_changes)):
+            for code, n in theirs.items():
+                mine[code] = mine.get(code, 0) + n
+        for code, n in o.status_changes.items():
+            r.status_changes[code] = r.status_changes.get(code, 0) + n
+        self.hist.merge(other.hist)
+        self.changes.extend(other.changes)
+        self.evaluate_s += other.evaluate_s
 
 
 def compare_population(
@@ -216,38 +296,84 @@ def compare_population(
     as_of: dt.date | None = None,
     out_dir: Path | str | None = None,
     part_size: int = DEFAULT_PART,
+    cluster: Cluster | None = None,
+    specs: tuple[EngineSpec, EngineSpec] | None = None,
 ) -> SimulationResult:
-    """The same population under two rule books: counts, costs and every household that changes."""
+    """The same population under two rule books: counts, costs and every household that changes.
+
+    With ``cluster`` and ``specs`` (how a worker loads each engine), the partitions are compared on
+    Dask workers and their comparisons merged in partition order."""
     t0 = time.perf_counter()
     population = Path(population_dir)
     interner = Interner()
     be_b = BatchEvaluator(base, interner=interner)
     be_r = BatchEvaluator(ref, interner=interner)
-    need_h, need_m = be_b.need_h | be_r.need_h, be_b.need_m | be_r.need_m
     src = Source(population)
-    result = SimulationResult(
-        reform=info,
-        population=str(population),
-        synthetic=src.synthetic,
-        as_of=as_of.isoformat() if as_of else None,
-        baseline_version=base.version,
-        reform_version=ref.version,
-    )
-    programs: dict[str, Any] = {}
-    for be in (be_b, be_r):
-        for p in be.plan.programs:
-            programs.setdefault(
-                p.code, {"code": p.code, "name": p.name, "scope": "member" if p.member else "household", "pays": p.pays}
-            )
-    result.programs = list(programs.values())
-    for code in programs:
-        result.counts[code] = {s: {"baseline": 0, "reform": 0} for s in STATUS_NAMES.values()}
-        result.cost_cents[code] = {"baseline": 0, "reform": 0}
-        result.unpriced[code] = {"baseline": 0, "reform": 0}
-    hist = _Histogram()
-    changes: list[pa.Table] = []
+    programs = _programs_of(be_b, be_r)
     out = Path(out_dir) if out_dir is not None else None
-    evaluate_s = 0.0
+    whole = Comparison(_result(info, str(population), src.synthetic, as_of, base, ref, programs), _Histogram(), [])
+    if cluster is None:
+        _compare_parts(base, ref, be_b, be_r, src, as_of, part_size, out is not None, whole)
+    else:
+        if specs is None:
+            raise FanoutError("在集群上比较需要规则的位置 / comparing on a cluster needs where the rules are (specs)")
+        if not src.partitions:
+            raise FanoutError(
+                f"{population} 不是分区的人口数据；--workers/--cluster 需要按地区分区的目录（jiuzhu synth --partition-by county） / "
+                f"{population} is not partitioned: --workers/--cluster need a partitioned population"
+            )
+        with Fanout(cluster) as fan:
+            calls = [(specs, population, b, as_of, part_size, out is not None) for b in src.bundles(part_size)]
+            for part in fan.map(compare_partition, calls):
+                if (part.result.baseline_version, part.result.reform_version) != (base.version, ref.version):
+                    raise FanoutError(
+                        "工作进程加载的规则版本与本机不同：各机器上的规则目录须相同 / a worker loaded other rules than this machine"
+                    )
+                whole.merge(part)
+    result = whole.result
+    result.histogram = whole.hist.result()
+    result.seconds = {"evaluate": whole.evaluate_s, "total": time.perf_counter() - t0}
+    if out is not None:
+        _write(out, result, whole.changes)
+    return result
+
+
+def compare_partition(
+    specs: tuple[EngineSpec, EngineSpec],
+    root: Path,
+    bundle: list[Partition],
+    as_of: dt.date | None,
+    part_size: int,
+    keep_changes: bool,
+) -> Comparison:
+    """A Dask task: a bundle of partitions (``Source.bundles``) under both rule books, compared part by
+    part as a run over the whole population compares it (one thread: a worker process is one of the
+    cluster's cores)."""
+    base, ref = specs[0].engine(), specs[1].engine()
+    interner = Interner()
+    be_b = BatchEvaluator(base, threads=1, interner=interner)
+    be_r = BatchEvaluator(ref, threads=1, interner=interner)
+    src = Source.of_partitions(root, bundle)
+    part = Comparison(_result({}, str(root), False, as_of, base, ref, _programs_of(be_b, be_r)), _Histogram(), [])
+    _compare_parts(base, ref, be_b, be_r, src, as_of, part_size, keep_changes, part)
+    return part
+
+
+def _compare_parts(
+    base: Engine,
+    ref: Engine,
+    be_b: BatchEvaluator,
+    be_r: BatchEvaluator,
+    src: Source,
+    as_of: dt.date | None,
+    part_size: int,
+    keep_changes: bool,
+    into: Comparison,
+) -> None:
+    interner = be_b.I
+    need_h, need_m = be_b.need_h | be_r.need_h, be_b.need_m | be_r.need_m
+    result, hist, changes = into.result, into.hist, into.changes
+    programs = {p["code"]: p for p in result.programs}
     parts = (
         (jsonl_part(parsed, interner, need_h, need_m, first) for parsed, first in src.jsonl_parts(part_size))
         if src.format == "jsonl"
@@ -257,7 +383,7 @@ def compare_population(
         t = time.perf_counter()
         rb = be_b.run(be_b.prepare(part, as_of))
         rr = be_r.run(be_r.prepare(part, as_of))
-        evaluate_s += time.perf_counter() - t
+        into.evaluate_s += time.perf_counter() - t
         result.households += part.H
         result.members += part.M
         loc_codes, loc_of_h = np.unique(np.broadcast_to(np.asarray(part.hcols["locality"].v), (part.H,)), return_inverse=True)
@@ -290,15 +416,10 @@ def compare_population(
             result.amount_changes[code] = result.amount_changes.get(code, 0) + int(amount.sum())
             result.status_changes[code] = result.status_changes.get(code, 0) + int((sb != sr).sum())
             changed = np.flatnonzero(gain | loss | amount | (sb != sr))
-            if out is not None and changed.size:
+            if keep_changes and changed.size:
                 changes.append(_change_rows(part, code, member, changed, (sb, paid_b, nb), (sr, paid_r, nr), gain, loss))
         hist.add(part, rb, interner)
         hist.thresholds(base, ref, part, interner, as_of, "baseline", "reform")
-    result.histogram = hist.result()
-    result.seconds = {"evaluate": evaluate_s, "total": time.perf_counter() - t0}
-    if out is not None:
-        _write(out, result, changes)
-    return result
 
 
 def _add_by_locality(acc: dict, code: str, names: list[str], where: np.ndarray, gb, gr, paid_b, paid_r) -> None:
@@ -356,11 +477,11 @@ def _change_rows(part, code, member, rows, b, r, gain, loss) -> pa.Table:
 
 
 class _Histogram:
-    """Per-capita income of households by area, and the thresholds in force before and after."""
+    """Per-capita income of households by area, in fixed bins of one whole yuan, and the thresholds in force
+    before and after. Bins of parts (and of partitions evaluated apart) add up to those of the whole."""
 
     def __init__(self) -> None:
-        self.values: dict[str, list[np.ndarray]] = {}
-        self.standards: dict[str, Counter] = {}
+        self.bins: dict[str, Counter] = {}  # area -> whole yuan (floor) -> households
         self.lines: dict[str, dict[str, Counter]] = {}
 
     def add(self, part, res, interner: Interner) -> None:
@@ -371,7 +492,15 @@ class _Histogram:
         for code in np.unique(area).tolist():
             name = interner.text(int(code)) or "?"
             sel = (area == code) & ~null
-            self.values.setdefault(name, []).append(pci[sel])
+            yuan, n = np.unique(np.floor_divide(pci[sel], 100), return_counts=True)
+            self.bins.setdefault(name, Counter()).update(dict(zip(yuan.tolist(), n.tolist(), strict=True)))
+
+    def merge(self, other: _Histogram) -> None:
+        for area, bins in other.bins.items():
+            self.bins.setdefault(area, Counter()).update(bins)
+        for area, labels in other.lines.items():
+            for label, c in labels.items():
+                self.lines.setdefault(area, {}).setdefault(label, Counter()).update(c)
 
     def thresholds(self, base: Engine, ref: Engine, part, interner: Interner, as_of, *_labels) -> None:
         loc = np.broadcast_to(np.asarray(part.hcols["locality"].v), (part.H,))
@@ -397,9 +526,10 @@ class _Histogram:
                         c[("dibao_edge", float(std * mult))] += n
 
     def result(self) -> dict:
+        """Per area: ``BINS`` bins ``[k*step, (k+1)*step)`` yuan, the step a whole number of yuan chosen so the
+        bins reach 1.6 times the highest threshold; households at or above the last edge are counted apart."""
         out = {}
-        for area, chunks in self.values.items():
-            v = np.concatenate(chunks) / 100.0 if chunks else np.zeros(0)
+        for area in sorted(self.bins, key=lambda a: (AREA_ORDER.get(a, len(AREA_ORDER)), a)):
             lines = {}
             for label, c in self.lines.get(area, {}).items():
                 best: dict[str, float] = {}
@@ -407,13 +537,21 @@ class _Histogram:
                     best.setdefault(kind, value)
                 lines[label] = best
             top = max([x for d in lines.values() for x in d.values()] or [1.0]) * 1.6
-            edges = np.linspace(0, top, BINS + 1)
-            counts, _ = np.histogram(v, bins=edges)  # households above the range are counted apart
+            step = max(1, math.ceil(top / BINS))
+            counts = [0] * BINS
+            above = 0
+            for yuan, n in self.bins[area].items():
+                if yuan < 0:
+                    continue  # below the range: counted among the households only
+                if yuan >= BINS * step:
+                    above += n
+                else:
+                    counts[yuan // step] += n
             out[area] = {
-                "edges": [round(float(x), 2) for x in edges],
-                "counts": counts.tolist(),
-                "households": int(v.size),
-                "above_range": int((v > top).sum()),
+                "edges": [k * step for k in range(BINS + 1)],
+                "counts": counts,
+                "households": sum(self.bins[area].values()),
+                "above_range": above,
                 "thresholds": lines,
             }
         return out

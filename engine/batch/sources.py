@@ -18,6 +18,7 @@ from engine.schema.validate import parse
 from . import schema as S
 from .align import aligned_sizes, events_for
 from .errors import Errors, PopulationError, RowError, raise_rows
+from .partitions import Partition, find_partitions
 from .rowcheck import check_columns, check_household_ids
 from .stream import Stream
 
@@ -36,16 +37,46 @@ class RawPart:
     m_base: int
     files: tuple[str, str, str]
     offsets: np.ndarray | None = None
+    pieces: list[RawPart] | None = None  # the parts of small partitions read together as this one (errors name theirs)
 
 
 class Source:
-    """A population on disk: ``DIR/{households,members}[.parquet|.csv]`` (+ events), or a ``.jsonl`` file."""
+    """A population on disk: ``DIR/{households,members}[.parquet|.csv]`` (+ events), or a ``.jsonl`` file,
+    or a hive-style partitioned directory of such populations (``engine.batch.partitions``), read one
+    partition after another in name order."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, label: str = ""):
         path = Path(path)
         self.path = path
+        self.label = label  # how errors name this population's files: "county=210102/" inside a partitioned one
         self.format = ""
         self.files: dict[str, Path] = {}
+        self.partitions: list[tuple[Partition, Source]] = []
+        found = find_partitions(path)
+        if found:
+            self._use_partitions(found)
+            return
+        self._find_tables(path)
+
+    @classmethod
+    def of_partitions(cls, path: Path, partitions: list[Partition]) -> Source:
+        """Some partitions of a partitioned population (one task of a fanned-out run)."""
+        src = cls.__new__(cls)
+        src.path, src.label, src.format, src.files, src.partitions = Path(path), "", "", {}, []
+        src._use_partitions(partitions)
+        return src
+
+    def _use_partitions(self, found: list[Partition]) -> None:
+        self.partitions = [(p, Source(p.path, f"{p.name}/")) for p in found]
+        formats = {src.format for _p, src in self.partitions}
+        if len(formats) > 1:
+            raise FileNotFoundError(
+                f"{self.path} 的分区格式不一致（{'、'.join(sorted(formats))}） / {self.path}: partitions in different formats"
+            )
+        self.format = formats.pop()
+        self.files = self.partitions[0][1].files
+
+    def _find_tables(self, path: Path) -> None:
         if path.is_file() and path.suffix in (".jsonl", ".ndjson", ".json"):
             self.format = "jsonl"
             self.files["households"] = path
@@ -71,8 +102,16 @@ class Source:
             f"{path} holds no households/members tables or households.jsonl"
         )
 
+    def name(self, table: str) -> str:
+        """A file as errors name it."""
+        if self.partitions and table in self.files:
+            return f"{self.partitions[0][0].key}=*/{self.files[table].name}"
+        return self.label + self.files[table].name if table in self.files else table
+
     @property
     def synthetic(self) -> bool:
+        if self.partitions:
+            return all(src.synthetic for _p, src in self.partitions)
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
@@ -82,6 +121,9 @@ class Source:
 
     def count(self) -> int | None:
         """Households in the population, when cheap to know (Parquet metadata)."""
+        if self.partitions:
+            counts = [src.count() for _p, src in self.partitions]
+            return None if None in counts else sum(counts)  # type: ignore[arg-type]
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
@@ -90,6 +132,11 @@ class Source:
 
     # -- batches ---------------------------------------------------------------
     def _batches(self, table: str, columns: list[str] | None, batch_rows: int) -> Iterator[pa.RecordBatch]:
+        if self.partitions:
+            for _p, src in self.partitions:
+                if table in src.files:
+                    yield from src._batches(table, columns, batch_rows)
+            return
         path = self.files[table]
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
@@ -102,7 +149,7 @@ class Source:
         import pyarrow.csv as pcsv  # only the format in use is loaded (pyarrow readers are heavy)
 
         header = csv_header(path)
-        check_columns(table, header, path.name)
+        check_columns(table, header, self.name(table))
         types = {c: csv_type(S.BY_TABLE[table][c]) for c in header if c in S.BY_TABLE[table]}
         opts = pcsv.ConvertOptions(
             column_types=types,
@@ -115,7 +162,7 @@ class Source:
             reader = pcsv.open_csv(path, convert_options=opts, read_options=pcsv.ReadOptions(block_size=1 << 24))
             yield from reader
         except pa.ArrowInvalid as e:
-            raise PopulationError([RowError(path.name, 0, "", f"CSV 无法读取：{e}", f"unreadable CSV: {e}")]) from None
+            raise PopulationError([RowError(self.name(table), 0, "", f"CSV 无法读取：{e}", f"unreadable CSV: {e}")]) from None
 
     def columns(self, table: str) -> list[str]:
         path = self.files[table]
@@ -133,13 +180,44 @@ class Source:
         return pa.Table.from_batches(batches)
 
     # -- parts -----------------------------------------------------------------
+    def bundles(self, part_size: int = DEFAULT_PART) -> list[list[Partition]]:
+        """The partitions, cut into runs of consecutive ones read together as one part: small partitions
+        (a county of a few thousand households) are evaluated together, as one part of an unpartitioned
+        population would be, rather than paying a part's fixed costs each. A partition of ``part_size``
+        households or more, or of unknown size (CSV), is a bundle of its own. A run in one process and a
+        fanned-out one (a task per bundle) cut the same bundles, so they read the same parts."""
+        out: list[list[Partition]] = []
+        cur: list[Partition] = []
+        n = 0
+        for p, sub in self.partitions:
+            c = sub.count()
+            if cur and (c is None or n + c > part_size):
+                out.append(cur)
+                cur, n = [], 0
+            if c is None or c >= part_size:
+                out.append([p])
+            else:
+                cur.append(p)
+                n += c
+        if cur:
+            out.append(cur)
+        return out
+
     def parts(self, part_size: int = DEFAULT_PART, columns: dict[str, list[str]] | None = None) -> Iterator[RawPart]:
         """Aligned parts of households with their members (and events)."""
+        if self.partitions:
+            subs = {p: src for p, src in self.partitions}
+            for bundle in self.bundles(part_size):
+                if len(bundle) == 1:
+                    yield from subs[bundle[0]].parts(part_size, columns)
+                else:
+                    yield from _combined([raw for p in bundle for raw in subs[p].parts(part_size, columns)])
+            return
         if self.format == "jsonl":
             raise ValueError("JSON lines are read with jsonl_parts()")
         hcols = self.columns("households")
         mcols = self.columns("members")
-        fn = (self.files["households"].name, self.files["members"].name, self.files.get("events", Path("events")).name)
+        fn = (self.name("households"), self.name("members"), self.name("events"))
         check_columns("households", hcols, fn[0])
         check_columns("members", mcols, fn[1])
         for need in ("household_id",):
@@ -211,6 +289,10 @@ class Source:
 
     def jsonl_parts(self, part_size: int = DEFAULT_PART) -> Iterator[tuple[list, int]]:
         """Validated households of a JSON-lines file, in parts: (parsed list, first line number)."""
+        if self.partitions:
+            for _p, src in self.partitions:
+                yield from src.jsonl_parts(part_size)
+            return
         path = self.files["households"]
         errs = Errors()
         buf: list = []
@@ -220,12 +302,12 @@ class Source:
                 if not line.strip():
                     continue
                 if not buf and not errs.items:
-                    _refuse_plain_json(path, lineno, line)
+                    _refuse_plain_json(path, lineno, line, self.name("households"))
                 try:
                     buf.append(parse(line))
                 except InputError as e:
                     for fe in e.errors:
-                        errs.add(path.name, lineno, fe.field, fe.message_zh, fe.message_en)
+                        errs.add(self.name("households"), lineno, fe.field, fe.message_zh, fe.message_en)
                     continue
                 if len(buf) >= part_size:
                     errs.raise_if_any()
@@ -236,14 +318,29 @@ class Source:
             yield buf, first
 
 
-def _refuse_plain_json(path: Path, lineno: int, line: bytes) -> None:
+def _combined(pieces: list[RawPart]) -> list[RawPart]:
+    """The parts of a bundle of small partitions as one part (as they are if their tables do not concatenate)."""
+    if len(pieces) < 2:
+        return pieces
+    try:
+        hh = pa.concat_tables([r.hh for r in pieces], promote_options="default")
+        mem = pa.concat_tables([r.mem for r in pieces], promote_options="default")
+        evs = [r.ev for r in pieces if r.ev is not None]
+        ev = pa.concat_tables(evs, promote_options="default") if evs else None
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pieces
+    sizes = np.concatenate([r.sizes for r in pieces])
+    return [RawPart(hh, mem, ev, sizes, 0, 0, pieces[0].files, pieces=pieces)]
+
+
+def _refuse_plain_json(path: Path, lineno: int, line: bytes, name: str) -> None:
     """A JSON array, or one object spread over lines, is not JSON Lines: say so once."""
     if not looks_like_plain_json(line):
         return
     raise PopulationError(
         [
             RowError(
-                path.name,
+                name,
                 lineno,
                 "(file)",
                 "这是普通 JSON（数组或跨行的对象），批量评估需要 JSON Lines：每行一户，一个 JSON 对象",

@@ -31,6 +31,7 @@ from engine.policies.localities import _table
 from engine.policies.parameters import PolicyStore
 
 from . import schema as S
+from .partitions import split_by
 
 DEFAULT_AS_OF = dt.date(2021, 8, 1)
 SYNTHETIC_NOTE = (
@@ -54,6 +55,7 @@ class SynthSummary:
     localities: int
     as_of: dt.date
     path: Path
+    partitions: int = 0
 
 
 def localities_under(code: str) -> list[str]:
@@ -313,35 +315,55 @@ def write(
     as_of: dt.date = DEFAULT_AS_OF,
     store: PolicyStore | None = None,
     chunk: int = 1_000_000,
+    partition_by: str | None = None,
 ) -> SynthSummary:
-    """Write ``out/households.parquet`` and ``out/members.parquet`` (in row groups, bounded memory)."""
+    """Write ``out/households.parquet`` and ``out/members.parquet`` (in row groups, bounded memory).
+
+    ``partition_by`` (``county`` or ``prefecture``): the same population, cut into one complete
+    population per locality, ``out/county=210102/{households,members}.parquet`` (hive style)."""
     import pyarrow.parquet as pq  # heavy: loaded only when a population is written
 
     out.mkdir(parents=True, exist_ok=True)
-    hw = mw = None
+    writers: dict[str, tuple] = {}  # partition directory ("" unpartitioned) -> households, members writers
     total_m = 0
+
+    def put(where: Path, hh: pa.Table, mem: pa.Table) -> None:
+        key = str(where)
+        if key not in writers:
+            where.mkdir(parents=True, exist_ok=True)
+            writers[key] = (
+                pq.ParquetWriter(where / "households.parquet", hh.schema),
+                pq.ParquetWriter(where / "members.parquet", mem.schema),
+            )
+            if where != out:
+                (where / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n", encoding="utf-8")
+        hw, mw = writers[key]
+        hw.write_table(hh, row_group_size=256_000)
+        mw.write_table(mem, row_group_size=512_000)
+
     try:
         done = 0
         part = 0
         while done < households:
             n = min(chunk, households - done)
             hh, mem = generate(locality, n, seed * 1_000_003 + part, as_of, store, done, max(7, len(str(households))))
-            if hw is None:
-                hw = pq.ParquetWriter(out / "households.parquet", hh.schema)
-                mw = pq.ParquetWriter(out / "members.parquet", mem.schema)
-            hw.write_table(hh, row_group_size=256_000)
-            mw.write_table(mem, row_group_size=512_000)  # type: ignore[union-attr]
+            if partition_by is None:
+                put(out, hh, mem)
+            else:
+                for value, ph, pm in split_by(hh, mem, partition_by):
+                    put(out / f"{partition_by}={value}", ph, pm)
             total_m += mem.num_rows
             done += n
             part += 1
     finally:
-        if hw is not None:
+        for hw, mw in writers.values():
             hw.close()
-        if mw is not None:
             mw.close()
     (out / "SYNTHETIC.txt").write_text(
         SYNTHETIC_NOTE
-        + f"\n\nlocality={locality} households={households} members={total_m} seed={seed} as_of={as_of.isoformat()}\n",
+        + f"\n\nlocality={locality} households={households} members={total_m} seed={seed} as_of={as_of.isoformat()}"
+        + (f" partition_by={partition_by} partitions={len(writers)}" if partition_by else "")
+        + "\n",
         encoding="utf-8",
     )
-    return SynthSummary(households, total_m, len(localities_under(locality)), as_of, out)
+    return SynthSummary(households, total_m, len(localities_under(locality)), as_of, out, len(writers) if partition_by else 0)

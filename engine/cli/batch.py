@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.batch.fanout import Cluster, FanoutError
 from engine.book.rules import default_root
 from engine.cli.params import load_engine as _engine
 from engine.cli.params import refuse_unknown_programs, rules_home
@@ -99,6 +100,29 @@ def _one_population(argument: Path | None, option: Path | None) -> Path:
     return population
 
 
+def _workers(f):
+    f = click.option(
+        "--cluster",
+        metavar="ADDRESS",
+        help="连接已有的 Dask 调度器（如 tcp://10.0.0.5:8786），按分区分发 / fan the partitions out to this Dask scheduler",
+    )(f)
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="在本机启动 N 个 Dask 工作进程（每个 1 线程），按分区分发；人口数据须按地区分区 / "
+        "start a local Dask cluster of N worker processes and fan the partitions out",
+    )(f)
+
+
+def _cluster(workers: int | None, address: str | None):
+    """The Dask cluster asked for (``engine.batch.fanout.Cluster``), or None to run in this process."""
+    if workers is not None and address:
+        raise click.UsageError("--workers 与 --cluster 只能选一个 / give --workers or --cluster, not both")
+    if workers is None and not address:
+        return None
+    return Cluster(workers=workers, address=address or None)
+
+
 def _programs(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()] if value else None
 
@@ -151,8 +175,24 @@ def register(main: click.Group) -> None:
         help="以 docs/contract.md 格式导出这些户（JSON 数组）/ export households as contract JSON",
     )
     @click.option("--json", "as_json", is_flag=True, help="与 --explain 同用：输出 JSON / with --explain: print JSON")
+    @_workers
     @_home
-    def batch(population, out, as_of, fmt, programs, part_size, verify, member_shape, explain_ids, export_ids, as_json, home):
+    def batch(
+        population,
+        out,
+        as_of,
+        fmt,
+        programs,
+        part_size,
+        verify,
+        member_shape,
+        explain_ids,
+        export_ids,
+        as_json,
+        workers,
+        cluster,
+        home,
+    ):
         """批量评估一个人口数据（Parquet/CSV 两张表或 JSON lines）/ evaluate a population in bulk.
 
         POPULATION：人口数据目录（households 与 members 两张 Parquet/CSV 表，或 households.jsonl），
@@ -194,14 +234,28 @@ def register(main: click.Group) -> None:
             raise click.UsageError("需要 --out 结果目录 / --out is required")
         from engine.batch.job import run_batch
 
+        where = _cluster(workers, cluster)
         src = _source(Source, population)
         bar, update = _progress(src.count(), "评估 evaluating")
         try:
             s = run_batch(
-                engine, population, out, as_of, fmt, _programs(programs), part_size, update, verify, members=member_shape
+                engine,
+                population,
+                out,
+                as_of,
+                fmt,
+                _programs(programs),
+                part_size,
+                update,
+                verify,
+                members=member_shape,
+                cluster=where,
             )
         except PopulationError as e:
             _population_error(e)
+        except FanoutError as e:
+            click.echo(f"✗ {e}", err=True)
+            sys.exit(2)
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
@@ -224,9 +278,15 @@ def register(main: click.Group) -> None:
     @click.option("--households", type=click.IntRange(min=1), required=True, help="生成的户数 / households to generate")
     @click.option("--seed", type=int, default=1, show_default=True, help="随机种子（相同种子生成相同人口）/ random seed")
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="输出目录 / output directory")
+    @click.option(
+        "--partition-by",
+        type=click.Choice(["county", "prefecture"]),
+        help="按县或地市分区写出（OUT/county=210102/…，每个分区是完整的人口数据，可分发给 Dask 并行评估）"
+        " / write one population per county or prefecture, hive style",
+    )
     @_as_of
     @_home
-    def synth_cmd(locality, households, seed, out, as_of, home):
+    def synth_cmd(locality, households, seed, out, partition_by, as_of, home):
         """生成合成人口（非真实数据）/ write a SYNTHETIC population (no real person in it)."""
 
         from engine.batch import synth
@@ -236,10 +296,15 @@ def register(main: click.Group) -> None:
         except localities.LocalityError as e:
             raise click.BadParameter(f"{e.zh} / {e.en}", param_hint="--locality") from None
         store = PolicyStore((home or default_root()) / "policies")
-        s = synth.write(out, locality, households, seed, as_of or synth.DEFAULT_AS_OF, store)
+        s = synth.write(out, locality, households, seed, as_of or synth.DEFAULT_AS_OF, store, partition_by=partition_by)
+        where = (
+            f"{out}/{partition_by}=…/ 共 {s.partitions} 个分区 partitions"
+            if partition_by
+            else f"{out}/households.parquet, {out}/members.parquet"
+        )
         click.echo(
             f"⚠ 合成数据（非真实人口）/ SYNTHETIC population: {s.households} 户 households, {s.members} 人 members, "
-            f"{s.localities} 个县级地区, as_of {s.as_of} → {out}/households.parquet, {out}/members.parquet"
+            f"{s.localities} 个县级地区, as_of {s.as_of} → {where}"
         )
 
     @main.command("simulate")
@@ -260,8 +325,9 @@ def register(main: click.Group) -> None:
         "--out", type=click.Path(file_okay=False, path_type=Path), help="输出目录（默认 simulation-<改革名>）/ output directory"
     )
     @_as_of
+    @_workers
     @_home
-    def simulate_cmd(population, population_option, reform, out, as_of, home):
+    def simulate_cmd(population, population_option, reform, out, as_of, workers, cluster, home):
         """改革试算：基线与改革方案的人数、金额与受影响的户 / what-if: baseline versus a reform.
 
         POPULATION：人口数据目录或 JSON Lines 文件，与 jiuzhu batch 相同 / a population, as for jiuzhu batch.
@@ -271,13 +337,17 @@ def register(main: click.Group) -> None:
         from engine.batch.tables import PopulationError, Source
 
         population = _one_population(population, population_option)
+        where = _cluster(workers, cluster)
         engine = _engine(home)
         out = out or Path(f"simulation-{reform.stem}")
         try:
             _source(Source, population)
-            result = run_simulation(population, reform, as_of=as_of, out_dir=out, engine=engine)
+            result = run_simulation(population, reform, as_of=as_of, out_dir=out, engine=engine, cluster=where)
         except ReformError as e:
             click.echo(f"改革方案有误 / invalid reform: {e}", err=True)
+            sys.exit(2)
+        except FanoutError as e:
+            click.echo(f"✗ {e}", err=True)
             sys.exit(2)
         except PopulationError as e:
             _population_error(e)
