@@ -96,6 +96,10 @@ class Settings:
     # "db" (the database) or "dir:/absolute/path" (a directory every replica mounts). simulations_dir is
     # then only the running job's scratch.
     simulation_store: str = "db"
+    # A Dask scheduler (tcp://host:port) that runs the partitions of a partitioned population
+    # (engine/batch/fanout.py); empty: every simulation runs in its own process here. Its workers must
+    # see the populations directory and the rule files at the same paths as the replicas.
+    dask_scheduler: str = ""
     # Keys the hashes stored next to masked resident ID numbers; empty: made on first start and kept in
     # the database (api/storage/id_secret.py). Set it only to share one value across databases; never change it.
     id_hash_secret: str = field(default="", repr=False)
@@ -140,6 +144,16 @@ class Settings:
         if (kind == "db" and not colon) or (kind == "dir" and Path(path).is_absolute()):
             return v.strip()
         raise _Invalid("应为 db 或 dir:/绝对路径", "must be db or dir:/absolute/path")
+
+    @field_validator("dask_scheduler", mode="after")
+    @classmethod
+    def _scheduler_address(cls, v: str) -> str:
+        v = v.strip()
+        scheme, sep, rest = v.partition("://")
+        host, colon, port = rest.rpartition(":")
+        if not v or (sep and scheme in ("tcp", "tls") and host and colon and port.isdigit() and 0 < int(port) < 65536):
+            return v
+        raise _Invalid("应为 tcp://主机:端口（Dask 调度器地址）或留空", "must be tcp://host:port (a Dask scheduler) or empty")
 
     @property
     def populations_path(self) -> Path:

@@ -32,6 +32,8 @@ from pathlib import Path
 import orjson
 
 from api.core.config import Settings
+from engine.batch.fanout import Cluster
+from engine.batch.partitions import find_partitions
 
 # What a finished simulation offers under GET /v1/simulations/{id}/files/{name}: nothing else is served.
 OUTPUT_FILES: dict[str, tuple[str, str]] = {
@@ -151,6 +153,7 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
             engine=engine,
             home=home,
             part_size=PART_SIZE,
+            cluster=_cluster(settings_of(spec), Path(spec["population"])),
         )
         d = result.to_dict()
         d["files"] = {k: Path(v).name for k, v in d["files"].items()}
@@ -162,6 +165,13 @@ def _run(conn, spec: dict) -> tuple[dict, dict[str, int]]:
     mask_outputs(out, OUTPUT_FILES)
     files = {name: (out / name).stat().st_size for name in OUTPUT_FILES if (out / name).is_file()}
     return d, files  # stored with ID numbers masked (SimulationStore.finish)
+
+
+def _cluster(settings: Settings, population: Path) -> Cluster | None:
+    """The configured Dask scheduler, for a partitioned population (an unpartitioned one runs here)."""
+    if settings.dask_scheduler and find_partitions(population):
+        return Cluster(address=settings.dask_scheduler)
+    return None
 
 
 def _count_parts(simulate, conn) -> None:

@@ -40,8 +40,9 @@ def find_partitions(path: Path) -> list[Partition] | None:
     """The partitions of a hive-style population directory, in name order; None when ``path`` is not one.
 
     A directory holding its own households table is a population, not a partitioned one, whatever it
-    also holds."""
-    path = Path(path)
+    also holds. Partitions carry absolute paths: they are sent to Dask workers, whose working directory
+    is their own."""
+    path = Path(path).absolute()
     if not path.is_dir() or any((path / f"households.{ext}").exists() for ext in ("parquet", "csv", "jsonl", "ndjson")):
         return None
     found = []

@@ -231,3 +231,19 @@ def test_cli_workers_and_cluster(populations, tmp_path):
         main, ["synth", "--locality", LOCALITY, "--households", "50", "--partition-by", "town", "--out", str(tmp_path)]
     )
     assert r.exit_code == 2 and "county" in r.output
+
+
+def test_a_population_named_relative_to_here_reaches_workers_whose_working_directory_is_elsewhere(
+    populations, cluster, tmp_path, monkeypatch
+):
+    # The service names a population relative to its populations directory (its child runs there); the
+    # workers started elsewhere, so the path they are sent must be absolute.
+    monkeypatch.chdir(populations)
+    one = run_simulation(Path("part"), REFORM, part_size=1600)
+    two = run_simulation(Path("part"), REFORM, part_size=1600, cluster=cluster)
+    assert one.counts == two.counts and one.cost_cents == two.cost_cents and one.by_locality == two.by_locality
+    engine = default_engine()
+    a = run_batch(engine, Path("part"), tmp_path / "b1", part_size=1600)
+    b = run_batch(engine, Path("part"), tmp_path / "b2", part_size=1600, cluster=cluster)
+    assert a.households == b.households > 0
+    assert pq.read_table(tmp_path / "b1" / "households.parquet").equals(pq.read_table(tmp_path / "b2" / "households.parquet"))
