@@ -124,13 +124,9 @@ def parameters(store: PolicyStore, code: str, date: str | None) -> dict:
     }
 
 
-def _rule_count(p) -> int:
-    return sum(1 for s in p.steps if s.kind in ("check", "use"))
-
-
 def programs(book: RuleBook) -> list[dict]:
     return [
-        {"code": p.code, "name": p.name, "scope": p.scope, "basis": p.basis, "rules": _rule_count(p), "file": p.file}
+        {"code": p.code, "name": p.name, "scope": p.scope, "basis": p.basis, "rules": len(p.rule_ids), "file": p.file}
         for p in book.programs
     ]
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from engine.book.statuses import GRANTED
 from engine.explain.report import STATUS
 from engine.policies import localities
 
 WAN = Decimal(10000)
 PAYS_ZH = {"monthly": "每月", "annual": "每学年", "one_off": "一次性", "in_kind": "服务（每月折合）", "none": "不发放现金"}
-GRANTED = ("eligible", "gradual_exit")
 
 
 def wan(yuan: str | Decimal | int, signed: bool = False) -> str:

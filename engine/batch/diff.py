@@ -23,6 +23,7 @@ import orjson
 
 from engine.book.cases import check_case, load_cases
 from engine.book.rules import load_rulebook
+from engine.book.statuses import GRANTED
 from engine.book.yamlio import YamlError
 from engine.executors.evaluate import Engine
 from engine.schema.model import InputError
@@ -157,7 +158,7 @@ def _outcomes(engine: Engine, household: dict):
     out = {}
     for p in det["programs"]:
         member = p["members"][0] if p["scope"] == "member" else None
-        paid = p.get("paid", True) is not False if p["status"] in ("eligible", "gradual_exit") else None
+        paid = p.get("paid", True) is not False if p["status"] in GRANTED else None
         out[(p["program"], member)] = (p["status"], amount_of(p), paid)
     return out
 

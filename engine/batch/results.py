@@ -22,7 +22,7 @@ import pyarrow as pa
 from engine.book.rules import STATUSES
 from engine.columnar.columns import Part
 from engine.columnar.values import Interner
-from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, INELIGIBLE, NOT_CHECKED, Plan
+from engine.columnar.vectorize import INELIGIBLE, NOT_CHECKED, Plan, is_granted
 
 from .run import PartResult
 
@@ -82,7 +82,7 @@ TOTALS = {"monthly": "monthly_total", "annual": "annual_total", "one_off": "one_
 
 
 def _paid(status: np.ndarray, paid: np.ndarray) -> pa.Array:
-    granted = (status == ELIGIBLE) | (status == GRADUAL_EXIT)
+    granted = is_granted(status)
     return pa.array(paid, pa.bool_(), mask=~granted)
 
 
@@ -118,7 +118,7 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
             paid_cents = np.where(hh[c + ".paid"] & ~hh[c + ".null"], hh[c + ".cents"], 0)
         else:
             st = mm[c + ".status"]
-            granted = (st == ELIGIBLE) | (st == GRADUAL_EXIT)
+            granted = is_granted(st)
             count = np.add.reduceat(granted.astype(np.int64), starts) if H else np.zeros(0, np.int64)
             member_paid = np.where(mm[c + ".paid"] & ~mm[c + ".null"], mm[c + ".cents"], 0)
             paid_cents = np.add.reduceat(member_paid, starts) if H else np.zeros(0, np.int64)

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from engine.book.rules import default_root
 from engine.columnar.values import Interner
-from engine.columnar.vectorize import ELIGIBLE, GRADUAL_EXIT, STATUS_CODE
+from engine.columnar.vectorize import STATUS_CODE, is_granted
 from engine.executors.evaluate import Engine, default_engine
 from engine.expr.runtime import Missing
 
@@ -400,8 +400,8 @@ def _compare_parts(
                 cnt = np.bincount(s_arr[s_arr >= 0], minlength=4)
                 for i, name in STATUS_NAMES.items():
                     result.counts[code][name][key] += int(cnt[i])
-            gb = (sb == ELIGIBLE) | (sb == GRADUAL_EXIT)
-            gr = (sr == ELIGIBLE) | (sr == GRADUAL_EXIT)
+            gb = is_granted(sb)
+            gr = is_granted(sr)
             paid_b = np.where(pb_ & ~nb, cb, 0)  # what is paid: exclusions applied
             paid_r = np.where(pr_ & ~nr, cr, 0)
             result.cost_cents[code]["baseline"] += int(paid_b.sum())

@@ -840,6 +840,11 @@ class Plan:
         )
 
 
+def is_granted(status):
+    """Where a status code (array or scalar) is a granted one (engine/book/statuses.py decides which)."""
+    return _among(status, GRANTING)
+
+
 def _among(status, codes: tuple[int, ...]):
     """Where a status code (array or scalar) is one of ``codes``: comparisons, far cheaper than a
     table lookup by fancy indexing."""
