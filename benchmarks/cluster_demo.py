@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (logs) at the end")
     args = ap.parse_args(argv)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background (SIGINT ignored)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     tmp = Path(tempfile.mkdtemp(prefix="jiuzhu-cluster-"))
     tmp.chmod(0o755)  # the postgres user reaches its directory inside
     pg = Postgres(tmp)
@@ -235,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         say("interrupted: stopping everything")
         return 130
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C does not cut the clean-up short
+            signal.signal(sig, signal.SIG_IGN)
         stop.set()
         procs.stop_all()
         pg.stop()
@@ -278,8 +281,12 @@ def run(args, tmp: Path, pg: Postgres, procs: Processes, stop: threading.Event) 
     subprocess.run([JIUZHU, "monitor", "synth", "--households", str(args.households), "--events", str(args.events), "--seed", "1",
                     "--out", str(events_file)], check=True, capture_output=True, cwd=ROOT)
     simulate = args.population > 0 and has_option(["synth"], "--partition-by") and has_option(["simulate"], "--cluster")
-    if args.population > 0 and not simulate:
-        say("NOTE: this jiuzhu has no `synth --partition-by` / `simulate --cluster` yet: the simulation is skipped")
+    dask = args.population > 0 and Path(DASK).exists()
+    if args.population > 0 and not dask:
+        say(f"NOTE: no {DASK} (pip install 'dask[distributed]'): no Dask cluster, no simulation")
+    elif args.population > 0 and not simulate:
+        say("NOTE: this jiuzhu has no `synth --partition-by` / `simulate --cluster` yet: the Dask cluster runs, the simulation is skipped")
+    simulate = simulate and dask
     population = tmp / "population"
     if simulate:
         t = time.perf_counter()
@@ -298,14 +305,14 @@ def run(args, tmp: Path, pg: Postgres, procs: Processes, stop: threading.Event) 
         procs.start(f"consumer{i}", [JIUZHU, "monitor", "consume", "--group", "monitor", "--consumer", f"consumer{i}",
                                      "--claim-idle-ms", "3000", "--data-dir", str(tmp / f"consumer{i}"), "--database-url", url])
     scheduler = free_port()
-    if simulate:
+    if dask:
         procs.start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1", "--port", str(scheduler), "--no-dashboard"])
         for i in range(2):
             procs.start(f"dask{i}", [DASK, "worker", f"tcp://127.0.0.1:{scheduler}", "--host", "127.0.0.1", "--nworkers", "1",
                                      "--nthreads", "1", "--no-dashboard", "--name", f"w{i}"])
     for i, port in enumerate(ports):
         wait_ready(port, lambda i=i: procs.alive(f"replica{i}"))
-    say(f"replicas on ports {ports[0]} and {ports[1]}; 2 consumers; " + (f"Dask scheduler on {scheduler} with 2 workers" if simulate else "no Dask"))
+    say(f"replicas on ports {ports[0]} and {ports[1]}; 2 consumers; " + (f"Dask scheduler on {scheduler} with 2 workers" if dask else "no Dask"))
 
     # the load
     clients = [Client(ports[i], keys[i], f"r{i}c{j}", stop) for i in range(2) for j in range(args.clients)]
@@ -334,8 +341,8 @@ def run(args, tmp: Path, pg: Postgres, procs: Processes, stop: threading.Event) 
         n = _scalar(engine, "SELECT count(*) FROM monitor_events")
         lagging = sum(p.unacked for p in bus.lag(r, "monitor"))
         if not killed and n >= args.events // 2:
-            say(f"{n:,} events committed: SIGKILL replica0, consumer0" + (", Dask worker w0" if simulate else ""))
-            victims = ["replica0", "consumer0", *(["dask0"] if simulate else [])]
+            say(f"{n:,} events committed: SIGKILL replica0, consumer0" + (", Dask worker w0" if dask else ""))
+            victims = ["replica0", "consumer0", *(["dask0"] if dask else [])]
             for v in victims:
                 procs.kill(v)
             time.sleep(1)
@@ -366,6 +373,8 @@ def run(args, tmp: Path, pg: Postgres, procs: Processes, stop: threading.Event) 
     else:
         restarted.join()
     say(f"replica0 ready again; events done in {t_events_done - t_events:.1f} s")
+    if dask and not (procs.alive("dask0") and procs.alive("dask1") and procs.alive("scheduler")):
+        raise RuntimeError(f"the Dask cluster did not survive:\n{procs.tail('dask0')}\n{procs.tail('scheduler')}")
     if simulate:
         sim_thread.join()
         if sim.get("rc"):
