@@ -4,9 +4,12 @@
 validates them; a malformed file is refused whole, nothing sent) to
 ``partitions`` streams, a household's events all to one partition (a hash of
 its ``household_id``, as ``jiuzhu monitor replay`` partitions) in file order.
-Streams are never trimmed (no MAXLEN: an event dropped before it is consumed
-would be lost); instead the publisher waits while a partition holds more than
-``max_unacked`` entries its consumer group has not acknowledged.
+Streams are never trimmed by length (no MAXLEN: an event dropped before it is
+consumed would be lost); instead the publisher waits while a partition holds more
+than ``max_unacked`` entries its consumer group has not acknowledged, and the
+consumers remove what every group has acknowledged (``trim``), so Redis holds the
+backlog, not the history. ``append`` is the bulk endpoint's way in: all or nothing,
+refused (``Backpressure``) rather than waiting.
 
 ``consume`` reads the partitions in a consumer group, applies each batch with
 the service's monitor (``MonitorService.handle``: date order, api/monitoring/order.py)
