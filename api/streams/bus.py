@@ -389,9 +389,14 @@ def _requests(batch: list[tuple[str, bytes, dict]], group: str, consumer: str, s
     """The batch's events as requests, one per run of entries of one sender (in stream order)."""
     out: list[Request] = []
     last: Sender | None = None
-    for _key, _eid, fields in batch:
+    for key, eid, fields in batch:
         try:
-            ev = parse_event(orjson.loads(fields[b"e"]))
+            obj = orjson.loads(fields[b"e"])
+            if isinstance(obj, dict) and obj.get("event_id") is None:
+                # The entry's own id, so that its redelivery (a consumer that died after committing it,
+                # before acknowledging it) is a duplicate, as for an event the sender gave an id.
+                obj["event_id"] = entry_event_id(key, eid)
+            ev = parse_event(obj)
         except (KeyError, orjson.JSONDecodeError, InputError):
             stats.refused += 1  # not from a publisher here (they validate): acknowledged, never applied
             continue
@@ -429,15 +434,23 @@ def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
                 log.warning("stream event refused: %s", orjson.dumps(res.get("errors")).decode())
             else:
                 stats.recorded += 1
-    keys = sorted({key for key, _eid, _f in batch})
-    pipe = r.pipeline(transaction=False)  # committed above: only now acknowledged
+    _acknowledge(r, group, batch)  # committed above: only now acknowledged
+    stats.events += len(batch)
+    stats.batches += 1
+
+
+def _acknowledge(r: redis.Redis, group: str, batch: list[tuple[str, bytes, dict]]) -> None:
+    pipe = r.pipeline(transaction=False)
     for key, eid, _f in batch:
         pipe.xack(key, group, eid)
     pipe.execute()
-    for key in keys:
+    for key in sorted({key for key, _eid, _f in batch}):
         trim(r, key)
-    stats.events += len(batch)
-    stats.batches += 1
+
+
+def entry_event_id(key: str, eid: bytes | str) -> str:
+    """``redis-3-1764786000000-0``: the event id of an entry published without one (partition, entry id)."""
+    return f"redis-{key.rsplit(':', 1)[1]}-{eid.decode() if isinstance(eid, bytes) else eid}"
 
 
 def _after(stream_id: str) -> str:

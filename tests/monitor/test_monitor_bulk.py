@@ -240,3 +240,27 @@ def test_without_redis_the_bulk_endpoint_says_so(tmp_path, monkeypatch, engine, 
     with _client(tmp_path, monkeypatch, engine, monitor_engine, redis_url="") as app:
         r = app.post("/v1/events/bulk", json=[_register("LN-B-1")], headers=_keys(app)["window"])
         assert r.status_code == 503 and "JIUZHU_REDIS_URL" in r.json()["errors"][0]["message"]
+
+
+def test_an_event_without_an_id_is_not_applied_twice_when_delivered_again(app, redis_db, monkeypatch):
+    from api.streams import bus
+
+    keys = _keys(app)
+    events = [_register("LN-B-1"), _job_lost("LN-B-1")]
+    for ev in events:
+        del ev["event_id"]
+    assert app.post("/v1/events/bulk", json=events, headers=keys["window"]).status_code == 202
+    acknowledge = bus._acknowledge
+
+    def dies(*_a):  # the consumer dies after committing, before acknowledging
+        raise ConnectionError("killed")
+
+    monkeypatch.setattr(bus, "_acknowledge", dies)
+    with pytest.raises(ConnectionError):
+        _consume(app)
+    assert len(_stored(app)) == 2
+    monkeypatch.setattr(bus, "_acknowledge", acknowledge)
+    stats = _consume(app)  # the same entries, claimed and delivered again
+    assert stats.claimed == 2 and (stats.recorded, stats.duplicates) == (0, 2)
+    stored = _stored(app)
+    assert len(stored) == 2 and all(k.startswith("redis-") for _h, k, _t, _c in stored)
