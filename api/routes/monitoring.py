@@ -210,21 +210,28 @@ async def post_events_bulk(request: Request, caller: _Submitter) -> Response:
     if caller.role not in BULK_ROLES:
         raise refusal(403, caller)
     settings = request.app.state.settings
-    if not settings.redis_url:
-        raise ApiError(503, "(streams)", "未配置事件流（JIUZHU_REDIS_URL），不能批量发布", "no event streams configured (JIUZHU_REDIS_URL)", "unavailable")
     body = await read_request_body(request, settings.max_batch_body_bytes)
+    scope = caller.scope.code
+    try:  # what is wrong with the body first, whether or not the streams can take it
+        events = await run_in_threadpool(bulk.read, body, settings.max_bulk_events, scope, request.app.state.id_secret)
+    except bulk.Refusal as e:
+        return problem_response(e.status, e.errors)
+    if not settings.redis_url:
+        raise ApiError(
+            503,
+            "(streams)",
+            "未配置事件流（JIUZHU_REDIS_URL），不能批量发布",
+            "no event streams configured (JIUZHU_REDIS_URL)",
+            "unavailable",
+        )
     r = streams_client(request.app.state)
-    sender = bus.Sender(caller.key_id, caller.name, caller.scope.code)
+    sender = bus.Sender(caller.key_id, caller.name, scope)
 
     def run() -> bulk.Published:
-        n = bus.layout(r, settings.stream_partitions)
-        entries = bulk.read(body, settings.max_bulk_events, caller.scope.code, request.app.state.id_secret, n)
-        return bulk.publish(r, entries, n, settings.stream_group, settings.stream_max_unacked, sender)
+        return bulk.publish(r, events, settings.stream_partitions, settings.stream_group, settings.stream_max_unacked, sender)
 
     try:
         done = await run_in_threadpool(run)
-    except bulk.Refusal as e:
-        return problem_response(e.status, e.errors)
     except bus.Backpressure as e:
         if e.adding > e.bound:  # never accepted, however long the caller waits
             raise ApiError(

@@ -86,8 +86,8 @@ def _capped(errors: list[dict]) -> list[dict]:
     ]
 
 
-def read(body: bytes, max_events: int, scope: str, secret: bytes, n: int) -> list[tuple[int, bytes]]:
-    """(partition, masked event line) for every event of ``body``, or ``Refusal`` naming what is wrong."""
+def read(body: bytes, max_events: int, scope: str, secret: bytes) -> list[tuple[str, bytes]]:
+    """(household id as sent, masked event line) for every event of ``body``, or ``Refusal`` naming what is wrong."""
     items, names = _items(body)
     if not items:
         raise Refusal(422, [error_item("(root)", "至少需要一个事件", "needs at least one event", "too_short")])
@@ -105,7 +105,7 @@ def read(body: bytes, max_events: int, scope: str, secret: bytes, n: int) -> lis
         )
     errors: list[dict] = []
     scoped: list[dict] = []
-    out: list[tuple[int, bytes]] = []
+    out: list[tuple[str, bytes]] = []
     latest = today()
     for obj, name in zip(items, names, strict=True):
         try:
@@ -119,7 +119,7 @@ def read(body: bytes, max_events: int, scope: str, secret: bytes, n: int) -> lis
                 e = out_of_scope(f"{name}.household.locality")
                 scoped.append(error_item(e.field, e.zh, e.en, e.code))
                 continue
-        out.append((bus.household_partition(ev.household_id, n), orjson.dumps(pseudonymous(ev, secret).raw)))
+        out.append((ev.household_id, orjson.dumps(pseudonymous(ev, secret).raw)))
     if errors:
         raise Refusal(422, _capped(errors + scoped))
     if scoped:
@@ -127,7 +127,10 @@ def read(body: bytes, max_events: int, scope: str, secret: bytes, n: int) -> lis
     return out
 
 
-def publish(r, entries: list[tuple[int, bytes]], n: int, group: str, max_unacked: int, sender: bus.Sender) -> Published:
+def publish(r, events: list[tuple[str, bytes]], partitions: int, group: str, max_unacked: int, sender: bus.Sender) -> Published:
+    """Append ``events`` (from ``read``) to the streams, ``partitions`` of them unless Redis has a count already."""
+    n = bus.layout(r, partitions)
+    entries = [(bus.household_partition(hid, n), line) for hid, line in events]
     ids = bus.append(r, entries, n, group, max_unacked, sender)
     counts: dict[int, int] = {}
     for k, _line in entries:

@@ -238,8 +238,12 @@ def test_a_request_over_the_bound_or_the_backlog_publishes_nothing(tmp_path, mon
 
 def test_without_redis_the_bulk_endpoint_says_so(tmp_path, monkeypatch, engine, monitor_engine, redis_db):
     with _client(tmp_path, monkeypatch, engine, monitor_engine, redis_url="") as app:
-        r = app.post("/v1/events/bulk", json=[_register("LN-B-1")], headers=_keys(app)["window"])
+        h = _keys(app)["window"]
+        r = app.post("/v1/events/bulk", json=[_register("LN-B-1")], headers=h)
         assert r.status_code == 503 and "JIUZHU_REDIS_URL" in r.json()["errors"][0]["message"]
+        # what is wrong with the body is said first
+        r = app.post("/v1/events/bulk", json=[{}], headers=h)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"].startswith("[0].")
 
 
 def test_an_event_without_an_id_is_not_applied_twice_when_delivered_again(app, redis_db, monkeypatch):
