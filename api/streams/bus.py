@@ -35,6 +35,7 @@ import redis
 
 from api.monitoring.replay import ReplayError, partition
 from api.monitoring.service import MonitorService, Request
+from api.streams.known import KnownEvents, stored_keys
 from engine.monitor.events import parse_event, today
 from engine.policies.localities import NATIONAL
 from engine.schema.model import InputError
@@ -415,7 +416,14 @@ def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
         for attempt in range(RETRIES):
             for req in requests:
                 req.reset()
-            service.handle(requests)  # on failure the service forgets these households: reloaded from the database
+                service.pseudonymise(req)  # the ids as stored, for the look-up below
+            real = service.repo
+            pairs = ((e.household_id, e.event_id) for req in requests for e in req.events if e.event_id is not None)
+            service.repo = KnownEvents(real, stored_keys(real, pairs))  # one query for the batch, not one per event
+            try:
+                service.handle(requests)  # on failure the service forgets these households: reloaded from the database
+            finally:
+                service.repo = real
             error = next((req.error for req in requests if req.error is not None), None)
             if error is None:
                 break

@@ -268,3 +268,22 @@ def test_an_event_without_an_id_is_not_applied_twice_when_delivered_again(app, r
     assert stats.claimed == 2 and (stats.recorded, stats.duplicates) == (0, 2)
     stored = _stored(app)
     assert len(stored) == 2 and all(k.startswith("redis-") for _h, k, _t, _c in stored)
+
+
+def test_an_event_stored_between_the_batch_look_up_and_its_commit_is_not_applied_twice(app, redis_db, monkeypatch):
+    from api.streams import bus
+
+    keys = _keys(app)
+    assert app.post("/v1/events", json=_register("LN-B-1"), headers=keys["window"]).status_code == 200
+    assert app.post("/v1/events/bulk", json=[_register("LN-B-1"), _job_lost("LN-B-1")], headers=keys["window"]).status_code == 202
+    real, calls = bus.stored_keys, []
+
+    def stale(repo, pairs):  # the first look-up misses the register stored by POST /v1/events (as if just before it)
+        calls.append(1)
+        return set() if len(calls) == 1 else real(repo, pairs)
+
+    monkeypatch.setattr(bus, "stored_keys", stale)
+    stats = _consume(app)
+    assert len(calls) >= 2 and stats.retries >= 1  # the commit refused the stale batch; applied again
+    assert (stats.recorded, stats.duplicates) == (1, 1)
+    assert [k for _h, k, _t, _c in _stored(app)] == ["LN-B-1-e1", "LN-B-1-r"]
