@@ -32,6 +32,7 @@ from pathlib import Path
 
 import orjson
 import redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.monitoring.replay import ReplayError, partition
 from api.monitoring.service import MonitorService, Request
@@ -419,7 +420,10 @@ def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
                 service.pseudonymise(req)  # the ids as stored, for the look-up below
             real = service.repo
             pairs = ((e.household_id, e.event_id) for req in requests for e in req.events if e.event_id is not None)
-            service.repo = KnownEvents(real, stored_keys(real, pairs))  # one query for the batch, not one per event
+            try:
+                service.repo = KnownEvents(real, stored_keys(real, pairs))  # one query for the batch, not one per event
+            except SQLAlchemyError:  # the database is away: the monitor meets it too, and the batch is retried
+                log.warning("looking up the batch's stored events failed", exc_info=True)
             try:
                 service.handle(requests)  # on failure the service forgets these households: reloaded from the database
             finally:
