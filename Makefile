@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench bench-http bench-monitor clean
+.PHONY: demo test bench bench-http bench-monitor cluster-demo clean
 
 $(BIN)/jiuzhu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench-http: $(BIN)/jiuzhu
 # Dynamic monitoring: 1,000,000 synthetic events through rules and re-evaluation, replayed on every core.
 bench-monitor: $(BIN)/jiuzhu
 	$(BIN)/python benchmarks/bench_monitor.py
+
+# A provincial deployment on loopback, in a temporary directory: PostgreSQL, Redis, 2 replicas, 2 monitor
+# consumers, a Dask scheduler with 2 workers; evaluations, 200,000 events over 20,000 households and a
+# 1,000,000-household simulation; one replica, consumer and worker SIGKILLed and restarted mid-way;
+# ends with "lost 0, duplicated 0" from the database. Smaller: make cluster-demo DEMO="--events 20000 --households 2000"
+cluster-demo: $(BIN)/jiuzhu
+	$(BIN)/python benchmarks/cluster_demo.py $(DEMO)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .ruff_cache

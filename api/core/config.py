@@ -127,6 +127,14 @@ class Settings:
     # The monitor: households whose rule sessions stay in memory, and events applied per turn.
     monitor_sessions: _Count = 2000
     monitor_slice_events: _Count | None = None  # None: api/monitoring/turns.py's default
+    # Monitoring streams on Redis (api/streams/): where they are (empty: POST /v1/events/bulk answers 503),
+    # how many partitions a first publisher makes, the consumer group whose backlog bounds publishing, that
+    # bound (un-acknowledged events per partition), and the events one bulk request may carry.
+    redis_url: str = field(default="", repr=False)  # may hold a password
+    stream_partitions: Annotated[int, Field(ge=1, le=4096)] = 8
+    stream_group: Annotated[str, Field(min_length=1, max_length=64)] = "monitor"
+    stream_max_unacked: _Count = 10_000
+    max_bulk_events: _Count = 10_000
     # Set by `jiuzhu serve` for its workers (never read from the environment): the Unix sockets of the
     # writer and monitor processes. Empty: the worker writes and monitors in its own process.
     writer_socket: str = ""
@@ -209,7 +217,7 @@ class Settings:
 
 _ADAPTER = TypeAdapter(Settings)
 _NOT_FROM_ENV = ("writer_socket", "monitor_socket")
-_SECRET = ("database_url", "id_hash_secret")
+_SECRET = ("database_url", "id_hash_secret", "redis_url")
 _ALIASES = {"database_url": "DATABASE_URL"}
 
 

@@ -57,7 +57,24 @@ class _Queue:
         yield GaugeMetricFamily("jiuzhu_simulation_queue_length", "simulations queued, not yet running", value=self.count())
 
 
-def render(queued: Callable[[], int]) -> tuple[bytes, str]:
+class _StreamLag:
+    """Each monitoring stream partition's lag (events its consumer group has not acknowledged: unread
+    plus pending), read from Redis when scraped; nothing when the streams cannot be read."""
+
+    def __init__(self, read: Callable[[], list[tuple[int, int]] | None]):
+        self.read = read
+
+    def collect(self):
+        rows = self.read()
+        if rows is None:
+            return
+        g = GaugeMetricFamily("jiuzhu_monitor_stream_lag", "monitoring events not yet acknowledged by the consumer group, per stream partition", labels=["partition"])
+        for k, n in rows:
+            g.add_metric([str(k)], n)
+        yield g
+
+
+def render(queued: Callable[[], int], stream_lag: Callable[[], list[tuple[int, int]] | None] | None = None) -> tuple[bytes, str]:
     """The text exposition of every process's metrics, and its content type."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
@@ -67,6 +84,8 @@ def render(queued: Callable[[], int]) -> tuple[bytes, str]:
         for collector in (REQUEST_SECONDS, WRITER_BATCH_JOBS, WRITER_COMMIT_SECONDS):
             registry.register(collector)
     registry.register(_Queue(queued))
+    if stream_lag is not None:
+        registry.register(_StreamLag(stream_lag))
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

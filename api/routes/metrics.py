@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from api.auth.keys import Permission
 from api.core.metrics import render
+from api.streams.service import stream_lag
 
 from .deps import require
 
@@ -21,5 +22,5 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     if not state.settings.metrics_public:
         await _admin(request)
-    body, media = await run_in_threadpool(render, state.simulations.queued)
+    body, media = await run_in_threadpool(render, state.simulations.queued, stream_lag(state) if state.settings.redis_url else None)
     return Response(body, media_type=media)

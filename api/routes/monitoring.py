@@ -6,15 +6,18 @@ import logging
 from typing import Annotated, Any, Literal
 
 import orjson
+import redis
 from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth.keys import Caller, Permission
+from api.auth.keys import Caller, Permission, Role, refusal
 from api.core.errors import ApiError, not_found
 from api.core.openapi_docs import errors
 from api.monitoring.service import alert_out
+from api.streams import bulk, bus
+from api.streams.service import client as streams_client
 from engine.monitor.events import parse_event, parse_events, vocabulary
 from engine.schema.model import InputError
 
@@ -165,6 +168,88 @@ async def post_events(request: Request, caller: _Submitter) -> Response:
         return json_response(res)
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("recorded", "duplicate", "refused")}
     return json_response({"count": len(results), **counts, "results": results})
+
+
+class BulkResult(BaseModel):
+    count: int = Field(description="发布的事件数")
+    partitions: int = Field(description="事件流的分区数")
+    published: dict[str, int] = Field(description="每个分区发布的事件数")
+    ids: list[str] = Field(description="每个事件的流 id（Redis stream id），与请求中的顺序相同")
+
+
+BULK_ROLES = (Role.WINDOW, Role.ADMIN)
+
+
+@router.post(
+    "/events/bulk",
+    summary="批量发布动态监测事件到 Redis 事件流（数据比对文件等），由监测消费者异步处理",
+    description=(
+        "请求体为事件的 JSON 数组，或 JSON Lines（每行一个事件，`Content-Type: application/x-ndjson`）。"
+        "全部事件先逐个校验（与 POST /v1/events 相同），任何一个有误则一个也不发布：422 列出每处错误"
+        "（数组中为 `[3].date`，JSON Lines 中为 `line 4.date`）；`register` 事件的地区超出密钥权限范围时 403。"
+        "事件数超过上限（JIUZHU_MAX_BULK_EVENTS）或请求体过大时 413。"
+        "校验通过的事件一次性（全部或全不）追加到按 household_id 散列分区的事件流，返回 202、每个事件的流 id；"
+        "由 `jiuzhu monitor consume` 按该密钥及其权限范围写入数据库（权限范围外或未登记家庭的事件在那里被拒绝并记入日志）。"
+        "某分区未确认的事件将超过 JIUZHU_STREAM_MAX_UNACKED 时 503（`Retry-After`），一个也不发布。"
+        "需配置 JIUZHU_REDIS_URL。角色：window、admin。"
+    ),
+    status_code=202,
+    response_model=BulkResult,
+    responses={**errors(401, 403, 413, 422, 503)},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_events_bulk(request: Request, caller: _Submitter) -> Response:
+    if caller.role not in BULK_ROLES:
+        raise refusal(403, caller)
+    settings = request.app.state.settings
+    body = await read_request_body(request, settings.max_batch_body_bytes)
+    scope = caller.scope.code
+    try:  # what is wrong with the body first, whether or not the streams can take it
+        events = await run_in_threadpool(bulk.read, body, settings.max_bulk_events, scope, request.app.state.id_secret)
+    except bulk.Refusal as e:
+        return problem_response(e.status, e.errors)
+    if not settings.redis_url:
+        raise ApiError(
+            503,
+            "(streams)",
+            "未配置事件流（JIUZHU_REDIS_URL），不能批量发布",
+            "no event streams configured (JIUZHU_REDIS_URL)",
+            "unavailable",
+        )
+    r = streams_client(request.app.state)
+    sender = bus.Sender(caller.key_id, caller.name, scope)
+
+    def run() -> bulk.Published:
+        return bulk.publish(r, events, settings.stream_partitions, settings.stream_group, settings.stream_max_unacked, sender)
+
+    try:
+        done = await run_in_threadpool(run)
+    except bus.Backpressure as e:
+        if e.adding > e.bound:  # never accepted, however long the caller waits
+            raise ApiError(
+                413, "(root)", f"本请求有 {e.adding} 个事件属于同一分区，超过分区上限 {e.bound}：请分批报送",
+                f"{e.adding} events of this request fall in one partition, over its bound of {e.bound}: send them in parts", "too_many",
+            ) from None
+        raise ApiError(
+            503, "(streams)",
+            f"事件流分区 {e.partition} 尚有 {e.unacked} 个事件未处理，再加 {e.adding} 个将超过上限 {e.bound}：未发布，请稍后重试",
+            f"partition {e.partition} holds {e.unacked} unprocessed events; {e.adding} more would pass {e.bound}: nothing published, retry later",
+            "backpressure", headers={"Retry-After": "5"},
+        ) from None
+    except redis.RedisError:
+        log.exception("publishing events to the streams failed")
+        raise ApiError(503, "(streams)", "事件流暂不可用，未发布，请稍后重试", "event streams unavailable: nothing published, retry later", "unavailable") from None
+    log.info("bulk: %d events published by key %s (scope %s)", len(done.ids), caller.key_id, caller.scope.code)
+    published = {str(k): v for k, v in done.per_partition.items()}
+    return json_response({"count": len(done.ids), "partitions": done.partitions, "published": published, "ids": done.ids}, status=202)
 
 
 @router.get("/events/types", summary="动态监测事件类型及其字段", responses=errors(401, 403))

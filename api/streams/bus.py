@@ -4,9 +4,12 @@
 validates them; a malformed file is refused whole, nothing sent) to
 ``partitions`` streams, a household's events all to one partition (a hash of
 its ``household_id``, as ``jiuzhu monitor replay`` partitions) in file order.
-Streams are never trimmed (no MAXLEN: an event dropped before it is consumed
-would be lost); instead the publisher waits while a partition holds more than
-``max_unacked`` entries its consumer group has not acknowledged.
+Streams are never trimmed by length (no MAXLEN: an event dropped before it is
+consumed would be lost); instead the publisher waits while a partition holds more
+than ``max_unacked`` entries its consumer group has not acknowledged, and the
+consumers remove what every group has acknowledged (``trim``), so Redis holds the
+backlog, not the history. ``append`` is the bulk endpoint's way in: all or nothing,
+refused (``Backpressure``) rather than waiting.
 
 ``consume`` reads the partitions in a consumer group, applies each batch with
 the service's monitor (``MonitorService.handle``: date order, api/monitoring/order.py)
@@ -19,22 +22,30 @@ it as a duplicate without applying it again.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import redis
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.monitoring.replay import ReplayError, partition
 from api.monitoring.service import MonitorService, Request
+from api.streams.known import KnownEvents, stored_keys
 from engine.monitor.events import parse_event, today
+from engine.policies.localities import NATIONAL
 from engine.schema.model import InputError
+
+log = logging.getLogger("jiuzhu.streams")
 
 PREFIX = "jiuzhu:monitor:events"
 RETRIES = 20  # a batch applied again at most this often when other consumers keep writing its households
+MAX_PARTITIONS = 4096
 META = f"{PREFIX}:partitions"  # how many partitions the publisher used (consumers read them all)
 
 
@@ -46,28 +57,51 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url)
 
 
-def read_events(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(household_id, the line) for every event of the file, validated; ReplayError names every bad line."""
+def read_events(path: Path, n: int) -> Iterator[tuple[int, bytes]]:
+    """(partition, the line) for every event of the file, validated whole first (ReplayError names every
+    bad line, and nothing is yielded). Two passes, so that a file of millions of events is not held in
+    memory: the first validates and keeps only each event's partition (two bytes); the second reads the
+    lines again."""
     bad: list[str] = []
-    good: list[tuple[str, bytes]] = []
+    parts = array("H")
     latest = today()
+    stamp = _stamp(path)
     with open(path, "rb") as f:
         for no, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                obj = orjson.loads(line)
-                ev = parse_event(obj, "", latest)
+                ev = parse_event(orjson.loads(line), "", latest)
             except orjson.JSONDecodeError as e:
                 bad.append(f"{path.name}:{no}: 不是有效的 JSON / invalid JSON: {e}")
                 continue
             except InputError as e:
                 bad.extend(f"{path.name}:{no}: {x.field}: {x.message_zh} ({x.message_en})" for x in e.errors)
                 continue
-            good.append((ev.household_id, orjson.dumps(obj)))
+            if not bad:
+                parts.append(household_partition(ev.household_id, n))
     if bad:
         raise ReplayError(bad)
-    return iter(good)
+    return _lines(path, stamp, parts)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def household_partition(household_id: str, n: int) -> int:
+    return partition(household_id.upper(), n)  # ``…123x`` and ``…123X`` are one household
+
+
+def _lines(path: Path, stamp: tuple[int, int], parts: array) -> Iterator[tuple[int, bytes]]:
+    if _stamp(path) != stamp:
+        raise ReplayError([f"{path.name}: 文件在校验后被修改，未发布 / the file changed after it was checked: nothing published"])
+    it = iter(parts)
+    with open(path, "rb") as f:
+        for line in f:
+            if line.strip():
+                yield next(it), line.strip()
 
 
 def ensure_groups(r: redis.Redis, group: str, n: int) -> None:
@@ -94,6 +128,12 @@ class PartitionLag:
 def partitions(r: redis.Redis) -> int:
     n = r.get(META)
     return int(n) if n is not None else 0
+
+
+def layout(r: redis.Redis, n: int) -> int:
+    """The streams' count of partitions: ``n`` if none was set yet (the first publisher sets it, once)."""
+    r.set(META, n, nx=True)
+    return partitions(r)
 
 
 def lag(r: redis.Redis, group: str) -> list[PartitionLag]:
@@ -124,11 +164,14 @@ def publish(r: redis.Redis, path: Path, n: int, group: str, max_unacked: int, ch
     """Append ``path``'s events to ``n`` partitions; waits while a partition is over ``max_unacked``."""
     if n < 1:
         raise ValueError("partitions must be at least 1")
+    if n > MAX_PARTITIONS:
+        raise ValueError(f"at most {MAX_PARTITIONS} partitions")
     existing = partitions(r)
     if existing and existing != n:  # another count would move households between partitions: order lost
         raise ValueError(f"the streams already have {existing} partitions, not {n}")
-    events = read_events(path)  # the whole file validated before anything is sent
-    r.set(META, n)
+    events = read_events(path, n)  # the whole file validated before anything is sent
+    if layout(r, n) != n:
+        raise ValueError(f"the streams already have {partitions(r)} partitions, not {n}")
     ensure_groups(r, group, n)
     stats = PublishStats()
     t0 = time.perf_counter()
@@ -143,8 +186,7 @@ def publish(r: redis.Redis, path: Path, n: int, group: str, max_unacked: int, ch
             pipe.execute()
             size = 0
 
-    for hid, line in events:
-        k = partition(hid.upper(), n)  # ``…123x`` and ``…123X`` are one household
+    for k, line in events:
         if unacked[k] + queued[k] >= max_unacked:
             send()
             while True:  # backpressure: wait for the group to acknowledge
@@ -163,6 +205,46 @@ def publish(r: redis.Redis, path: Path, n: int, group: str, max_unacked: int, ch
     send()
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+class Backpressure(Exception):
+    """Appending would take a partition over its bound of un-acknowledged entries: nothing appended."""
+
+    def __init__(self, partition: int, unacked: int, adding: int, bound: int):
+        super().__init__(f"partition {partition} holds {unacked} un-acknowledged events; {adding} more would pass {bound}")
+        self.partition, self.unacked, self.adding, self.bound = partition, unacked, adding, bound
+
+
+@dataclass
+class Sender:
+    """Who sent the events of a stream entry: the consumer applies them under this key and scope, as
+    POST /v1/events would (``jiuzhu monitor publish`` entries carry none: national, named by the group)."""
+
+    key_id: str
+    name: str
+    scope: str
+
+
+def append(r: redis.Redis, entries: list[tuple[int, bytes]], n: int, group: str, max_unacked: int,
+           sender: Sender) -> list[str]:
+    """Append ``entries`` (partition, event line) all at once (one MULTI/EXEC: all or none), or raise
+    ``Backpressure`` and append none when a partition would go over ``max_unacked``; their stream ids.
+
+    The bound is checked, then the entries appended: publishers appending at the same moment may pass
+    it by what they append (each at most one request), never more."""
+    ensure_groups(r, group, n)
+    adding: dict[int, int] = {}
+    for k, _line in entries:
+        adding[k] = adding.get(k, 0) + 1
+    unacked = {p.partition: p.unacked for p in lag(r, group)}
+    for k, add in sorted(adding.items()):
+        if unacked.get(k, 0) + add > max_unacked:
+            raise Backpressure(k, unacked.get(k, 0), add, max_unacked)
+    fields = {"k": sender.key_id, "n": sender.name, "s": sender.scope}
+    pipe = r.pipeline(transaction=True)
+    for k, line in entries:
+        pipe.xadd(stream_key(k), {"e": line, **fields})
+    return [i.decode() if isinstance(i, bytes) else i for i in pipe.execute()]
 
 
 @dataclass
@@ -271,7 +353,7 @@ def consume(r: redis.Redis, service: MonitorService, group: str, consumer: str, 
                 start = "0-0"
                 while True:
                     nxt, claimed, _deleted = r.xautoclaim(stream_key(k), group, consumer, 0, start, count=count)
-                    claimed = [(stream_key(k), eid, f[b"e"]) for eid, f in claimed if f]
+                    claimed = [(stream_key(k), eid, f) for eid, f in claimed if f]
                     if claimed:
                         stats.claimed += len(claimed)  # left by another (a consumer acknowledges before it gives a partition back)
                         _apply(r, service, group, consumer, claimed, stats)
@@ -279,11 +361,11 @@ def consume(r: redis.Redis, service: MonitorService, group: str, consumer: str, 
                     if start == "0-0":
                         break
             owned = leases.current()
-            batch: list[tuple[str, bytes, bytes]] = []
+            batch: list[tuple[str, bytes, dict]] = []
             if owned:
                 got = r.xreadgroup(group, consumer, {stream_key(k): ">" for k in owned}, count=count, block=block_ms)
                 for key, entries in got or []:
-                    batch.extend((key.decode(), eid, f[b"e"]) for eid, f in entries)
+                    batch.extend((key.decode(), eid, f) for eid, f in entries)
             else:
                 time.sleep(block_ms / 1000)
             if not batch:
@@ -299,38 +381,117 @@ def consume(r: redis.Redis, service: MonitorService, group: str, consumer: str, 
     return stats
 
 
-def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
-           batch: list[tuple[str, bytes, bytes]], stats: ConsumeStats) -> None:
-    events, ids = [], []
-    for key, eid, raw in batch:
+def _sender(fields: dict, group: str, consumer: str) -> Sender:
+    if b"k" in fields:
+        return Sender(fields[b"k"].decode(), fields[b"n"].decode(), fields[b"s"].decode())
+    return Sender("stream", f"redis:{group}/{consumer}", NATIONAL)
+
+
+def _requests(batch: list[tuple[str, bytes, dict]], group: str, consumer: str, stats: ConsumeStats) -> list[Request]:
+    """The batch's events as requests, one per run of entries of one sender (in stream order)."""
+    out: list[Request] = []
+    last: Sender | None = None
+    for key, eid, fields in batch:
         try:
-            events.append(parse_event(orjson.loads(raw)))
-        except (orjson.JSONDecodeError, InputError):
-            stats.refused += 1  # not from ``publish`` (which validates): acknowledged, never applied
-        ids.append((key, eid))
-    if events:
+            obj = orjson.loads(fields[b"e"])
+            if isinstance(obj, dict) and obj.get("event_id") is None:
+                # The entry's own id, so that its redelivery (a consumer that died after committing it,
+                # before acknowledging it) is a duplicate, as for an event the sender gave an id.
+                obj["event_id"] = entry_event_id(key, eid)
+            ev = parse_event(obj)
+        except (KeyError, orjson.JSONDecodeError, InputError):
+            stats.refused += 1  # not from a publisher here (they validate): acknowledged, never applied
+            continue
+        sender = _sender(fields, group, consumer)
+        if sender != last:
+            out.append(Request([], sender.key_id, sender.name, scope=sender.scope))
+            last = sender
+        out[-1].events.append(ev)
+    return out
+
+
+def _apply(r: redis.Redis, service: MonitorService, group: str, consumer: str,
+           batch: list[tuple[str, bytes, dict]], stats: ConsumeStats) -> None:
+    requests = _requests(batch, group, consumer, stats)
+    if requests:
         for attempt in range(RETRIES):
-            req = Request(events, "stream", f"redis:{group}/{consumer}")
-            service.handle([req])  # on failure the service forgets these households: reloaded from the database
-            if req.error is None:
+            for req in requests:
+                req.reset()
+                service.pseudonymise(req)  # the ids as stored, for the look-up below
+            real = service.repo
+            pairs = ((e.household_id, e.event_id) for req in requests for e in req.events if e.event_id is not None)
+            try:
+                service.repo = KnownEvents(real, stored_keys(real, pairs))  # one query for the batch, not one per event
+            except SQLAlchemyError:  # the database is away: the monitor meets it too, and the batch is retried
+                log.warning("looking up the batch's stored events failed", exc_info=True)
+            try:
+                service.handle(requests)  # on failure the service forgets these households: reloaded from the database
+            finally:
+                service.repo = real
+            error = next((req.error for req in requests if req.error is not None), None)
+            if error is None:
                 break
             # Another consumer committed events of the same household meanwhile (the group hands a
             # partition's entries to whichever consumer asks): apply the batch again on what is stored.
             stats.retries += 1
             time.sleep(0.05 * (attempt + 1))
         else:  # not committed: left pending, to be claimed and applied again
-            raise RuntimeError(req.error)
-        for res in req.results:
+            raise RuntimeError(error)
+        for res in (res for req in requests for res in req.results):
             status = res.get("status")
             if status == "duplicate":
                 stats.duplicates += 1
             elif status == "refused":
                 stats.refused += 1
+                log.warning("stream event refused: %s", orjson.dumps(res.get("errors")).decode())
             else:
                 stats.recorded += 1
-    pipe = r.pipeline(transaction=False)  # committed above: only now acknowledged
-    for key, eid in ids:
+    _acknowledge(r, group, batch)  # committed above: only now acknowledged
+    stats.events += len(batch)
+    stats.batches += 1
+
+
+def _acknowledge(r: redis.Redis, group: str, batch: list[tuple[str, bytes, dict]]) -> None:
+    pipe = r.pipeline(transaction=False)
+    for key, eid, _f in batch:
         pipe.xack(key, group, eid)
     pipe.execute()
-    stats.events += len(ids)
-    stats.batches += 1
+    for key in sorted({key for key, _eid, _f in batch}):
+        trim(r, key)
+
+
+def entry_event_id(key: str, eid: bytes | str) -> str:
+    """``redis-3-1764786000000-0``: the event id of an entry published without one (partition, entry id)."""
+    return f"redis-{key.rsplit(':', 1)[1]}-{eid.decode() if isinstance(eid, bytes) else eid}"
+
+
+def _after(stream_id: str) -> str:
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+def trim(r: redis.Redis, key: str) -> int:
+    """Remove the entries every consumer group has acknowledged (the streams' memory stays bounded by
+    what is not yet acknowledged, which the publishers bound); the number removed.
+
+    What a group has acknowledged is everything before its oldest pending entry, or, with none
+    pending, everything up to the last entry delivered to it."""
+    floor: str | None = None
+    for g in r.xinfo_groups(key):
+        name = g["name"]
+        if int(g["pending"]):
+            oldest = r.xpending(key, name)["min"]
+            mark = oldest.decode() if isinstance(oldest, bytes) else oldest
+        else:
+            last = g["last-delivered-id"]
+            mark = _after(last.decode() if isinstance(last, bytes) else last)
+        if floor is None or _sid(mark) < _sid(floor):
+            floor = mark
+    if floor is None or floor == "0-1":
+        return 0
+    return r.xtrim(key, minid=floor, approximate=False)
+
+
+def _sid(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
