@@ -1,5 +1,5 @@
 """`make cluster-demo`, small: benchmarks/cluster_demo.py starts its own PostgreSQL, Redis, two replicas,
-two consumers (and a Dask scheduler with two workers once `jiuzhu simulate --cluster` exists), drives
+two consumers and a Dask scheduler with two workers, drives
 2,000 events, evaluations and a 2,000-household simulation, SIGKILLs a replica, a consumer and a
 worker mid-way, restarts them, and checks from the database that nothing was lost or duplicated."""
 
@@ -28,7 +28,8 @@ def test_the_small_cluster_demo_loses_and_duplicates_nothing():
     out = r.stdout
     assert r.returncode == 0, out[-4000:] + r.stderr[-4000:]
     assert out.strip().splitlines()[-1] == "lost 0, duplicated 0"
-    assert "SIGKILL replica0, consumer0" in out
+    assert "SIGKILL replica0, consumer0, Dask worker w0" in out
+    assert "simulation: 2,000 households on the Dask cluster" in out
     rates = re.findall(r"replica\d: ([\d,]+) evaluations acknowledged", out)
     assert len(rates) == 2 and all(int(n.replace(",", "")) > 0 for n in rates)  # both replicas answered
     assert "events: 2,000 published over 200 households" in out and "missing 0, applied twice 0" in out
