@@ -4,6 +4,7 @@ import pytest
 from gmpy2 import mpq
 
 from engine.expr import Env, Missing, Scope, TypeCheckError, check, compile_expr, missing, parse
+from engine.expr import ast as A
 from engine.expr.parser import ExprSyntaxError
 from engine.expr.types import BOOL, INT, MONEY, enum, list_of
 
@@ -22,8 +23,7 @@ SCOPE = Scope(
 
 
 def run(src, **values):
-    node = parse(src)
-    check(node, SCOPE)
+    node, _t = check(parse(src), SCOPE)
     fn = compile_expr(node)
     return fn(Env(values, {}))
 
@@ -105,3 +105,13 @@ def test_suggests_close_names():
     with pytest.raises(TypeCheckError) as e:
         check(parse("standrd > income"), SCOPE)
     assert "standard" in e.value.message
+
+
+def test_checking_annotates_its_own_copy_and_leaves_the_parsed_tree_as_the_parser_made_it():
+    parsed = parse("income < param.dibao.multiplier * 2")
+    tree, t = check(parsed, SCOPE)
+    assert t == BOOL and tree is not parsed
+    assert all(n.type is None for n in A.walk(parsed))  # no phase writes into another phase's objects
+    assert all(n.binding is None for n in A.walk(parsed) if isinstance(n, A.Name))
+    assert all(n.type is not None for n in A.walk(tree))
+    assert {n.name: n.binding for n in A.walk(tree) if isinstance(n, A.Name)} == {"income": "name", "param.dibao.multiplier": "param"}

@@ -133,8 +133,7 @@ def test_a_local_value_is_bound_to_its_storage_key_by_the_checker_not_renamed_af
     from engine.expr.types import MONEY
 
     book = load_rulebook(ROOT)
-    node = parse("standard > monthly_income")
-    check(node, book._scope(False, {"standard": MONEY}, {"standard": "dibao:standard"}))
+    node, _t = check(parse("standard > monthly_income"), book._scope(False, {"standard": MONEY}, {"standard": "dibao:standard"}))
     paths = {n.name: n.path for n in A.walk(node) if isinstance(n, A.Name)}
     assert paths == {"standard": "dibao:standard", "monthly_income": "monthly_income"}
     # and in the shipped book, a program's let values are read from their keys

@@ -210,8 +210,7 @@ class RuleBook:
             return None, None
         text = _text(src)
         try:
-            node = parse(text)
-            t = check(node, scope, expect)
+            node, t = check(parse(text), scope, expect)
         except (ExprSyntaxError, TypeCheckError) as e:
             self._err(file, line, f"{what}：{e.message}（位于第{e.pos + 1}个字符：{shown(text, 500)}）")
             return None, None
@@ -239,10 +238,10 @@ class RuleBook:
                 self._err(file, line, bad)
                 return None
             try:
-                node = parse(name)
-                if not isinstance(node, A.Name):
+                parsed = parse(name)
+                if not isinstance(parsed, A.Name):
                     raise ExprSyntaxError("说明文本中只能写名称，如 {per_capita_income} / only names in {}", 0)
-                t = check(node, inner)
+                node, t = check(parsed, inner)
             except (ExprSyntaxError, TypeCheckError) as e:
                 self._err(file, line, f"{what} 中的 {{{name}}}：{e.message}")
                 return None

@@ -1,9 +1,10 @@
 """The closed form of a rule expression.
 
 Parsing produces only these nodes; nothing else can appear in a rule. The
-type checker annotates each node's ``type`` in place, and the backends (the
-closure compiler for one household, the columnar compiler for batches) walk
-the same tree.
+type checker annotates each node's ``type`` (and how each name binds) on its
+own copy of the parsed tree (``engine.expr.checker.check`` returns it), and the
+backends (the closure compiler for one household, the columnar compiler for
+batches) walk that checked tree.
 """
 
 from __future__ import annotations

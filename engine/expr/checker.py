@@ -9,6 +9,7 @@ names the problem in Chinese and English.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import difflib
 from dataclasses import dataclass, field
@@ -355,8 +356,11 @@ def _assignable(t: T, expect: T, node: ast.Node) -> bool:
     return bool(expect.kind == "money" and _is_numeric_literal(node))
 
 
-def check(node: ast.Node, scope: Scope, expect: T | None = None) -> T:
-    return Checker().check(node, scope, expect)
+def check(node: ast.Node, scope: Scope, expect: T | None = None) -> tuple[ast.Node, T]:
+    """The checked tree and its type. The parser's tree is left as it was: the checker annotates a copy
+    of its own (types, and how each name binds), which is the tree the executors then read."""
+    tree = copy.deepcopy(node)
+    return tree, Checker().check(tree, scope, expect)
 
 
 __all__ = ["AGGREGATES", "FUNCTIONS", "MONEY", "Scope", "TypeCheckError", "check"]

@@ -330,8 +330,7 @@ class _Loader:
             src = pm["when"]
             scope = Scope(dict(self.schemas[fact]), self.schemas, {}, dict(aliases))
             try:
-                node = parse(str(src))
-                check(node, scope, BOOL)
+                node, _t = check(parse(str(src)), scope, BOOL)
                 translated = _Translator(fact).cond(node)
             except (ExprSyntaxError, TypeCheckError) as e:
                 self.err(rel, pm.line_of("when"), f"{rid}.{alias}.when：{e.message}（位于第{e.pos + 1}个字符：{shown(src, 500)}）")

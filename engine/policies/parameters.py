@@ -362,8 +362,7 @@ class PolicyStore:
         if mode == "formula":
             text = str(item["formula"])
             try:
-                node = parse(text)
-                check(node, self._scope, spec.type)
+                node, _t = check(parse(text), self._scope, spec.type)
             except (ExprSyntaxError, TypeCheckError) as err:
                 self._err(rel, item.line_of("formula"), f"公式错误 / formula error: {err.message}（第{err.pos + 1}个字符）")
                 return None
