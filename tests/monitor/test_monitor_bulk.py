@@ -24,16 +24,6 @@ pytestmark = pytest.mark.skipif(not REDIS_URL, reason="JIUZHU_TEST_REDIS_URL not
 ID_NUMBER = "210102198003011236"  # a made-up resident ID number (its check digit valid)
 
 
-@pytest.fixture
-def redis_db():
-    import redis
-
-    r = redis.Redis.from_url(REDIS_URL)
-    r.flushdb()
-    yield r
-    r.flushdb()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path):
     if request.param == "sqlite":

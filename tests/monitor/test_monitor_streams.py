@@ -34,16 +34,6 @@ def _run(*args: str, cwd: Path, **env) -> subprocess.CompletedProcess:
     return subprocess.run([JIUZHU, *args], capture_output=True, text=True, cwd=cwd, env=_env(**env), timeout=600)
 
 
-@pytest.fixture
-def redis_db():
-    import redis
-
-    r = redis.Redis.from_url(REDIS_URL)
-    r.flushdb()
-    yield r
-    r.flushdb()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def databases(request, tmp_path):
     """Two empty databases: one for the streams, one for `jiuzhu monitor replay` of the same file."""
