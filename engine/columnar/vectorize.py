@@ -649,7 +649,7 @@ class Plan:
         """Mark which granted programs are paid, executing the plan's steps in order."""
         paid: dict[str, np.ndarray] = {}
         for p in self.programs:
-            paid[p.code] = _among(res.programs[p.code][0], GRANTING)
+            paid[p.code] = is_granted(res.programs[p.code][0])
         plans = {p.code: p for p in self.programs}
         for ex in self.exclusions:
             codes = [c for c in ex.programs if c in plans]  # programs this Plan runs, in the plan's rank order
@@ -822,7 +822,7 @@ class Plan:
             st_codes = status_store + np.int8(1) if is_arr(status_store) else status_store + 1
             store[code + ".status"] = _canon_member(Str(st_codes)) if member else Str(st_codes)
         if code + ".granted" in self.live:
-            granted: Any = _among(status_store, GRANTING)
+            granted: Any = is_granted(status_store)
             gk: Any = bnot(_among(status_store, UNDECIDED))
             g = Bool(granted, gk)
             store[code + ".granted"] = _canon_member(g) if member else g
