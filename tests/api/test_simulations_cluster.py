@@ -1,17 +1,14 @@
 """POST /v1/simulations with a configured Dask scheduler (JIUZHU_DASK_SCHEDULER): a partitioned population
 runs on the cluster's workers and the service stores the same files as a run in its own process.
 
-The cluster is the one CI starts (``.ci/dask.sh`` exports ``JIUZHU_TEST_DASK_SCHEDULER``), or else a
-2-worker ``LocalCluster`` started here."""
+The cluster is tests/conftest.py's ``dask_scheduler``."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import orjson
 import pytest
-from distributed import LocalCluster
 from fastapi.testclient import TestClient
 from http_helpers import auth
 from simulation_helpers import EXAMPLE_REFORM, configured, wait_until
@@ -25,16 +22,6 @@ REFORM = EXAMPLE_REFORM.read_text(encoding="utf-8")
 POPULATION = "liaoning-counties"
 # Timings and the run's own identity differ between two runs; everything else in summary.json must not.
 VOLATILE = ("seconds", "simulation_id", "created_at", "started_at", "finished_at")
-
-
-@pytest.fixture(scope="module")
-def scheduler():
-    address = os.environ.get("JIUZHU_TEST_DASK_SCHEDULER")
-    if address:
-        yield address
-        return
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-        yield local.scheduler_address
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +50,10 @@ def _stable(summary: bytes) -> dict:
 
 
 def test_a_configured_cluster_runs_the_partitions_and_the_files_are_those_of_one_process(
-    sqlite_settings, populations, scheduler, tmp_path, engine
+    sqlite_settings, populations, dask_scheduler, tmp_path, engine
 ):
     here = configured(sqlite_settings, populations, tmp_path / "here")
-    there = dataclasses.replace(configured(sqlite_settings, populations, tmp_path / "cluster"), dask_scheduler=scheduler)
+    there = dataclasses.replace(configured(sqlite_settings, populations, tmp_path / "cluster"), dask_scheduler=dask_scheduler)
     job_here, files_here = _run(here, engine)
     job_there, files_there = _run(there, engine)
     assert job_there["result"]["counts"] == job_here["result"]["counts"]

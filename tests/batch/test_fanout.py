@@ -1,7 +1,7 @@
 """Partitioned populations and runs fanned out to Dask workers: the same files as one process.
 
-The cluster is the one CI starts (``.ci/dask.sh`` exports ``JIUZHU_TEST_DASK_SCHEDULER``), or else a
-2-worker ``LocalCluster`` of processes started here for this module.
+The cluster is tests/conftest.py's ``dask_scheduler``: the one CI starts (``.ci/dask.sh``), or else a
+2-worker ``LocalCluster`` of processes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from distributed import LocalCluster
 
 from engine.batch import job, synth
 from engine.batch.fanout import Cluster, FanoutError
@@ -36,13 +35,8 @@ HOUSEHOLDS = 3000
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    address = os.environ.get("JIUZHU_TEST_DASK_SCHEDULER")
-    if address:
-        yield Cluster(address=address)
-        return
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-        yield Cluster(address=local.scheduler_address)
+def cluster(dask_scheduler):
+    return Cluster(address=dask_scheduler)
 
 
 @pytest.fixture(scope="module")
