@@ -22,8 +22,10 @@ UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
 
 def _envvars(command: click.Command) -> set[str]:
     out = {p.envvar for p in command.params if isinstance(p.envvar, str)}
-    for sub in getattr(command, "commands", {}).values():
-        out |= _envvars(sub)
+    if isinstance(command, click.Group):  # listed as click lists them: the service's commands load on demand
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            out |= _envvars(command.get_command(ctx, name))
     return out
 
 
