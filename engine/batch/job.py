@@ -33,7 +33,8 @@ from engine.executors.evaluate import Engine
 from . import results as R
 from .fanout import Cluster, Fanout, FanoutError, engine_at, home_of
 from .partitions import Partition
-from .run import BatchEvaluator, PartResult
+from .prefetch import ahead
+from .run import BatchEvaluator, PartResult, Prepared
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
@@ -111,16 +112,11 @@ def evaluate_population(
     s.ruleset_version = engine.version
     s.as_of = as_of.isoformat() if as_of else None
     ids: list[pa.Array] = []
-    t0 = time.perf_counter()
-    for part in _parts(src, be, as_of, part_size):
-        t1 = time.perf_counter()
-        s.seconds["read"] += t1 - t0
-        prep = be.prepare(part, as_of)
+    for part, prep in ahead(_prepared(src, be, as_of, part_size, s)):
         t2 = time.perf_counter()
         res = be.run(prep, progress)
         t3 = time.perf_counter()
         res.assemble()
-        s.seconds["prepare"] += t2 - t1
         s.seconds["evaluate"] += t3 - t2
         s.seconds["assemble"] += time.perf_counter() - t3
         s.households += part.H
@@ -134,10 +130,25 @@ def evaluate_population(
         else:
             ids.append(pa.array(list(part.household_ids), pa.string()))
         yield Evaluated(part, res, be)
-        del part, prep, res  # free this part before the next is read: one part in memory at a time
-        t0 = time.perf_counter()
+        del part, prep, res  # free this part: parts in memory are the one read ahead, this one and the one written
     if len(ids) > 1 or src.partitions:  # partitions read together are checked apart when read
         _check_unique(ids, src)
+
+
+def _prepared(
+    src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: int, s: Summary
+) -> Iterator[tuple[Part, Prepared]]:
+    """Parts read, checked and grouped: the read-ahead thread's share of the work (``s.seconds`` counts its
+    own time, not the time it waits for the evaluator to take a part)."""
+    t0 = time.perf_counter()
+    for part in _parts(src, be, as_of, part_size):
+        t1 = time.perf_counter()
+        prep = be.prepare(part, as_of)
+        s.seconds["read"] += t1 - t0
+        s.seconds["prepare"] += time.perf_counter() - t1
+        yield part, prep
+        del part, prep
+        t0 = time.perf_counter()
 
 
 def _parts(src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: int) -> Iterator[Part]:

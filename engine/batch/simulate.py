@@ -32,6 +32,7 @@ from engine.expr.runtime import Missing
 from . import charts
 from .fanout import Cluster, EngineSpec, Fanout, FanoutError, ReformData
 from .partitions import Partition
+from .prefetch import ahead
 from .reform import Reform, load_reform, reform_rulebook
 from .results import decimal_from_cents
 from .run import BatchEvaluator
@@ -127,7 +128,9 @@ class SimulationResult:
             "amount_changes": self.amount_changes,
             "status_changes": self.status_changes,
             "histogram": self.histogram,
-            "unpriced": {c: v for c, v in self.unpriced.items() if pays.get(c, "monthly") != "none" and (v["baseline"] or v["reform"])},
+            "unpriced": {
+                c: v for c, v in self.unpriced.items() if pays.get(c, "monthly") != "none" and (v["baseline"] or v["reform"])
+            },
             "by_locality": self._by_locality(pays),
             "files": self.files,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
@@ -379,7 +382,7 @@ def _compare_parts(
         if src.format == "jsonl"
         else (build_part(raw, interner, need_h, need_m, as_of) for raw in src.parts(part_size))
     )
-    for part in parts:
+    for part in ahead(parts):  # the next part is read and checked while this one is evaluated
         t = time.perf_counter()
         rb = be_b.run(be_b.prepare(part, as_of))
         rr = be_r.run(be_r.prepare(part, as_of))
