@@ -3,12 +3,16 @@
 import dataclasses
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml as pyyaml
 from rulehome import copy_home, edit
 
+from engine.book import yamlio
 from engine.book.rules import load_rulebook
+from engine.book.yamlio import YamlError, loads_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -142,3 +146,33 @@ def test_a_local_value_is_bound_to_its_storage_key_by_the_checker_not_renamed_af
     named = [n for s in dibao.steps if s.node is not None for n in A.walk(s.node) if isinstance(n, A.Name)]
     local = [n for n in named if n.binding == "name" and "dibao:" + n.name in lets]
     assert local and all(n.path == "dibao:" + n.name for n in local)
+
+
+def _tree(o):
+    """A loaded YAML document with its line numbers, to compare two loaders."""
+    if isinstance(o, dict):
+        return ("map", o.line, sorted(o.key_lines.items()), [(k, _tree(v)) for k, v in o.items()])
+    if isinstance(o, list):
+        return ("seq", o.line, list(o.item_lines), [_tree(v) for v in o])
+    return (type(o).__name__, o)
+
+
+def test_libyaml_and_the_guarded_loader_read_every_shipped_file_alike():
+    """Start-up parses the shipped files with libyaml; the Python loader that refuses aliases as it reads
+    must see the same values, types (exact decimals) and lines."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([*root.glob("rules/*.yaml"), *root.glob("policies/**/*.yaml")])
+    assert len(files) > 10
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        assert yamlio._plainly_bounded(text), f
+        assert _tree(yamlio._load_fast(text)) == _tree(pyyaml.load(text, Loader=yamlio._Loader)), f
+
+
+def test_deep_block_nesting_with_short_lines_is_refused_on_the_fast_path_too():
+    deep = "".join(" " * i + f"k{i}:\n" for i in range(70)) + " " * 70 + "v\n"
+    assert yamlio._plainly_bounded(deep)
+    with pytest.raises(YamlError) as e:
+        loads_yaml(deep, "rules/x.yaml")
+    assert "nested deeper than 64" in e.value.message and e.value.line == 64
+    assert loads_yaml("title: 规则 & 政策\nn: 1.10\n", "rules/y.yaml") == {"title": "规则 & 政策", "n": Decimal("1.10")}
