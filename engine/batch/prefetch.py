@@ -25,35 +25,40 @@ class _Failed:
 
 def ahead(items: Iterator[T], depth: int = 1, name: str = "jiuzhu-read-ahead") -> Iterator[T]:
     """The items of ``items``, in order, each produced on a background thread while the caller works on
-    the one before. An exception raised while producing is raised here, at the item where it happened
-    (a population refused in its third part fails after the first two, as without reading ahead). Closing
-    the returned iterator early stops the producer after the item it is on."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
+    the one before. The producer starts an item only when fewer than ``depth`` are made and not yet taken,
+    so with ``depth=1`` memory holds the item in the caller's hands and the one being made. An exception
+    raised while producing is raised here, at the item where it happened (a population refused in its
+    third part fails after the first two, as without reading ahead). Closing the returned iterator early
+    stops the producer after the item it is on."""
+    q: queue.SimpleQueue = queue.SimpleQueue()
+    slots = threading.Semaphore(depth)
     stop = threading.Event()
-
-    def put(x) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(x, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
 
     def produce() -> None:
         try:
-            for item in items:
-                if not put(item):
+            it = iter(items)
+            while True:
+                while not slots.acquire(timeout=0.1):
+                    if stop.is_set():
+                        return
+                if stop.is_set():
                     return
-            put(_DONE)
+                try:
+                    item = next(it)
+                except StopIteration:
+                    q.put(_DONE)
+                    return
+                q.put(item)
+                del item
         except BaseException as e:  # handed to the consumer, raised in its thread
-            put(_Failed(e))
+            q.put(_Failed(e))
 
     worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
     try:
         while True:
             x = q.get()
+            slots.release()  # taken: the producer may start the next one
             if x is _DONE:
                 return
             if isinstance(x, _Failed):

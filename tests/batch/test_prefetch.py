@@ -4,6 +4,7 @@ the item where it happened, and a consumer that stops early stops the producer."
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -46,5 +47,21 @@ def test_stopping_early_stops_the_producer():
     it = ahead(items(), depth=1)
     assert next(it) == 0
     it.close()  # joins the producer
-    assert len(produced) <= 3  # the one taken, the one waiting, the one being made
+    assert len(produced) <= 2  # the one taken and the one made after it
     assert not any(t.name == "jiuzhu-read-ahead" for t in threading.enumerate())
+
+
+def test_at_most_one_item_is_made_ahead():
+    """Memory holds the part being evaluated and the one being read, not a queue of parts."""
+    made, taken = [], []
+
+    def items():
+        for i in range(20):
+            made.append(i)
+            yield i
+
+    for x in ahead(items(), depth=1):
+        time.sleep(0.01)  # the producer is faster than this consumer
+        assert len(made) - len(taken) <= 2  # this one and the next
+        taken.append(x)
+    assert taken == list(range(20))
