@@ -141,7 +141,9 @@ class Source:
         if self.format == "parquet":
             import pyarrow.parquet as pq  # only the format in use is loaded (pyarrow readers are heavy)
 
-            f = pq.ParquetFile(path, read_dictionary=dictionary_columns(table, pq.read_schema(path).names))
+            # pre_buffer off: with it, pyarrow keeps every row group read so far cached until the file is closed
+            # (memory grew by ~40 MB per million members read, in step with the population)
+            f = pq.ParquetFile(path, read_dictionary=dictionary_columns(table, pq.read_schema(path).names), pre_buffer=False)
             names = f.schema_arrow.names
             cols = [c for c in columns if c in names] if columns is not None else None
             yield from f.iter_batches(batch_size=batch_rows, columns=cols)
