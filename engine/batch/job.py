@@ -36,6 +36,7 @@ from .partitions import Partition
 from .prefetch import ahead
 from .run import BatchEvaluator, PartResult, Prepared
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
+from .unique import fingerprints, may_repeat
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 
@@ -111,7 +112,7 @@ def evaluate_population(
     s.synthetic = src.synthetic
     s.ruleset_version = engine.version
     s.as_of = as_of.isoformat() if as_of else None
-    ids: list[pa.Array] = []
+    prints: list[np.ndarray] = []
     for part, prep in ahead(_prepared(src, be, as_of, part_size, s)):
         t2 = time.perf_counter()
         res = be.run(prep, progress)
@@ -126,13 +127,13 @@ def evaluate_population(
         s.chunks += res.chunks
         _count(s, res, be)
         if hasattr(part.household_ids, "arrow"):
-            ids.append(part.household_ids.arrow())  # type: ignore[union-attr]
+            prints.append(fingerprints(part.household_ids.arrow()))  # type: ignore[union-attr]
         else:
-            ids.append(pa.array(list(part.household_ids), pa.string()))
+            prints.append(fingerprints(pa.array(list(part.household_ids), pa.string())))
         yield Evaluated(part, res, be)
         del part, prep, res  # free this part: parts in memory are the one read ahead, this one and the one written
-    if len(ids) > 1 or src.partitions:  # partitions read together are checked apart when read
-        _check_unique(ids, src)
+    if len(prints) > 1 or src.partitions:  # partitions read together are checked apart when read
+        _check_unique(prints, src)
 
 
 def _prepared(
@@ -161,13 +162,26 @@ def _parts(src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: in
         yield build_part(raw, be.I, be.need_h, be.need_m, as_of)
 
 
-def _check_unique(ids: list[pa.Array], src: Source) -> None:
-    allids = pa.chunked_array(ids)
+def _check_unique(prints: list[np.ndarray], src: Source) -> None:
+    """Household ids unique across parts: fingerprints first; when two are equal, the ids themselves."""
+    if not may_repeat(prints):
+        return
+    allids = _all_ids(src)
     if len(pc.unique(allids)) != len(allids):
         vc = pc.value_counts(allids)
         dups = [d["values"] for d in vc.to_pylist() if d["counts"] > 1][:20]
         name = src.name("households")
         raise PopulationError([RowError(name, 0, "household_id", f"户编号重复：{d}", "duplicate household_id") for d in dups])
+
+
+def _all_ids(src: Source) -> pa.ChunkedArray:
+    """Every household id of the population, read again (only when fingerprints repeat)."""
+    if src.format == "jsonl":
+        return pa.chunked_array(
+            [pa.array([h.household_id for h in parsed], pa.string()) for parsed, _ in src.jsonl_parts()], pa.string()
+        )
+    col = src.read_table("households", ["household_id"]).column("household_id")
+    return pa.chunked_array([c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c for c in col.chunks], pa.string())
 
 
 def _count(s: Summary, res: PartResult, be: BatchEvaluator) -> None:
@@ -416,16 +430,16 @@ def run_batch(
             s.ruleset_version = engine.version
             s.as_of = as_of.isoformat() if as_of else None
             opts = BatchOptions(as_of, tuple(programs) if programs else None, part_size, members, seed)
-            ids: list[pa.Array] = []
+            prints: list[np.ndarray] = []
             for outp in fan_out_batch(engine, src, opts, cluster, verify, s):
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(write_partition, outp)
-                ids.extend(t["households"].column("household_id").combine_chunks() for t in outp.tables)
+                prints.extend(fingerprints(t["households"].column("household_id")) for t in outp.tables)
                 if progress is not None:
                     progress(outp.summary.households)
                 del outp
-            _check_unique(ids, src)
+            _check_unique(prints, src)
         if pending is not None:
             pending.result()
             pending = None
