@@ -8,23 +8,25 @@ Prints figures; asserts nothing (the speed targets live here, not in tests):
    loaded and laid out per group (best of ``--repeat`` runs); reading Parquet, validating,
    converting and grouping are "loading"; putting results back in input order is
    "assembly".
-2. the end-to-end ``jiuzhu batch`` command on the same population (reading, evaluating,
-   writing Parquet results) in a child process, with its wall time and peak RSS.
+2. the end-to-end ``jiuzhu batch`` command (reading, checking, evaluating, writing Parquet results;
+   start-up included) in a child process, on 1,000,000 and 5,000,000 households, with its wall time,
+   households/s, CPU time, peak RSS and each stage's own seconds; then ``--members wide`` and a
+   ``jiuzhu simulate`` on the first population.
 
-    python benchmarks/bench_batch.py [--households 5000000] [--pop DIR] [--repeat 3]
+    python benchmarks/bench_batch.py [--households 1000000 5000000] [--pop DIR ...] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import orjson
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,51 +82,71 @@ def report(label: str, m: dict) -> None:
     print(f"  evaluation+assembly        → {h / (m['evaluate'] + m['assemble']):>12,.0f} households/s")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--households", type=int, default=5_000_000)
-    ap.add_argument("--pop", type=Path, default=None, help="population directory (generated if missing)")
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--skip-cli", action="store_true")
-    args = ap.parse_args()
-    pop = args.pop or Path(tempfile.gettempdir()) / f"jiuzhu-bench-{args.households}"
-    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start")
+def end_to_end(pop: Path, extra: list[str], command: str = "batch") -> None:
+    """One ``jiuzhu <command>`` in a child process: wall time (start-up included), households/s, the child's
+    own peak RSS, and the seconds each stage spent on its own thread (run.json)."""
+    households = m_households(pop)
+    with tempfile.TemporaryDirectory() as out:
+        if command == "batch":
+            cmd = [sys.executable, "-m", "engine.cli.main", "batch", str(pop), "--out", out, *extra]
+        else:
+            reform = ROOT / "examples" / "reforms" / "dibao_plus5_edge2.yaml"
+            cmd = [sys.executable, "-m", "engine.cli.main", "simulate", str(pop), "--reform", str(reform), "--out", out]
+        print(f"\nend to end: jiuzhu {command} {pop.name} {' '.join(extra)} — {households:,} households, all programs")
+        print(f"  load average {os.getloadavg()[0]:.2f} at start")
+        t = time.perf_counter()
+        child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _pid, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - t
+        err = child.stderr.read() if child.stderr else ""
+        code = os.waitstatus_to_exitcode(status)
+        print(f"  wall {wall:.2f} s → {households / wall:>10,.0f} households/s end to end")
+        print(
+            f"  CPU {usage.ru_utime + usage.ru_stime:.2f} s on {os.cpu_count()} cores; peak RSS {usage.ru_maxrss / 1024:,.0f} MiB (budget 1536 MiB); exit {code}"
+        )
+        run = Path(out) / "run.json"
+        if run.exists():
+            sec = orjson.loads(run.read_bytes())["seconds"]
+            print("  each stage on its own thread: " + ", ".join(f"{k} {v:.2f} s" for k, v in sec.items()))
+        if code:
+            print(err[-2000:])
+
+
+def population(households: int, given: Path | None) -> Path:
+    pop = given or Path(tempfile.gettempdir()) / f"jiuzhu-bench-{households}"
     if not (pop / "households.parquet").exists():
         from engine.batch import synth
 
         t = time.perf_counter()
-        s = synth.write(pop, "210000", args.households, seed=1)
+        s = synth.write(pop, "210000", households, seed=1)
         print(
             f"synthetic population written: {s.households:,} households, {s.members:,} members in {time.perf_counter() - t:.1f} s → {pop}"
         )
-    from engine import default_engine
+    return pop
 
-    engine = default_engine()
-    report("core programs", measure(engine, pop, CORE, args.repeat))
-    codes = [p.code for p in engine.book.programs]
-    if codes != CORE:
-        report("all programs", measure(engine, pop, None, args.repeat))
-    else:
-        print("\nall programs: the rule book holds only the four core programs (figures above)")
 
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--households", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    ap.add_argument("--pop", type=Path, nargs="*", default=None, help="population directories, one per --households")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--skip-evaluator", action="store_true", help="only the end-to-end commands")
+    ap.add_argument("--skip-cli", action="store_true")
+    args = ap.parse_args()
+    print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start")
+    pops = [population(n, (args.pop or [None] * len(args.households))[i]) for i, n in enumerate(args.households)]
+    if not args.skip_evaluator:
+        from engine import default_engine
+
+        engine = default_engine()
+        report("core programs", measure(engine, pops[0], CORE, args.repeat))
+        report("all programs", measure(engine, pops[0], None, args.repeat))
     if args.skip_cli:
         return
-    for extra in ([], ["--members", "wide"]):
-        with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "engine.cli.main", "batch", str(pop), "--out", out, *extra]
-            print(f"\nend to end: jiuzhu batch {pop} --out … {' '.join(extra)} (all programs, Parquet results)")
-            print(f"  load average {os.getloadavg()[0]:.2f} at start")
-            t = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-            wall = time.perf_counter() - t
-            # the largest child so far (Linux, KiB -> MiB): run the default shape first
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            print(f"  wall {wall:.1f} s → {m_households(pop) / wall:,.0f} households/s end to end")
-            print(f"  peak RSS {peak:,.0f} MiB (budget 1536 MiB), exit {r.returncode}")
-            for line in r.stdout.splitlines()[:3]:
-                print("  " + line)
-            if r.returncode:
-                print(r.stderr[-2000:])
+    for pop in pops:
+        end_to_end(pop, [])
+    end_to_end(pops[0], ["--members", "wide"])
+    end_to_end(pops[0], [], command="simulate")
 
 
 def m_households(pop: Path) -> int:
