@@ -113,7 +113,7 @@ def evaluate_population(
     s.ruleset_version = engine.version
     s.as_of = as_of.isoformat() if as_of else None
     prints: list[np.ndarray] = []
-    for part, prep in ahead(_prepared(src, be, as_of, part_size, s)):
+    for part, prep, fp in ahead(_prepared(src, be, as_of, part_size, s)):
         t2 = time.perf_counter()
         res = be.run(prep, progress)
         t3 = time.perf_counter()
@@ -126,10 +126,7 @@ def evaluate_population(
         s.groups += res.groups
         s.chunks += res.chunks
         _count(s, res, be)
-        if hasattr(part.household_ids, "arrow"):
-            prints.append(fingerprints(part.household_ids.arrow()))  # type: ignore[union-attr]
-        else:
-            prints.append(fingerprints(pa.array(list(part.household_ids), pa.string())))
+        prints.append(fp)
         yield Evaluated(part, res, be)
         del part, prep, res  # free this part: parts in memory are the one read ahead, this one and the one written
     if len(prints) > 1 or src.partitions:  # partitions read together are checked apart when read
@@ -138,16 +135,18 @@ def evaluate_population(
 
 def _prepared(
     src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: int, s: Summary
-) -> Iterator[tuple[Part, Prepared]]:
-    """Parts read, checked and grouped: the read-ahead thread's share of the work (``s.seconds`` counts its
-    own time, not the time it waits for the evaluator to take a part)."""
+) -> Iterator[tuple[Part, Prepared, np.ndarray]]:
+    """Parts read, checked and grouped, with their households' id fingerprints: the read-ahead thread's
+    share of the work (``s.seconds`` counts its own time, not the time it waits for the evaluator)."""
     t0 = time.perf_counter()
     for part in _parts(src, be, as_of, part_size):
+        ids = part.household_ids
+        fp = fingerprints(ids.arrow() if hasattr(ids, "arrow") else pa.array(list(ids), pa.string()))  # type: ignore[union-attr]
         t1 = time.perf_counter()
         prep = be.prepare(part, as_of)
         s.seconds["read"] += t1 - t0
         s.seconds["prepare"] += time.perf_counter() - t1
-        yield part, prep
+        yield part, prep, fp
         del part, prep
         t0 = time.perf_counter()
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-_MULT = np.uint64(0x9E3779B97F4A7C15)
-_MAX_BYTES = 4 * 128  # ids are at most 128 characters (checked when read), 4 bytes each in UTF-8
-# powers of an odd constant: byte j of an id is weighed by _MULT ** j (arithmetic modulo 2**64)
-_POW = np.cumprod(np.concatenate([np.ones(1, np.uint64), np.full(_MAX_BYTES, _MULT, np.uint64)]), dtype=np.uint64)
+_PRIME = np.uint64(0x100000001B3)  # FNV-1a, 64-bit
+_BASIS = np.uint64(0xCBF29CE484222325)
 
 
 def fingerprints(ids: pa.Array) -> np.ndarray:
-    """One uint64 per id: a polynomial hash of its UTF-8 bytes, mixed with its length."""
+    """One uint64 per id: FNV-1a over its UTF-8 bytes, then mixed with its length (splitmix64's finaliser).
+
+    Computed a byte position at a time over all ids at once (ids are short: a pass per character, each
+    over one byte per id), not an id at a time."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
     if isinstance(ids, pa.DictionaryArray):
@@ -30,18 +31,21 @@ def fingerprints(ids: pa.Array) -> np.ndarray:
     if n == 0:
         return np.zeros(0, np.uint64)
     offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-    starts = offsets[:-1] - offsets[0]
+    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+    starts = offsets[:-1]
     lengths = np.diff(offsets)
+    h = np.full(n, _BASIS, dtype=np.uint64)
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    rows = None  # the ids longer than the byte position, once some have ended
     with np.errstate(over="ignore"):
-        pos = np.arange(len(data), dtype=np.int64) - np.repeat(starts, lengths)
-        weighed = (data.astype(np.uint64) + np.uint64(1)) * _POW[np.minimum(pos, _MAX_BYTES)]
-        h = np.zeros(n, np.uint64)
-        nonempty = lengths > 0
-        if nonempty.any():
-            h[nonempty] = np.add.reduceat(weighed, starts[nonempty])
-        h ^= lengths.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-        # a final mix (splitmix64) spreads every input bit over the whole word
+        for p in range(longest):
+            if p < shortest:
+                h ^= data[starts + p]
+                h *= _PRIME
+                continue
+            rows = np.flatnonzero(lengths > p) if rows is None else rows[lengths[rows] > p]
+            h[rows] = (h[rows] ^ data[starts[rows] + p]) * _PRIME
+        h ^= lengths.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)
         h ^= h >> np.uint64(27)
