@@ -36,7 +36,7 @@ from .partitions import Partition
 from .prefetch import ahead
 from .run import BatchEvaluator, PartResult, Prepared
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
-from .unique import fingerprints, may_repeat
+from .unique import fingerprints, id_range, in_order, may_repeat
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 
@@ -112,8 +112,8 @@ def evaluate_population(
     s.synthetic = src.synthetic
     s.ruleset_version = engine.version
     s.as_of = as_of.isoformat() if as_of else None
-    prints: list[np.ndarray] = []
-    for part, prep, fp in ahead(_prepared(src, be, as_of, part_size, s)):
+    bounds: list[tuple[str, str]] = []
+    for part, prep, lo_hi in ahead(_prepared(src, be, as_of, part_size, s)):
         t2 = time.perf_counter()
         res = be.run(prep, progress)
         t3 = time.perf_counter()
@@ -126,27 +126,27 @@ def evaluate_population(
         s.groups += res.groups
         s.chunks += res.chunks
         _count(s, res, be)
-        prints.append(fp)
+        bounds.append(lo_hi)
         yield Evaluated(part, res, be)
         del part, prep, res  # free this part: parts in memory are the one read ahead, this one and the one written
-    if len(prints) > 1 or src.partitions:  # partitions read together are checked apart when read
-        _check_unique(prints, src)
+    if len(bounds) > 1 or src.partitions:  # partitions read together are checked apart when read
+        _check_unique(bounds, src)
 
 
 def _prepared(
     src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: int, s: Summary
-) -> Iterator[tuple[Part, Prepared, np.ndarray]]:
-    """Parts read, checked and grouped, with their households' id fingerprints: the read-ahead thread's
-    share of the work (``s.seconds`` counts its own time, not the time it waits for the evaluator)."""
+) -> Iterator[tuple[Part, Prepared, tuple[str, str]]]:
+    """Parts read, checked and grouped, with their smallest and largest household id: the read-ahead
+    thread's share of the work (``s.seconds`` counts its own time, not the time it waits for the evaluator)."""
     t0 = time.perf_counter()
     for part in _parts(src, be, as_of, part_size):
         ids = part.household_ids
-        fp = fingerprints(ids.arrow() if hasattr(ids, "arrow") else pa.array(list(ids), pa.string()))  # type: ignore[union-attr]
+        lo_hi = id_range(ids.arrow() if hasattr(ids, "arrow") else pa.array(list(ids), pa.string()))  # type: ignore[union-attr]
         t1 = time.perf_counter()
         prep = be.prepare(part, as_of)
         s.seconds["read"] += t1 - t0
         s.seconds["prepare"] += time.perf_counter() - t1
-        yield part, prep, fp
+        yield part, prep, lo_hi
         del part, prep
         t0 = time.perf_counter()
 
@@ -161,11 +161,16 @@ def _parts(src: Source, be: BatchEvaluator, as_of: dt.date | None, part_size: in
         yield build_part(raw, be.I, be.need_h, be.need_m, as_of)
 
 
-def _check_unique(prints: list[np.ndarray], src: Source) -> None:
-    """Household ids unique across parts: fingerprints first; when two are equal, the ids themselves."""
-    if not may_repeat(prints):
+def _check_unique(bounds: list[tuple[str, str]], src: Source) -> None:
+    """Household ids unique across parts. Each part's ids were checked among themselves when read; parts
+    in id order (each part's smallest id above the last one's largest, as exports sorted by id are) cannot
+    share one. Otherwise every id is fingerprinted, reading that column again part by part, and only equal
+    fingerprints send the check to the ids themselves."""
+    if not src.partitions and in_order(bounds):
         return
-    allids = _all_ids(src)
+    if not may_repeat([fingerprints(ids) for ids in _id_batches(src)]):
+        return
+    allids = pa.chunked_array([_plain(ids) for ids in _id_batches(src)], pa.string())
     if len(pc.unique(allids)) != len(allids):
         vc = pc.value_counts(allids)
         dups = [d["values"] for d in vc.to_pylist() if d["counts"] > 1][:20]
@@ -173,14 +178,18 @@ def _check_unique(prints: list[np.ndarray], src: Source) -> None:
         raise PopulationError([RowError(name, 0, "household_id", f"户编号重复：{d}", "duplicate household_id") for d in dups])
 
 
-def _all_ids(src: Source) -> pa.ChunkedArray:
-    """Every household id of the population, read again (only when fingerprints repeat)."""
+def _plain(ids: pa.Array) -> pa.Array:
+    return ids.dictionary_decode() if isinstance(ids, pa.DictionaryArray) else ids.cast(pa.string())
+
+
+def _id_batches(src: Source) -> Iterator[pa.Array]:
+    """The household ids of the population, read again a batch at a time."""
     if src.format == "jsonl":
-        return pa.chunked_array(
-            [pa.array([h.household_id for h in parsed], pa.string()) for parsed, _ in src.jsonl_parts()], pa.string()
-        )
-    col = src.read_table("households", ["household_id"]).column("household_id")
-    return pa.chunked_array([c.dictionary_decode() if isinstance(c, pa.DictionaryArray) else c for c in col.chunks], pa.string())
+        for parsed, _first in src.jsonl_parts():
+            yield pa.array([h.household_id for h in parsed], pa.string())
+        return
+    for batch in src._batches("households", ["household_id"], 1 << 20):
+        yield batch.column(0)
 
 
 def _count(s: Summary, res: PartResult, be: BatchEvaluator) -> None:
@@ -429,16 +438,16 @@ def run_batch(
             s.ruleset_version = engine.version
             s.as_of = as_of.isoformat() if as_of else None
             opts = BatchOptions(as_of, tuple(programs) if programs else None, part_size, members, seed)
-            prints: list[np.ndarray] = []
+            bounds: list[tuple[str, str]] = []
             for outp in fan_out_batch(engine, src, opts, cluster, verify, s):
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(write_partition, outp)
-                prints.extend(fingerprints(t["households"].column("household_id")) for t in outp.tables)
+                bounds.extend(id_range(t["households"].column("household_id")) for t in outp.tables)
                 if progress is not None:
                     progress(outp.summary.households)
                 del outp
-            _check_unique(prints, src)
+            _check_unique(bounds, src)
         if pending is not None:
             pending.result()
             pending = None

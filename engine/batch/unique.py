@@ -1,16 +1,19 @@
-"""Household ids unique across the parts of a population, in 8 bytes a household.
+"""Household ids unique across the parts of a population, without keeping the ids.
 
-Each part's ids are checked among themselves when it is read. Across parts the run keeps a 64-bit
-fingerprint of every id rather than the ids (5 M ids are 110 MB of text, and a hash table over them at
-the end of the run doubled that at the run's memory peak). Equal fingerprints are only candidates: the
-ids are then read again, that column alone, and compared exactly, so a collision can cost time, never a
-wrongly refused population.
+Each part's ids are checked among themselves when it is read. Across parts the run keeps only each
+part's smallest and largest id: parts in id order cannot share one. Otherwise the ids are read again and
+fingerprinted, 8 bytes an id (5 M ids are 110 MB of text, and a hash table over them at the end of the
+run made the run's memory peak). Equal fingerprints are only candidates, then compared exactly, so a
+collision can cost time, never a wrongly refused population.
 """
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 _PRIME = np.uint64(0x100000001B3)  # FNV-1a, 64-bit
 _BASIS = np.uint64(0xCBF29CE484222325)
@@ -52,6 +55,21 @@ def fingerprints(ids: pa.Array) -> np.ndarray:
         h *= np.uint64(0x94D049BB133111EB)
         h ^= h >> np.uint64(31)
     return h
+
+
+def id_range(ids: pa.Array) -> tuple[str, str]:
+    """The smallest and largest id (by their UTF-8 bytes, as Arrow orders strings)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.DictionaryArray):
+        ids = ids.dictionary_decode()
+    mm = pc.min_max(ids)
+    return mm["min"].as_py() or "", mm["max"].as_py() or ""
+
+
+def in_order(bounds: list[tuple[str, str]]) -> bool:
+    """Whether each part's ids all sort above the part before's (then no two parts share one)."""
+    return all(prev[1].encode() < cur[0].encode() for prev, cur in itertools.pairwise(bounds))
 
 
 def may_repeat(prints: list[np.ndarray]) -> bool:
