@@ -12,6 +12,9 @@ $(BIN)/jiuzhu: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# bytecode for our own modules, written even where PYTHONDONTWRITEBYTECODE is set: without it every
+	@# command compiles ~140 modules before it starts (0.15-0.2 s of each `jiuzhu batch`)
+	$(BIN)/python -m compileall -q engine api >/dev/null
 	@touch $@
 
 demo: $(BIN)/jiuzhu
