@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import pyarrow.parquet as pq
 import pytest
@@ -82,3 +83,32 @@ def test_a_population_refused_in_a_later_part_leaves_no_results(engine, tmp_path
             run_batch(engine, pop, out, part_size=1, members=members)
         assert any(err.column == "relation" for err in e.value.errors)
         assert list(out.iterdir()) == []
+
+
+def test_the_household_summaries_of_member_programs_add_up_the_member_rows(outputs):
+    """``<code>_eligible_members`` and the member programs' totals per household are the members' own rows
+    counted and added up again (every household, with its members in several parts)."""
+    hh = pq.read_table(outputs / "wide" / "households.parquet").to_pylist()
+    members = pq.read_table(outputs / "wide" / "members.parquet").to_pylist()
+    programs = [c[: -len("_eligible_members")] for c in hh[0] if c.endswith("_eligible_members")]
+    assert programs
+    count: dict[tuple[str, str], int] = {}
+    paid: dict[tuple[str, str], Decimal] = {}
+    for m in members:
+        for c in programs:
+            key = (m["household_id"], c)
+            granted = m[f"{c}_paid"] is not None  # `paid` is given exactly where the program is granted
+            count[key] = count.get(key, 0) + granted
+            amount = next((m[f"{c}_{col}"] for col in AMOUNT_COLUMN.values() if f"{c}_{col}" in m), None)
+            if m[f"{c}_paid"] and amount is not None:
+                paid[key] = paid.get(key, Decimal(0)) + amount
+    nonzero = 0
+    for h in hh:
+        for c in programs:
+            key = (h["household_id"], c)
+            assert h[f"{c}_eligible_members"] == count.get(key, 0), key
+            column = next((f"{c}_{col}" for col in AMOUNT_COLUMN.values() if f"{c}_{col}" in h), None)
+            if column:
+                assert h[column] == paid.get(key, Decimal(0)), key
+                nonzero += h[column] != 0
+    assert nonzero and any(count.values())
