@@ -7,13 +7,14 @@ a dictionary only costs, and they are written plain; integers, amounts (``decima
 stored as 64-bit integers, the type readers see unchanged) and dates are delta-encoded, which
 packs the many zeros and the close values of a column into few bits for less work than a
 dictionary. Pages are compressed with Snappy; no min/max statistics are written (they cost a
-tenth of the writing and the files are read whole). The tables of a part are written at once on
-two threads: the Parquet writer releases the GIL while it encodes.
+tenth of the writing and the files are read whole). The tables of a part are built and written at
+once on two threads: numpy and the Parquet writer release the GIL while they work.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,9 @@ class ResultFiles:
         self.writers: dict[str, Any] = {}
         self._second = ThreadPoolExecutor(1, thread_name_prefix="jiuzhu-batch-file")
 
-    def write(self, tables: dict[str, pa.Table], metadata: dict[bytes, bytes]) -> None:
-        """The tables of one part, each appended to its file (``metadata`` joins a Parquet schema's)."""
+    def write(self, tables: Mapping[str, pa.Table | Callable[[], pa.Table]], metadata: dict[bytes, bytes]) -> None:
+        """The tables of one part (or how to build them), each appended to its file, at once
+        (``metadata`` joins a Parquet schema's)."""
         items = list(tables.items())
         later = [self._second.submit(self._write, name, table, metadata) for name, table in items[1:]]
         try:
@@ -60,7 +62,9 @@ class ResultFiles:
             for f in later:
                 f.result()
 
-    def _write(self, name: str, table: pa.Table, metadata: dict[bytes, bytes]) -> None:
+    def _write(self, name: str, table: pa.Table | Callable[[], pa.Table], metadata: dict[bytes, bytes]) -> None:
+        if callable(table):
+            table = table()
         if self.fmt == "csv":
             import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
 

@@ -270,7 +270,7 @@ def member_programs_table(part: Part, res: PartResult, plan: Plan, omit: Omitted
     K = int(start[-1])
     offsets = part.offsets - part.offsets[0]
     member = np.repeat(np.arange(M, dtype=np.int32), per_member)
-    prog, status, first = np.empty(K, np.int8), np.empty(K, np.int8), np.empty(K, np.int32)
+    prog, status, first = np.empty(K, np.int8), np.empty(K, np.int8), np.empty(K, np.int16)
     cents, null, paid = np.empty(K, np.int64), np.empty(K, bool), np.empty(K, bool)
     at = start[:-1].copy()
     # failed rules of all member programs in one dictionary: a program's rule k is offset + k
@@ -282,7 +282,7 @@ def member_programs_table(part: Part, res: PartResult, plan: Plan, omit: Omitted
         prog[rows] = j
         status[rows] = mm[p.code + ".status"][members]
         f = mm[p.code + ".first"][members]
-        first[rows] = np.where(f >= 0, f.astype(np.int32) + offset, -1)
+        first[rows] = np.where(f >= 0, f + np.int16(offset), f)
         cents[rows] = mm[p.code + ".cents"][members]
         null[rows] = mm[p.code + ".null"][members]
         paid[rows] = mm[p.code + ".paid"][members]
