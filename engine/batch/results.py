@@ -76,10 +76,14 @@ def _first(first: np.ndarray, rules: list[str]) -> pa.Array:
     return _coded(first, pa.array(rules or [""], pa.string()), np.int16)
 
 
+def _arrow_ids(values) -> pa.Array:
+    return values.arrow() if hasattr(values, "arrow") else pa.array(list(values), pa.string())
+
+
 def _ids(values) -> pa.Array:
-    if hasattr(values, "arrow"):
-        return values.arrow()
-    return pa.array(list(values), pa.string())
+    """Ids as a string column (decoded if the reader kept their dictionary codes)."""
+    ids = _arrow_ids(values)
+    return ids.dictionary_decode() if isinstance(ids, pa.DictionaryArray) else ids
 
 
 def _codes(codes, interner: Interner, n: int) -> pa.Array:
@@ -181,7 +185,7 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
 def _member_ids(part: Part, member: np.ndarray) -> pa.Array:
     """The member id of each of ``member`` (rows of the part) by reference: dictionary codes into the
     ids as read (their own small dictionary when the input gave one), no copy of a string per row."""
-    ids = _ids(part.member_ids)
+    ids = _arrow_ids(part.member_ids)
     if isinstance(ids, pa.DictionaryArray):
         return pa.DictionaryArray.from_arrays(ids.indices.take(pa.array(member)), ids.dictionary)
     return pa.DictionaryArray.from_arrays(_int_array(member.astype(np.int32)), ids)
