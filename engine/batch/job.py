@@ -204,31 +204,19 @@ class BatchOptions:
     seed: int = 0
 
 
-def result_builders(
-    ev: Evaluated, as_of: dt.date | None, members: str, omit: list[R.Omitted]
-) -> dict[str, Callable[[], pa.Table]]:
-    """Per result file, how to build the table of one evaluated part (each can be built on its own
-    thread); ``omit`` holds the rule for the pairs the long member table leaves out, fixed by the first
-    part of the run (one file, one rule)."""
+def result_tables(ev: Evaluated, as_of: dt.date | None, members: str, omit: list[R.Omitted]) -> dict[str, pa.Table]:
+    """The result tables of one evaluated part; ``omit`` holds the rule for the pairs the long member table
+    leaves out, fixed by the first part of the run (one file, one rule)."""
     part, res, plan = ev.part, ev.result, ev.evaluator.plan
     as_of_ymd = part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-    builders = {"households": lambda: R.household_table(part, res, plan, ev.evaluator.I, as_of_ymd)}
+    tables = {"households": R.household_table(part, res, plan, ev.evaluator.I, as_of_ymd)}
     if members == "long":
-
-        def long() -> pa.Table:
-            if not omit:
-                omit.append(R.omitted_pairs(res, plan))
-            return R.member_programs_table(part, res, plan, omit[0])
-
-        builders["member_programs"] = long
+        if not omit:
+            omit.append(R.omitted_pairs(res, plan))
+        tables["member_programs"] = R.member_programs_table(part, res, plan, omit[0])
     else:
-        builders["members"] = lambda: R.member_table(part, res, plan)
-    return builders
-
-
-def result_tables(ev: Evaluated, as_of: dt.date | None, members: str, omit: list[R.Omitted]) -> dict[str, pa.Table]:
-    """The result tables of one evaluated part (``result_builders``, built one after the other)."""
-    return {name: build() for name, build in result_builders(ev, as_of, members, omit).items()}
+        tables["members"] = R.member_table(part, res, plan)
+    return tables
 
 
 def _verify_part(engine: Engine, ev: Evaluated, s: Summary, verify: int, total: int | None, rng: random.Random, as_of) -> None:
@@ -373,7 +361,7 @@ def run_batch(
     total = src.count()
     omit: list[R.Omitted] = []  # fixed by the first part: one file, one rule for what is left out
 
-    def write(tables: dict[str, pa.Table] | dict[str, Callable[[], pa.Table]]) -> None:
+    def write(tables: dict[str, pa.Table]) -> None:
         t = time.perf_counter()
         meta = {b"jiuzhu.ruleset_version": engine.version.encode()}
         if s.synthetic:
@@ -382,8 +370,7 @@ def run_batch(
         s.seconds["write"] += time.perf_counter() - t
 
     def write_part(ev: Evaluated) -> None:
-        # each file's table is built on the thread that writes it: numpy and the Parquet writer release the GIL
-        write(result_builders(ev, as_of, members, omit))
+        write(result_tables(ev, as_of, members, omit))
 
     def write_partition(outp: PartitionOutput) -> None:
         for tables in outp.tables:

@@ -7,15 +7,14 @@ a dictionary only costs, and they are written plain; integers, amounts (``decima
 stored as 64-bit integers, the type readers see unchanged) and dates are delta-encoded, which
 packs the many zeros and the close values of a column into few bits for less work than a
 dictionary. Pages are compressed with Snappy; no min/max statistics are written (they cost a
-tenth of the writing and the files are read whole). The tables of a part are built and written at
-once on two threads: numpy and the Parquet writer release the GIL while they work.
+tenth of the writing and the files are read whole). The files are written one after the other:
+on two threads at once they took more CPU and, with the evaluation running beside them, more
+time too.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,44 +48,31 @@ class ResultFiles:
     def __init__(self, paths: dict[str, Path], fmt: str):
         self.paths, self.fmt = paths, fmt
         self.writers: dict[str, Any] = {}
-        self._second = ThreadPoolExecutor(1, thread_name_prefix="jiuzhu-batch-file")
 
-    def write(self, tables: Mapping[str, pa.Table | Callable[[], pa.Table]], metadata: dict[bytes, bytes]) -> None:
-        """The tables of one part (or how to build them), each appended to its file, at once
-        (``metadata`` joins a Parquet schema's)."""
-        items = list(tables.items())
-        later = [self._second.submit(self._write, name, table, metadata) for name, table in items[1:]]
-        try:
-            self._write(*items[0], metadata)
-        finally:
-            for f in later:
-                f.result()
+    def write(self, tables: dict[str, pa.Table], metadata: dict[bytes, bytes]) -> None:
+        """The tables of one part, each appended to its file (``metadata`` joins a Parquet schema's)."""
+        for name, table in tables.items():
+            if name not in self.writers:
+                self.writers[name] = self._open(name, table.schema, metadata)
+            self.writers[name].write_table(R.plain(table) if self.fmt == "csv" else table)
 
-    def _write(self, name: str, table: pa.Table | Callable[[], pa.Table], metadata: dict[bytes, bytes]) -> None:
-        if callable(table):
-            table = table()
+    def _open(self, name: str, schema: pa.Schema, metadata: dict[bytes, bytes]) -> Any:
         if self.fmt == "csv":
             import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
 
-            table = R.plain(table)
-            if name not in self.writers:
-                self.writers[name] = pcsv.CSVWriter(self.paths[name], table.schema)
-        elif name not in self.writers:
-            import pyarrow.parquet as pq  # pyarrow writers are heavy: loaded only when results are written
+            return pcsv.CSVWriter(self.paths[name], R.plain(schema.empty_table()).schema)
+        import pyarrow.parquet as pq  # pyarrow writers are heavy: loaded only when results are written
 
-            schema = table.schema.with_metadata({**(table.schema.metadata or {}), **metadata})
-            self.writers[name] = pq.ParquetWriter(self.paths[name], schema, **parquet_options(schema))
-        self.writers[name].write_table(table)
+        schema = schema.with_metadata({**(schema.metadata or {}), **metadata})
+        return pq.ParquetWriter(self.paths[name], schema, **parquet_options(schema))
 
     def close(self) -> None:
-        self._second.shutdown()
         for w in self.writers.values():
             w.close()
         self.writers.clear()
 
     def abandon(self) -> None:
         """Close what is open after a failure (best effort: its files are removed next)."""
-        self._second.shutdown()
         for w in self.writers.values():
             with contextlib.suppress(Exception):
                 w.close()
