@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
@@ -34,6 +33,7 @@ from . import results as R
 from .fanout import Cluster, Fanout, FanoutError, engine_at, home_of
 from .partitions import Partition
 from .prefetch import ahead
+from .resultfiles import ResultFiles
 from .run import BatchEvaluator, PartResult, Prepared
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
 from .unique import fingerprints, id_range, in_order, may_repeat
@@ -240,14 +240,15 @@ class BatchOptions:
 def result_tables(ev: Evaluated, as_of: dt.date | None, members: str, omit: list[R.Omitted]) -> dict[str, pa.Table]:
     """The result tables of one evaluated part; ``omit`` holds the rule for the pairs the long member table
     leaves out, fixed by the first part of the run (one file, one rule)."""
-    as_of_ymd = ev.part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
-    tables = {"households": R.household_table(ev.part, ev.result, ev.evaluator.plan, ev.evaluator.I, as_of_ymd)}
+    part, res, plan = ev.part, ev.result, ev.evaluator.plan
+    as_of_ymd = part.hcols["as_of"].v if as_of is None else as_of.year * 10000 + as_of.month * 100 + as_of.day
+    tables = {"households": R.household_table(part, res, plan, ev.evaluator.I, as_of_ymd)}
     if members == "long":
         if not omit:
-            omit.append(R.omitted_pairs(ev.result, ev.evaluator.plan))
-        tables["member_programs"] = R.member_programs_table(ev.part, ev.result, ev.evaluator.plan, omit[0])
+            omit.append(R.omitted_pairs(res, plan))
+        tables["member_programs"] = R.member_programs_table(part, res, plan, omit[0])
     else:
-        tables["members"] = R.member_table(ev.part, ev.result, ev.evaluator.plan)
+        tables["members"] = R.member_table(part, res, plan)
     return tables
 
 
@@ -382,34 +383,23 @@ def run_batch(
 
     ``cluster``: fan the partitions of a partitioned population out to Dask workers
     (``engine.batch.fanout``); the files are the same as a run in this process."""
-    import pyarrow.csv as pcsv  # pyarrow writers are heavy: loaded only when results are written
-    import pyarrow.parquet as pq
-
     out.mkdir(parents=True, exist_ok=True)
     s = Summary(str(population))
     src = Source(population)
     member_file = "member_programs" if members == "long" else "members"
     final = {"households": out / f"households.{fmt}", member_file: out / f"{member_file}.{fmt}"}
     tmp = {k: v.with_name(f".{v.name}.{os.getpid()}.tmp") for k, v in final.items()}
-    writers: dict[str, Any] = {}
+    files = ResultFiles(tmp, fmt)
     rng = random.Random(seed)
     total = src.count()
     omit: list[R.Omitted] = []  # fixed by the first part: one file, one rule for what is left out
 
     def write(tables: dict[str, pa.Table]) -> None:
         t = time.perf_counter()
-        for name, table in tables.items():
-            if fmt == "csv":
-                table = R.plain(table)
-                if name not in writers:
-                    writers[name] = pcsv.CSVWriter(tmp[name], table.schema)
-            else:
-                if name not in writers:
-                    meta = {**(table.schema.metadata or {}), b"jiuzhu.ruleset_version": engine.version.encode()}
-                    if s.synthetic:
-                        meta[b"jiuzhu.synthetic"] = b"true"
-                    writers[name] = pq.ParquetWriter(tmp[name], table.schema.with_metadata(meta))
-            writers[name].write_table(table)
+        meta = {b"jiuzhu.ruleset_version": engine.version.encode()}
+        if s.synthetic:
+            meta[b"jiuzhu.synthetic"] = b"true"
+        files.write(tables, meta)
         s.seconds["write"] += time.perf_counter() - t
 
     def write_part(ev: Evaluated) -> None:
@@ -451,9 +441,7 @@ def run_batch(
         if pending is not None:
             pending.result()
             pending = None
-        for w in writers.values():
-            w.close()
-        writers.clear()
+        files.close()
         if not tmp["households"].exists():
             raise PopulationError([RowError(str(population), 0, "", "人口数据中没有户", "the population holds no household")])
         for name in final:
@@ -466,9 +454,7 @@ def run_batch(
             with contextlib.suppress(Exception):
                 pending.result()
         writer.shutdown()
-        for w in writers.values():
-            with contextlib.suppress(Exception):  # best effort on the error path
-                w.close()
+        files.abandon()
         for p in tmp.values():
             if p.exists():
                 p.unlink()

@@ -31,50 +31,76 @@ STATUS_DICT = pa.array(list(STATUSES), pa.string())
 
 def decimal_from_cents(cents: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
     """int64 fen as a ``decimal128(18, 2)`` array, built from its buffer."""
-    cents = np.ascontiguousarray(cents, dtype=np.int64)
+    cents = np.asarray(cents, dtype=np.int64)
     n = len(cents)
-    raw = np.empty((n, 2), dtype=np.int64)
-    raw[:, 0] = cents
-    raw[:, 1] = cents >> 63
-    validity, nulls = None, 0
-    if null is not None and null.any():
-        validity = pa.array(~null).buffers()[1]
-        nulls = int(null.sum())
+    # little-endian 128-bit values: the fen, then their sign extended (written only if one is negative)
+    raw = np.zeros(2 * n, dtype=np.int64)
+    raw[0::2] = cents
+    if n and cents.min() < 0:
+        raw[1::2] = cents >> 63
+    validity, nulls = _validity(null)
     # the numpy buffer itself, not a copy of it: Arrow keeps ``raw`` alive through the buffer
     return pa.Array.from_buffers(pa.decimal128(18, 2), n, [validity, pa.py_buffer(raw)], null_count=nulls)
 
 
-def _status(codes: np.ndarray) -> pa.Array:
-    mask = codes < 0
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.maximum(codes, 0).astype(np.int8), mask=mask if mask.any() else None), STATUS_DICT
+def _validity(null: np.ndarray | None) -> tuple[pa.Buffer | None, int]:
+    """An Arrow validity bitmap (None when nothing is null) and the null count."""
+    if null is None:
+        return None, 0
+    nulls = int(np.count_nonzero(null))
+    if not nulls:
+        return None, 0
+    return pa.py_buffer(np.packbits(~null, bitorder="little")), nulls
+
+
+def _int_array(values: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """A numpy integer array as an Arrow array of the same width, nulls where ``null``."""
+    values = np.ascontiguousarray(values)
+    validity, nulls = _validity(null)
+    return pa.Array.from_buffers(
+        pa.from_numpy_dtype(values.dtype), len(values), [validity, pa.py_buffer(values)], null_count=nulls
     )
+
+
+def _coded(codes: np.ndarray, dictionary: pa.Array, dtype) -> pa.DictionaryArray:
+    """Codes (negative: null) into ``dictionary`` as a dictionary column with ``dtype`` indices."""
+    null = codes < 0
+    return pa.DictionaryArray.from_arrays(_int_array(np.maximum(codes, 0).astype(dtype), null), dictionary)
+
+
+def _status(codes: np.ndarray) -> pa.Array:
+    return _coded(codes, STATUS_DICT, np.int8)
 
 
 def _first(first: np.ndarray, rules: list[str]) -> pa.Array:
-    mask = first < 0
-    dictionary = pa.array(rules or [""], pa.string())
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.maximum(first, 0).astype(np.int16), mask=mask if mask.any() else None), dictionary
-    )
+    return _coded(first, pa.array(rules or [""], pa.string()), np.int16)
+
+
+def _arrow_ids(values) -> pa.Array:
+    return values.arrow() if hasattr(values, "arrow") else pa.array(list(values), pa.string())
 
 
 def _ids(values) -> pa.Array:
-    if hasattr(values, "arrow"):
-        return values.arrow()
-    return pa.array(list(values), pa.string())
+    """Ids as a string column (decoded if the reader kept their dictionary codes)."""
+    ids = _arrow_ids(values)
+    return ids.dictionary_decode() if isinstance(ids, pa.DictionaryArray) else ids
 
 
 def _codes(codes, interner: Interner, n: int) -> pa.Array:
     """Interned codes as a dictionary column whose dictionary is in text order: the same table whatever
     else the interner has seen (each worker of a fanned-out run has its own)."""
-    codes = np.broadcast_to(np.asarray(codes, dtype=np.int32), (n,))
-    uniq, inv = np.unique(codes, return_inverse=True)
+    codes = np.asarray(codes, dtype=np.int32)
+    if codes.ndim == 0:
+        codes = np.full(n, codes, np.int32)
+    # interned codes are small non-negative integers: a presence table finds the distinct ones without sorting
+    present = np.zeros(int(codes.max()) + 1 if n else 0, bool)
+    present[codes] = True
+    uniq = np.flatnonzero(present)
     texts = [interner.text(int(c)) for c in uniq]
     order = sorted(range(len(texts)), key=lambda i: (texts[i] is None, texts[i] or ""))
-    rank = np.empty(len(texts), np.int32)
-    rank[order] = np.arange(len(texts), dtype=np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(rank[inv]), pa.array([texts[i] for i in order], pa.string()))
+    rank = np.zeros(len(present), np.int32)
+    rank[uniq[order]] = np.arange(len(texts), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(_int_array(rank[codes]), pa.array([texts[i] for i in order], pa.string()))
 
 
 AMOUNT_COLUMN = {"monthly": "amount", "annual": "annual_amount", "one_off": "one_off_amount", "in_kind": "monthly_service_value"}
@@ -82,8 +108,40 @@ TOTALS = {"monthly": "monthly_total", "annual": "annual_total", "one_off": "one_
 
 
 def _paid(status: np.ndarray, paid: np.ndarray) -> pa.Array:
-    granted = is_granted(status)
-    return pa.array(paid, pa.bool_(), mask=~granted)
+    """``paid`` where the program is granted, empty elsewhere."""
+    validity, nulls = _validity(~is_granted(status))
+    bits = pa.py_buffer(np.packbits(paid, bitorder="little"))
+    return pa.Array.from_buffers(pa.bool_(), len(paid), [validity, bits], null_count=nulls)
+
+
+def _dates(as_of_ymd, n: int) -> pa.Array:
+    """yyyymmdd integers (one, or one per row) as a date column."""
+    ymd = np.asarray(as_of_ymd, dtype=np.int64)
+    one = ymd.ndim == 0 or not len(ymd) or bool((ymd == ymd[0]).all())  # one date for the run, as a rule
+    ymd = ymd.reshape(-1)[:1] if one else ymd
+    days = (
+        (ymd // 10000 - 1970).astype("datetime64[Y]").astype("datetime64[M]") + ((ymd // 100) % 100 - 1).astype("timedelta64[M]")
+    ).astype("datetime64[D]") + (ymd % 100 - 1).astype("timedelta64[D]")
+    days = days.astype(np.int64).astype(np.int32)
+    days = np.full(n, days[0], np.int32) if one and len(days) else days
+    return pa.Array.from_buffers(pa.date32(), n, [None, pa.py_buffer(days)])
+
+
+def _member_households(part: Part) -> np.ndarray:
+    """The household (row of the part) of every member row."""
+    return np.repeat(np.arange(part.H, dtype=np.int32), part.sizes())
+
+
+def _per_household(where: np.ndarray, of: np.ndarray, H: int, values: np.ndarray | None = None) -> np.ndarray:
+    """Per household (``of``: each member row's household), how many of its members are ``where`` —
+    or the sum of their ``values``: exact in int64. Over those members only: a program is granted to,
+    and pays, few members of a population."""
+    rows = np.flatnonzero(where)
+    if values is None:
+        return np.bincount(of[rows], minlength=H)
+    out = np.zeros(H, np.int64)
+    np.add.at(out, of[rows], values[rows])
+    return out
 
 
 def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner, as_of_ymd) -> pa.Table:
@@ -91,19 +149,14 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
     cols: dict[str, pa.Array] = {"household_id": _ids(part.household_ids)}
     cols["locality"] = _codes(part.hcols["locality"].v, interner, H)
     cols["area"] = _codes(part.hcols["area"].v, interner, H)
-    ymd = np.broadcast_to(np.asarray(as_of_ymd, dtype=np.int64), (H,))
-    days = (
-        (ymd // 10000 - 1970).astype("datetime64[Y]").astype("datetime64[M]") + ((ymd // 100) % 100 - 1).astype("timedelta64[M]")
-    ).astype("datetime64[D]") + (ymd % 100 - 1).astype("timedelta64[D]")
-    cols["as_of"] = pa.array(days.astype("datetime64[D]"), pa.date32())
+    cols["as_of"] = _dates(as_of_ymd, H)
     for name, (vals, null) in res.facts.items():
-        if name == "counted_count":
-            cols[name] = pa.array(vals, pa.int64(), mask=null if null.any() else None)
+        if name == "counted_count":  # at most MAX_MEMBERS (50)
+            cols[name] = _int_array(vals.astype(np.int16), null)
         else:
             cols[name] = decimal_from_cents(vals, null)
     hh, mm = res.household, res.member
-    sizes = part.sizes()
-    starts = part.offsets[:-1]
+    of = _member_households(part)
     totals = {kind: np.zeros(H, np.int64) for kind in TOTALS}
     for p in plan.programs:
         c = p.code
@@ -117,14 +170,9 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
             cols[f"{c}_first_failed"] = _first(hh[c + ".first"], p.rules)
             paid_cents = np.where(hh[c + ".paid"] & ~hh[c + ".null"], hh[c + ".cents"], 0)
         else:
-            st = mm[c + ".status"]
-            granted = is_granted(st)
-            count = np.add.reduceat(granted.astype(np.int64), starts) if H else np.zeros(0, np.int64)
-            member_paid = np.where(mm[c + ".paid"] & ~mm[c + ".null"], mm[c + ".cents"], 0)
-            paid_cents = np.add.reduceat(member_paid, starts) if H else np.zeros(0, np.int64)
-            count = np.where(sizes > 0, count, 0)
-            paid_cents = np.where(sizes > 0, paid_cents, 0)
-            cols[f"{c}_eligible_members"] = pa.array(count, pa.int64())
+            count = _per_household(is_granted(mm[c + ".status"]), of, H)
+            paid_cents = _per_household(mm[c + ".paid"] & ~mm[c + ".null"], of, H, mm[c + ".cents"])
+            cols[f"{c}_eligible_members"] = _int_array(count.astype(np.int16))  # at most MAX_MEMBERS
             if column:
                 cols[f"{c}_{column}"] = decimal_from_cents(paid_cents)
         if p.pays in totals:
@@ -134,12 +182,25 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
     return pa.table(cols)
 
 
+def _member_ids(part: Part, member: np.ndarray) -> pa.Array:
+    """The member id of each of ``member`` (rows of the part) by reference: dictionary codes into the
+    ids as read (their own small dictionary when the input gave one), no copy of a string per row."""
+    ids = _arrow_ids(part.member_ids)
+    if isinstance(ids, pa.DictionaryArray):
+        return pa.DictionaryArray.from_arrays(ids.indices.take(pa.array(member)), ids.dictionary)
+    return pa.DictionaryArray.from_arrays(_int_array(member.astype(np.int32)), ids)
+
+
+def _household_ids(part: Part, rows: np.ndarray) -> pa.Array:
+    """The household id of each row of a table holding ``rows[i]`` rows of household i, household by
+    household, by reference: codes into the part's ids, no copy of a string per row."""
+    of = np.repeat(np.arange(part.H, dtype=np.int32), rows)
+    return pa.DictionaryArray.from_arrays(_int_array(of), _ids(part.household_ids))
+
+
 def member_table(part: Part, res: PartResult, plan: Plan) -> pa.Table:
-    sizes = part.sizes()
-    hid = _ids(part.household_ids)
     cols: dict[str, pa.Array] = {
-        # the household's id by reference (dictionary-encoded): no copy of a string per member
-        "household_id": pa.DictionaryArray.from_arrays(pa.array(np.repeat(np.arange(part.H, dtype=np.int32), sizes)), hid),
+        "household_id": _household_ids(part, part.sizes()),
         "member_id": _ids(part.member_ids),
     }
     mm = res.member
@@ -197,37 +258,48 @@ def member_programs_table(part: Part, res: PartResult, plan: Plan, omit: Omitted
     schema metadata says which), so nothing is lost. Program, status and failed rule are dictionary
     codes; the kind of amount each program pays is in ``jiuzhu.pays``."""
     progs = [p for p in plan.programs if p.member]
-    P = len(progs)
+    M = part.M
     mm = res.member
-    if P:
-        status = np.stack([mm[p.code + ".status"] for p in progs], axis=1).ravel()
-        null = np.stack([mm[p.code + ".null"] for p in progs], axis=1).ravel()
-        first = np.stack([mm[p.code + ".first"] for p in progs], axis=1).ravel()
-        o_status = np.tile(np.array([omit[p.code][0] for p in progs], np.int8), part.M)
-        o_first = np.tile(np.array([omit[p.code][1] for p in progs], np.int16), part.M)
-        keep = np.flatnonzero(~null | (status != o_status) | (first != o_first))
-    else:
-        status = null = first = np.zeros(0, np.int8)
-        keep = np.zeros(0, np.int64)
-    member = keep // max(P, 1)
-    prog = (keep % max(P, 1)).astype(np.int8)
-    status, null = status[keep], null[keep]
-    cents = np.stack([mm[p.code + ".cents"] for p in progs], axis=1).ravel()[keep] if P else np.zeros(0, np.int64)
-    paid = np.stack([mm[p.code + ".paid"] for p in progs], axis=1).ravel()[keep] if P else np.zeros(0, bool)
-    # failed rules of all member programs in one dictionary: a program's rule k is offset[program] + k
-    offset = np.cumsum([0] + [len(p.rules) for p in progs])
-    first = first[keep].astype(np.int32)
-    first_code = np.where(first >= 0, offset[prog] + first, -1) if P else first
+    # the rows of member m are start[m]:start[m+1], in program order: a pair's row is its member's start
+    # plus the number of earlier programs written for that member
+    written = [
+        ~mm[p.code + ".null"] | (mm[p.code + ".status"] != omit[p.code][0]) | (mm[p.code + ".first"] != omit[p.code][1])
+        for p in progs
+    ]
+    per_member = np.zeros(M, np.int16)
+    for w in written:
+        per_member += w
+    start = np.zeros(M + 1, np.int64)
+    np.cumsum(per_member, out=start[1:])
+    K = int(start[-1])
+    offsets = part.offsets - part.offsets[0]
+    member = np.repeat(np.arange(M, dtype=np.int32), per_member)
+    prog, status, first = np.empty(K, np.int8), np.empty(K, np.int8), np.empty(K, np.int16)
+    cents, null, paid = np.empty(K, np.int64), np.empty(K, bool), np.empty(K, bool)
+    at = start[:-1].copy()
+    # failed rules of all member programs in one dictionary: a program's rule k is offset + k
+    offset = 0
+    for j, (p, w) in enumerate(zip(progs, written, strict=True)):
+        members = np.flatnonzero(w)
+        rows = at[members]
+        at[members] += 1
+        prog[rows] = j
+        status[rows] = mm[p.code + ".status"][members]
+        f = mm[p.code + ".first"][members]
+        first[rows] = np.where(f >= 0, f + np.int16(offset), f)
+        cents[rows] = mm[p.code + ".cents"][members]
+        null[rows] = mm[p.code + ".null"][members]
+        paid[rows] = mm[p.code + ".paid"][members]
+        offset += len(p.rules)
     rules = [r for p in progs for r in p.rules]
-    hh_of = np.repeat(np.arange(part.H, dtype=np.int32), part.sizes())
     cols = {
-        "household_id": pa.DictionaryArray.from_arrays(pa.array(hh_of[member]), _ids(part.household_ids)),
-        "member_id": pa.DictionaryArray.from_arrays(pa.array(member.astype(np.int32)), _ids(part.member_ids)),
-        "program": pa.DictionaryArray.from_arrays(pa.array(prog), pa.array([p.code for p in progs], pa.string())),
+        "household_id": _household_ids(part, start[offsets[1:]] - start[offsets[:-1]]),
+        "member_id": _member_ids(part, member),
+        "program": pa.DictionaryArray.from_arrays(_int_array(prog), pa.array([p.code for p in progs], pa.string())),
         "status": _status(status),
         "amount": decimal_from_cents(cents, null),
         "paid": _paid(status, paid),
-        "first_failed": _first(first_code, rules),
+        "first_failed": _first(first, rules),
     }
     meta = {b"jiuzhu.pays": orjson.dumps({p.code: p.pays for p in progs}), b"jiuzhu.omitted": omitted_metadata(omit, plan)}
     return pa.table(cols).replace_schema_metadata(meta)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from decimal import Decimal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from test_batch_tables import _csv_population
 
 from engine.batch import synth
-from engine.batch.job import run_batch
+from engine.batch.job import evaluate_population, result_tables, run_batch
 from engine.batch.results import AMOUNT_COLUMN
 from engine.batch.tables import PopulationError
 
@@ -82,3 +85,66 @@ def test_a_population_refused_in_a_later_part_leaves_no_results(engine, tmp_path
             run_batch(engine, pop, out, part_size=1, members=members)
         assert any(err.column == "relation" for err in e.value.errors)
         assert list(out.iterdir()) == []
+
+
+def test_the_household_summaries_of_member_programs_add_up_the_member_rows(outputs):
+    """``<code>_eligible_members`` and the member programs' totals per household are the members' own rows
+    counted and added up again (every household, with its members in several parts)."""
+    hh = pq.read_table(outputs / "wide" / "households.parquet").to_pylist()
+    members = pq.read_table(outputs / "wide" / "members.parquet").to_pylist()
+    programs = [c[: -len("_eligible_members")] for c in hh[0] if c.endswith("_eligible_members")]
+    assert programs
+    count: dict[tuple[str, str], int] = {}
+    paid: dict[tuple[str, str], Decimal] = {}
+    for m in members:
+        for c in programs:
+            key = (m["household_id"], c)
+            granted = m[f"{c}_paid"] is not None  # `paid` is given exactly where the program is granted
+            count[key] = count.get(key, 0) + granted
+            amount = next((m[f"{c}_{col}"] for col in AMOUNT_COLUMN.values() if f"{c}_{col}" in m), None)
+            if m[f"{c}_paid"] and amount is not None:
+                paid[key] = paid.get(key, Decimal(0)) + amount
+    nonzero = 0
+    for h in hh:
+        for c in programs:
+            key = (h["household_id"], c)
+            assert h[f"{c}_eligible_members"] == count.get(key, 0), key
+            column = next((f"{c}_{col}" for col in AMOUNT_COLUMN.values() if f"{c}_{col}" in h), None)
+            if column:
+                assert h[column] == paid.get(key, Decimal(0)), key
+                nonzero += h[column] != 0
+    assert nonzero and any(count.values())
+
+
+class _ArrowIds:
+    def __init__(self, a: pa.Array):
+        self.a = a
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, i: int) -> str:
+        return self.a[i].as_py()
+
+    def arrow(self) -> pa.Array:
+        return self.a
+
+
+def _decoded(t: pa.Table) -> pa.Table:
+    return pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in t.columns], names=t.column_names)
+
+
+def test_ids_read_as_dictionaries_make_the_same_tables(engine, outputs):
+    """A reader may keep the ids' dictionary codes (Parquet dictionary columns): the result tables hold the same ids."""
+    ev = next(evaluate_population(engine, outputs / "pop", part_size=500))
+    plain = {shape: result_tables(ev, None, shape, []) for shape in ("long", "wide")}
+    ev.part = dataclasses.replace(
+        ev.part,
+        household_ids=_ArrowIds(ev.part.household_ids.arrow().dictionary_encode()),
+        member_ids=_ArrowIds(ev.part.member_ids.arrow().dictionary_encode()),
+    )
+    assert len(ev.part.member_ids.arrow().dictionary) < ev.part.M  # member ids repeat across households
+    for shape in ("long", "wide"):
+        coded = result_tables(ev, None, shape, [])
+        for name, table in plain[shape].items():
+            assert _decoded(coded[name]).equals(_decoded(table)), (shape, name)
