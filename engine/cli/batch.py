@@ -414,6 +414,10 @@ def _print_summary(s) -> None:
     click.echo(f"✓ 评估 {d['households']} 户、{d['members']} 人{tag}；规则版本 {d['ruleset_version'][:19]}…")
     sec = d["seconds"]
     rate = d["households_per_second_evaluate"]
+    if d.get("wall_seconds"):
+        click.echo(
+            f"  共用时 {d['wall_seconds']:.2f}s（{d['households_per_second']:,} 户/秒）；下列各阶段在读取、评估、写出三个线程上重叠进行"
+        )
     click.echo(
         f"  读取 {sec['read']:.2f}s，分组 {sec['prepare']:.2f}s，评估 {sec['evaluate']:.2f}s"
         + (f"（{rate:,} 户/秒）" if rate else "")
