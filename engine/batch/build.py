@@ -160,7 +160,7 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
         return codes, null
 
     mid, _ = text("member_id", required=True)
-    dup_members(mid, hh_of, fm, mrow, errs)
+    dup_members(mid, hh_of, fm, mrow, errs, int(sizes.max()) if H else 0)
     rel, _ = text("relation", required=True)
     mcols["relation"] = Str(rel)
     mcols["id"] = Str(mid)

@@ -33,11 +33,37 @@ def check_columns(table: str, names: list[str], file: str) -> None:
     errs.raise_if_any()
 
 
+_ASCII_ID = np.zeros(256, bool)  # the identifier character set's ASCII part (ID_RE), and its first character
+for _c in b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz":
+    _ASCII_ID[_c] = True
+_ASCII_FIRST = _ASCII_ID.copy()
+for _c in b"_.*-":
+    _ASCII_ID[_c] = True
+
+
+def _plain_ascii_ids(ids: pa.Array, lo: int, hi: int) -> bool:
+    """Whether every id is ASCII of ``lo``..``hi`` characters from the identifier set: one pass over the bytes
+    (the usual case; anything else is looked at row by row below)."""
+    if not pa.types.is_string(ids.type) or ids.null_count:
+        return False
+    n = len(ids)
+    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset : ids.offset + n + 1]
+    lens = np.diff(offsets)
+    if not n or lens.min() < max(lo, 1) or lens.max() > hi:
+        return not n
+    data = np.frombuffer(ids.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    return bool(_ASCII_ID[data].all() and _ASCII_FIRST[data[offsets[:-1] - offsets[0]]].all())
+
+
 def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> None:
     if isinstance(ids, pa.DictionaryArray):
         ids = ids.dictionary_decode()
-    lens = pc.utf8_length(ids.cast(pa.string())).to_numpy(zero_copy_only=False)
     col = S.BY_TABLE[S.HOUSEHOLDS]["household_id"]
+    if _plain_ascii_ids(ids, col.lo, col.hi):
+        if len(pc.unique(ids)) != len(ids):
+            _duplicates(ids, file, base, errs)
+        return
+    lens = pc.utf8_length(ids.cast(pa.string())).to_numpy(zero_copy_only=False)
     bad = (lens < col.lo) | (lens > col.hi)
     if bad.any():
         errs.rows(file, base, bad, "household_id", "应为1到128个字符的文本", "must be 1 to 128 characters")
@@ -47,26 +73,36 @@ def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> No
     if (chars & ~bad).any():
         errs.rows(file, base, chars & ~bad, "household_id", ID_ZH, ID_EN)
     if len(pc.unique(ids)) != len(ids):
-        vc = pc.value_counts(ids)
-        dups = {d["values"] for d in vc.to_pylist() if d["counts"] > 1}
-        mask = pc.is_in(ids, value_set=pa.array(sorted(dups))).to_numpy(zero_copy_only=False)
-        errs.rows(file, base, mask, "household_id", "户编号重复", "duplicate household_id")
+        _duplicates(ids, file, base, errs)
 
 
-def dup_members(mid: np.ndarray, hh_of: np.ndarray, file: str, base: int, errs: Errors) -> None:
-    key = hh_of.astype(np.int64) * (1 << 32) + mid
-    order = np.argsort(key, kind="stable")
-    sk = key[order]
-    dup = np.zeros(len(key), bool)
-    same = sk[1:] == sk[:-1]
-    if same.any():
+def _duplicates(ids: pa.Array, file: str, base: int, errs: Errors) -> None:
+    vc = pc.value_counts(ids)
+    dups = {d["values"] for d in vc.to_pylist() if d["counts"] > 1}
+    mask = pc.is_in(ids, value_set=pa.array(sorted(dups))).to_numpy(zero_copy_only=False)
+    errs.rows(file, base, mask, "household_id", "户编号重复", "duplicate household_id")
+
+
+def dup_members(mid: np.ndarray, hh_of: np.ndarray, file: str, base: int, errs: Errors, largest: int | None = None) -> None:
+    """Members whose id an earlier member of the same household has. Households are runs of ``hh_of``: with
+    ``largest`` members at most, comparing each member with the ``largest - 1`` before it finds them all."""
+    if largest is not None and largest <= 16:
+        dup = np.zeros(len(mid), bool)
+        for lag in range(1, largest):
+            dup[lag:] |= (mid[lag:] == mid[:-lag]) & (hh_of[lag:] == hh_of[:-lag])
+    else:
+        key = hh_of.astype(np.int64) * (1 << 32) + mid
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        dup = np.zeros(len(key), bool)
+        same = sk[1:] == sk[:-1]
         dup[order[1:][same]] = True
+    if dup.any():
         errs.rows(file, base, dup, "member_id", "成员编号在户内重复", "duplicate member id in the household")
 
 
 _WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], np.int64)
 _CHECK = np.frombuffer(b"10X98765432", np.uint8)
-_PLACES = 10 ** np.arange(7, -1, -1, dtype=np.int64)  # the 8 birth-date digits as one yyyymmdd number
 
 
 def _id_number_ok(v: str, birth: int) -> bool:
@@ -89,12 +125,22 @@ def check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs:
     ok = np.zeros(n, bool)
     rows = np.flatnonzero(valid & (lens == 18))
     if len(rows):
-        b = data[offsets[rows, None] + np.arange(18)]
-        d = b[:, :17].astype(np.int64) - 48
-        digits = ((d >= 0) & (d <= 9)).all(axis=1) & (((b[:, 17] >= 48) & (b[:, 17] <= 57)) | (b[:, 17] == 88))
-        check = _CHECK[(np.where(digits[:, None], d, 0) @ _WEIGHTS) % 11] == b[:, 17]
-        born = d[:, 6:14] @ _PLACES == birth[rows]
-        ok[rows] = digits & check & born
+        if len(rows) * 18 == offsets[-1] - offsets[0]:  # every value 18 bytes (or null): one block, no gather
+            b = data[offsets[0] : offsets[-1]].reshape(-1, 18)
+        else:
+            b = data[offsets[rows, None] + np.arange(18)]
+        total = np.zeros(len(rows), np.int64)
+        born = np.zeros(len(rows), np.int64)
+        digits = np.ones(len(rows), bool)
+        for j in range(17):
+            d = b[:, j] - np.uint8(48)  # bytes below "0" wrap around past 9
+            digits &= d <= 9
+            total += d.astype(np.int64) * _WEIGHTS[j]
+            if 6 <= j < 14:
+                born = born * 10 + d
+        last = b[:, 17]
+        digits &= ((last >= 48) & (last <= 57)) | (last == 88)
+        ok[rows] = digits & (_CHECK[total % 11] == last) & (born == birth[rows])
     # a value with a byte beyond ASCII, or of 19 bytes ending in a newline, is read as Python's pattern reads it
     odd = valid & ~ok & (lens >= 18)
     if odd.any():

@@ -13,7 +13,7 @@ import pytest
 
 from engine.batch.errors import Errors
 from engine.batch.job import run_batch
-from engine.batch.rowcheck import check_id_numbers
+from engine.batch.rowcheck import check_id_numbers, dup_members
 from engine.batch.run import BatchEvaluator
 from engine.batch.tables import PopulationError, Source, build_part, from_contract, write_tables
 from engine.schema.masking import check_digit
@@ -144,3 +144,15 @@ def test_a_population_with_id_numbers_is_read(engine, tmp_path):
     ids[1] = ids[1][:-1] + ("1" if ids[1][-1] != "1" else "2")
     errors = _refused(engine, tmp_path, hh, _with(mem, "id_number", pa.array(ids)), ev)
     assert [(e.row, e.column) for e in errors] == [(2, "id_number")]
+
+
+def test_duplicate_members_found_by_neighbours_as_by_sorting():
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 9, 2000)
+    hh_of = np.repeat(np.arange(len(sizes)), sizes)
+    mid = rng.integers(0, 6, len(hh_of)).astype(np.int32)
+    by_neighbours, by_sorting = Errors(), Errors()
+    dup_members(mid, hh_of, "m", 0, by_neighbours, int(sizes.max()))
+    dup_members(mid, hh_of, "m", 0, by_sorting)
+    assert by_neighbours.total == by_sorting.total > 0
+    assert [e.row for e in by_neighbours.items] == [e.row for e in by_sorting.items]
