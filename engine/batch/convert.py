@@ -137,6 +137,7 @@ class Conv:
     def money(self, a: pa.Array, file: str, base: int, name: str, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Fen (int64, in ``out`` when given) and the null mask."""
         null = _null(a)
+        null_count = a.null_count
         t = a.type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
             a = pc.utf8_trim_whitespace(a)
@@ -168,7 +169,10 @@ class Conv:
                 a = a.cast(pa.decimal128(18, t.scale))
                 t = a.type
             raw = np.frombuffer(a.buffers()[1], dtype=np.int64)[2 * a.offset : 2 * (a.offset + len(a))].reshape(-1, 2)
-            fen = np.multiply(raw[:, 0], 10 ** (2 - t.scale), out=out)  # the low words: < 10^18
+            # the low words (< 10^18), zero where null, in one pass
+            fen = np.multiply(raw[:, 0], ~null if null_count else 1, out=out)
+            if t.scale != 2:
+                fen *= 10 ** (2 - t.scale)
         elif pa.types.is_integer(t):
             # bounded before scaling to fen, which would wrap around in int64 for a huge value
             y = pc.fill_null(a, 0).to_numpy(zero_copy_only=False)
@@ -186,8 +190,8 @@ class Conv:
         if out is not None and fen is not out:
             out[:] = fen
             fen = out
-        if a.null_count:
-            fen[null] = 0
+        if null_count and not pa.types.is_decimal(t):
+            np.multiply(fen, ~null, out=fen)  # a boolean assignment (fen[null] = 0) takes four times as long
         if not len(fen):
             return fen, null
         if fen.min() < 0:
