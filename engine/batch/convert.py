@@ -215,7 +215,11 @@ class Conv:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 self.errs.rows(file, base, ~null, col.name, "应为整数", "must be an integer")
                 return np.zeros(len(a), np.int64), null
-        v = np.asarray(pc.fill_null(a, col.lo).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if pa.types.is_int64(a.type):
+            v = _values(a, np.int64)  # Arrow's memory, read-only: the columns get their own copy
+            v = np.where(null, np.int64(col.lo), v) if a.null_count else v.copy()
+        else:
+            v = np.asarray(pc.fill_null(a, col.lo).to_numpy(zero_copy_only=False), dtype=np.int64)
         if len(v) and (v.min() < col.lo or v.max() > col.hi):
             out = (v < col.lo) | (v > col.hi)
             self.errs.rows(
@@ -230,7 +234,14 @@ class Conv:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 self.errs.rows(file, base, ~_null(a), name, "应为 true 或 false", "must be true or false")
                 return np.zeros(len(a), bool)
-        return pc.fill_null(a, False).to_numpy(zero_copy_only=False).astype(bool)
+        n = len(a)
+        if a.buffers()[1] is None:
+            return np.zeros(n, bool)
+        values = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), count=a.offset + n, bitorder="little")[a.offset :]
+        v = values.view(bool)
+        if a.null_count:
+            v &= ~_null(a)  # false where null
+        return v
 
     def dates(self, a: pa.Array, file: str, base: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``yyyymmdd`` integers (int32; 19700101 where null) and the null mask."""
