@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -55,12 +56,36 @@ def _plain_ascii_ids(ids: pa.Array, lo: int, hi: int) -> bool:
     return bool(_ASCII_ID[data].all() and _ASCII_FIRST[data[offsets[:-1] - offsets[0]]].all())
 
 
+def increasing(ids: pa.Array) -> bool:
+    """Whether the ids are in strictly increasing order, so unique: one comparison of neighbours, where
+    hashing them all takes ten times as long (an export sorted by household, ``jiuzhu synth``)."""
+    n = len(ids)
+    if ids.null_count:
+        return False
+    return n < 2 or bool(pc.all(pc.less(ids.slice(0, n - 1), ids.slice(1))).as_py())
+
+
+def _text(a: pa.Array) -> pa.Array:
+    if isinstance(a, pa.DictionaryArray):
+        a = a.dictionary_decode()
+    return a if pa.types.is_string(a.type) else a.cast(pa.string())
+
+
+def all_unique(parts: list[pa.Array]) -> bool:
+    """Whether the ids of all parts together are unique: in increasing order part after part, else hashed."""
+    parts = [_text(p) for p in parts if len(p)]
+    if all(increasing(p) for p in parts) and all(a[len(a) - 1].as_py() < b[0].as_py() for a, b in itertools.pairwise(parts)):
+        return True
+    ids = pa.chunked_array(parts) if parts else pa.chunked_array([], pa.string())
+    return len(pc.unique(ids)) == len(ids)
+
+
 def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> None:
     if isinstance(ids, pa.DictionaryArray):
         ids = ids.dictionary_decode()
     col = S.BY_TABLE[S.HOUSEHOLDS]["household_id"]
     if _plain_ascii_ids(ids, col.lo, col.hi):
-        if len(pc.unique(ids)) != len(ids):
+        if not increasing(ids) and len(pc.unique(ids)) != len(ids):
             _duplicates(ids, file, base, errs)
         return
     lens = pc.utf8_length(ids.cast(pa.string())).to_numpy(zero_copy_only=False)
@@ -72,7 +97,7 @@ def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> No
     )
     if (chars & ~bad).any():
         errs.rows(file, base, chars & ~bad, "household_id", ID_ZH, ID_EN)
-    if len(pc.unique(ids)) != len(ids):
+    if not increasing(ids) and len(pc.unique(ids)) != len(ids):
         _duplicates(ids, file, base, errs)
 
 

@@ -240,8 +240,8 @@ class Source:
         for psizes in sizes:
             hh = h_stream.take(len(psizes))
             mem = m_stream.take(int(psizes.sum()))  # every household has a run of members: never empty
-            ev = events_for(events, hh.column("household_id"))
-            yield RawPart(hh, mem, ev, psizes, h_base, m_base, fn)
+            ev = events_for(events, hh.column("household_id").combine_chunks())
+            yield RawPart(hh, mem, ev, psizes.astype(np.int64), h_base, m_base, fn)
             h_base += hh.num_rows
             m_base += mem.num_rows
 
@@ -265,7 +265,7 @@ class Source:
                 if sizes is None:
                     out = None  # not grouped: the rest of the ids are still checked, part by part
                 else:
-                    out.append(sizes)
+                    out.append(sizes.astype(np.int32))  # 4 bytes a household until its part is read
         if out is None:
             return None
         rest = runs.rest()
