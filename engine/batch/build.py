@@ -132,7 +132,7 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
     hb_rows, hb_vals, _ = cv.lists(array_of(hh, "current_benefits") or pa.nulls(H, pa.string()), fh, hb, hcol["current_benefits"])
     hcols["current_benefits"] = _membership(hb_rows, hb_vals, H, interner)
     for code in PROGRAM_CODES:
-        a = array_of(hh, f"current_amount_{code}")
+        a = array_of(hh, f"current_amount_{code}", chunked=True)
         if a is None:
             hcols[f"current_amounts.{code}"] = Num(0, 1, 0, False)
             continue
@@ -244,10 +244,12 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
 
 
 def _one_chunk(t: pa.Table) -> pa.Table:
-    """``t`` with every column in one chunk (``array_of`` then takes it without copying)."""
-    if all(c.num_chunks == 1 for c in t.columns):
+    """``t`` with every column in one chunk (``array_of`` then takes it without copying), but decimals:
+    ``Conv.money`` reads those chunk by chunk."""
+    if all(c.num_chunks == 1 or pa.types.is_decimal(c.type) for c in t.columns):
         return t
-    return pa.table({n: c.combine_chunks() for n, c in zip(t.column_names, t.columns, strict=True)})
+    cols = [c if c.num_chunks == 1 or pa.types.is_decimal(c.type) else c.combine_chunks() for c in t.columns]
+    return pa.table(dict(zip(t.column_names, cols, strict=True)))
 
 
 class _LazyStrings:
@@ -278,7 +280,7 @@ def _bound(x: np.ndarray) -> int:
 
 def _money_slots(cv, table, prefix: str, types, file_rows, base: int, interner, rows: int) -> List:
     """Typed slots from one money column per type (``income_wage``, ``rigid_medical``...), those given."""
-    given = [(t, a) for t in types if (a := array_of(table, prefix + t)) is not None]
+    given = [(t, a) for t in types if (a := array_of(table, prefix + t, chunked=True)) is not None]
     K = len(given)
     v = np.empty((K, rows), np.int64)  # each column converted into its slot: no stacking copy
     p = np.empty((K, rows), bool)

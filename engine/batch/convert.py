@@ -23,13 +23,16 @@ _MONEY_RE = rf"^\d{{1,{MONEY_DIGITS}}}(\.\d{{1,2}})?$"
 _TAG_RE = re.compile(TAG_PATTERN)
 
 
-def array_of(t: pa.Table, name: str) -> pa.Array | None:
+def array_of(t: pa.Table, name: str, chunked: bool = False) -> pa.Array | pa.ChunkedArray | None:
+    """A column as one array (``chunked``: as it is, for a reader that takes it chunk by chunk)."""
     if name not in t.column_names:
         return None
     col = t.column(name)
     if not isinstance(col, pa.ChunkedArray):
         return col
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    return col if chunked else col.combine_chunks()
 
 
 def _null(a: pa.Array) -> np.ndarray:
@@ -98,6 +101,15 @@ def _civil(days: np.ndarray) -> np.ndarray:
     return (y * 10000 + m * 100 + d).astype(np.int32, copy=False)
 
 
+def _to_fen(units: np.ndarray, scale: int) -> None:
+    """Decimal units of ``scale`` (at most 2) as fen, in place; bounded first, so that an amount too large
+    stays too large rather than wrapping around int64 (10^17 yuan is 10^19 fen)."""
+    if scale != 2:
+        m = 10 ** (2 - scale)
+        np.clip(units, -(MAX_FEN // m) - 1, MAX_FEN // m + 1, out=units)
+        units *= m
+
+
 class Conv:
     """Converts and validates the columns of one part."""
 
@@ -136,6 +148,11 @@ class Conv:
 
     def money(self, a: pa.Array, file: str, base: int, name: str, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Fen (int64, in ``out`` when given) and the null mask."""
+        if isinstance(a, pa.ChunkedArray):
+            t = a.type
+            if pa.types.is_decimal128(t) and t.scale <= 2 and t.precision <= 18:
+                return self._decimal_chunks(a, file, base, name, out)
+            a = a.combine_chunks()
         null = _null(a)
         null_count = a.null_count
         t = a.type
@@ -171,8 +188,7 @@ class Conv:
             raw = np.frombuffer(a.buffers()[1], dtype=np.int64)[2 * a.offset : 2 * (a.offset + len(a))].reshape(-1, 2)
             # the low words (< 10^18), zero where null, in one pass
             fen = np.multiply(raw[:, 0], ~null if null_count else 1, out=out)
-            if t.scale != 2:
-                fen *= 10 ** (2 - t.scale)
+            _to_fen(fen, t.scale)
         elif pa.types.is_integer(t):
             # bounded before scaling to fen, which would wrap around in int64 for a huge value
             y = pc.fill_null(a, 0).to_numpy(zero_copy_only=False)
@@ -192,6 +208,27 @@ class Conv:
             fen = out
         if null_count and not pa.types.is_decimal(t):
             np.multiply(fen, ~null, out=fen)  # a boolean assignment (fen[null] = 0) takes four times as long
+        return self._bounded(fen, null, file, base, name)
+
+    def _decimal_chunks(self, a: pa.ChunkedArray, file: str, base: int, name: str, out: np.ndarray | None):
+        """``money`` of a decimal column in several chunks, each written into its rows (the column is
+        never combined: decimals are 16 bytes a row, most of a part's bytes)."""
+        fen = out if out is not None else np.empty(len(a), np.int64)
+        nulls = []
+        at = 0
+        for c in a.chunks:
+            n = len(c)
+            null = _null(c)
+            nulls.append(null)
+            if n:
+                raw = np.frombuffer(c.buffers()[1], dtype=np.int64)[2 * c.offset : 2 * (c.offset + n)].reshape(-1, 2)
+                np.multiply(raw[:, 0], ~null if c.null_count else 1, out=fen[at : at + n])
+            at += n
+        _to_fen(fen, a.type.scale)
+        return self._bounded(fen, np.concatenate(nulls) if nulls else np.zeros(0, bool), file, base, name)
+
+    def _bounded(self, fen: np.ndarray, null: np.ndarray, file: str, base: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Amounts refused below zero or beyond the bound."""
         if not len(fen):
             return fen, null
         if fen.min() < 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +166,14 @@ def test_ids_in_increasing_order_are_unique_without_hashing():
     assert not all_unique([pa.array(["b", "a", "b"])])
     assert all_unique([pa.array(["b", "a"]), pa.array(["c"])])
     assert not increasing(pa.array(["a", None, "b"]))
+
+
+@pytest.mark.parametrize(("scale", "yuan"), [(0, "100000000000000000"), (1, "99999999999999999.9")])
+def test_a_decimal_amount_too_large_for_fen_is_refused_not_wrapped(engine, tmp_path, scale, yuan):
+    # 10^17 yuan is 10^19 fen, beyond int64: it wrapped around (to an amount within the bound, or negative)
+    hh, mem, ev = _tables()
+    wages = [None] * mem.num_rows
+    wages[0] = Decimal(yuan)
+    mem = _with(mem, "income_wage", pa.array(wages, pa.decimal128(18, scale)))
+    errors = _refused(engine, tmp_path, hh, mem, ev)
+    assert any(e.column == "income_wage" and e.row == 1 and "过大" in e.zh for e in errors), errors
