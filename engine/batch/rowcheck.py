@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np
@@ -63,21 +62,6 @@ def increasing(ids: pa.Array) -> bool:
     if ids.null_count:
         return False
     return n < 2 or bool(pc.all(pc.less(ids.slice(0, n - 1), ids.slice(1))).as_py())
-
-
-def _text(a: pa.Array) -> pa.Array:
-    if isinstance(a, pa.DictionaryArray):
-        a = a.dictionary_decode()
-    return a if pa.types.is_string(a.type) else a.cast(pa.string())
-
-
-def all_unique(parts: list[pa.Array]) -> bool:
-    """Whether the ids of all parts together are unique: in increasing order part after part, else hashed."""
-    parts = [_text(p) for p in parts if len(p)]
-    if all(increasing(p) for p in parts) and all(a[len(a) - 1].as_py() < b[0].as_py() for a, b in itertools.pairwise(parts)):
-        return True
-    ids = pa.chunked_array(parts) if parts else pa.chunked_array([], pa.string())
-    return len(pc.unique(ids)) == len(ids)
 
 
 def check_household_ids(ids: pa.Array, file: str, base: int, errs: Errors) -> None:
