@@ -38,6 +38,8 @@ def build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[s
 def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[str], as_of: dt.date | None) -> Part:
     errs = Errors()
     cv = Conv(errs, interner)
+    # a column in several chunks is combined where it is converted, and the copy freed there (combining the
+    # tables up front held a copy of every column through the build: ~90 MB more at peak with reading ahead)
     hh, mem = raw.hh, raw.mem
     fh, fm, fe = raw.files
     hb, mb = raw.h_base, max(raw.m_base, 0)
@@ -61,7 +63,7 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
         errs.rows(fh, hb, areanull, "area", "缺少必填字段", "field required")
     hcols["area"] = Str(area)
     if as_of is not None:
-        asof = np.full(H, as_of.year * 10000 + as_of.month * 100 + as_of.day, dtype=np.int64)
+        asof = np.full(H, as_of.year * 10000 + as_of.month * 100 + as_of.day, dtype=np.int32)
     else:
         a = array_of(hh, "as_of")
         if a is None:
@@ -132,7 +134,7 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
     hb_rows, hb_vals, _ = cv.lists(array_of(hh, "current_benefits") or pa.nulls(H, pa.string()), fh, hb, hcol["current_benefits"])
     hcols["current_benefits"] = _membership(hb_rows, hb_vals, H, interner)
     for code in PROGRAM_CODES:
-        a = array_of(hh, f"current_amount_{code}")
+        a = array_of(hh, f"current_amount_{code}", chunked=True)
         if a is None:
             hcols[f"current_amounts.{code}"] = Num(0, 1, 0, False)
             continue
@@ -160,14 +162,14 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
         return codes, null
 
     mid, _ = text("member_id", required=True)
-    dup_members(mid, hh_of, fm, mrow, errs)
+    dup_members(mid, hh_of, fm, mrow, errs, int(sizes.max()) if H else 0)
     rel, _ = text("relation", required=True)
     mcols["relation"] = Str(rel)
     mcols["id"] = Str(mid)
     bd = array_of(mem, "birth_date")
     if bd is None:
         errs.add(fm, 0, "birth_date", "缺少必需的列", "required column missing")
-        birth = np.zeros(M, np.int64)
+        birth = np.zeros(M, np.int32)
     else:
         birth, bnull = cv.dates(bd, fm, mrow, "birth_date")
         if bnull.any():
@@ -182,7 +184,7 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
     permit, _ = text("residence_permit_locality")
     mcols["residence_permit_locality"] = Str(permit)
     school, snull = text("schooling")
-    mcols["schooling"] = Str(np.where(snull, interner.id("none"), school).astype(np.int32))
+    mcols["schooling"] = Str(np.where(snull, np.int32(interner.id("none")), school).astype(np.int32, copy=False))
     cat, cnull = text("disability_category")
     ga = array_of(mem, "disability_grade")
     if ga is not None:
@@ -193,7 +195,9 @@ def _build_part(raw: RawPart, interner: Interner, need_h: set[str], need_m: set[
     if half.any():
         errs.rows(fm, mrow, half, "disability_grade", "残疾类别与等级须同时给出", "give disability category and grade together")
     mcols["disability_category"] = Str(cat)
-    mcols["disability_grade"] = Num(np.where(gnull, 0, grade), 1, mcol["disability_grade"].hi, True, gnull if gnull.any() else False)
+    mcols["disability_grade"] = Num(
+        np.where(gnull, 0, grade), 1, mcol["disability_grade"].hi, True, gnull if gnull.any() else False
+    )
     mcols["has_disability"] = Bool(~cnull)
     for name in ("serious_illness", "employed"):
         a = array_of(mem, name)
@@ -269,20 +273,18 @@ def _bound(x: np.ndarray) -> int:
 
 def _money_slots(cv, table, prefix: str, types, file_rows, base: int, interner, rows: int) -> List:
     """Typed slots from one money column per type (``income_wage``, ``rigid_medical``...), those given."""
-    slot_types, vals, present = [], [], []
-    for t in types:
-        a = array_of(table, prefix + t)
-        if a is None:
-            continue
-        fen, null = cv.money(a, file_rows, base, prefix + t)
-        slot_types.append(interner.id(t))
-        vals.append(fen)
-        present.append(~null)
-    return _typed_slots(slot_types, vals, present, rows)
+    given = [(t, a) for t in types if (a := array_of(table, prefix + t, chunked=True)) is not None]
+    K = len(given)
+    v = np.empty((K, rows), np.int64)  # each column converted into its slot: no stacking copy
+    p = np.empty((K, rows), bool)
+    for k, (t, a) in enumerate(given):
+        _fen, null = cv.money(a, file_rows, base, prefix + t, out=v[k])
+        np.logical_not(null, out=p[k])
+    return _typed_slots([interner.id(t) for t, _a in given], v, p, rows)
 
 
-def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndarray], rows: int) -> List:
-    """A record list with one slot per type column (the type is constant per slot)."""
+def _typed_slots(types: list[int], v: np.ndarray, p: np.ndarray, rows: int) -> List:
+    """A record list with one slot per type column (the type is constant per slot): values and presence (K, rows)."""
     K = len(types)
     if K == 0:
         return List(
@@ -294,8 +296,6 @@ def _typed_slots(types: list[int], vals: list[np.ndarray], present: list[np.ndar
             True,
             {"type": Str(np.zeros((0, 1), np.int32)), "monthly": Num(np.zeros((0, rows), np.int64), FEN, 0)},
         )
-    v = np.stack(vals)
-    p = np.stack(present)
     return List(
         "record",
         K,
@@ -329,7 +329,7 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: Conv, file: str, int
         True,
         {
             "type": Str(np.zeros((0, H), np.int32)),
-            "date": Date(np.zeros((0, H), np.int64)),
+            "date": Date(np.zeros((0, H), np.int32)),
             "loss": Num(np.zeros((0, H), np.int64), FEN, 0),
             "locality": Str(np.zeros((0, H), np.int32)),
         },
@@ -359,7 +359,7 @@ def _events(ev: pa.Table | None, hh: pa.Table, offsets, cv: Conv, file: str, int
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slot[order] = np.arange(len(pos)) - starts[pos[order]]
     T = np.zeros((K, H), np.int32)
-    D = np.zeros((K, H), np.int64)
+    D = np.zeros((K, H), np.int32)
     L = np.zeros((K, H), np.int64)
     LK = np.ones((K, H), bool)
     P = np.zeros((K, H), bool)

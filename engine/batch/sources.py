@@ -16,7 +16,7 @@ from engine.schema.model import InputError
 from engine.schema.validate import parse
 
 from . import schema as S
-from .align import aligned_sizes, events_for
+from .align import MemberRuns, events_for
 from .errors import Errors, PopulationError, RowError, raise_rows
 from .partitions import Partition, find_partitions
 from .rowcheck import check_columns, check_household_ids
@@ -230,43 +230,63 @@ class Source:
         events = self.read_table("events") if "events" in self.files else None
         if events is not None:
             check_columns("events", events.column_names, fn[2])
+        sizes = self._aligned_sizes(part_size, fn)
+        if sizes is None:
+            yield from self._parts_unordered(part_size, want_h, want_m, events, fn)
+            return
+        # the members' household_id was read (and matched) on its own: the parts need no copy of it
+        m_cols = [c for c in (want_m if want_m is not None else mcols) if c != "household_id"]
         h_stream = Stream(self._batches("households", want_h, part_size))
-        m_stream = Stream(self._batches("members", want_m, 1 << 18))
+        m_stream = Stream(
+            self._batches("members", m_cols, 1 << 18)
+        )  # a row group at a time would save a copy per part but cost 170 MB of RSS
         h_base = m_base = 0
-        while True:
-            hh = h_stream.take(part_size)
-            if hh is None:
-                break
-            ids = hh.column("household_id")
-            if ids.null_count:
-                raise_rows(fn[0], h_base, ids.is_null().to_numpy(zero_copy_only=False), "household_id", "缺少户编号", "missing")
-            errs = Errors()
-            check_household_ids(ids, fn[0], h_base, errs)
-            errs.raise_if_any()
-            mem = m_stream.take_through(ids[len(ids) - 1].as_py())
-            sizes = aligned_sizes(ids, mem)
-            if sizes is None:
-                yield from self._parts_unordered(part_size, want_h, want_m, events, fn)
-                return
-            ev = events_for(events, ids)
-            yield RawPart(hh, mem, ev, sizes, h_base, m_base, fn)
+        for psizes in sizes:
+            hh = h_stream.take(len(psizes))
+            mem = m_stream.take(int(psizes.sum()))  # every household has a run of members: never empty
+            ev = events_for(events, hh.column("household_id").combine_chunks())
+            yield RawPart(hh, mem, ev, psizes.astype(np.int64), h_base, m_base, fn)
             h_base += hh.num_rows
             m_base += mem.num_rows
-        rest = m_stream.take(1)
-        if rest is not None and rest.num_rows:
-            hid = rest.column("household_id")[0].as_py()
+
+    def _aligned_sizes(self, part_size: int, fn: tuple[str, str, str]) -> list[np.ndarray] | None:
+        """Members per household, part by part, when the members are grouped in the households' order
+        (else None); every part's household ids are checked on the way, so a bad one is refused before
+        any part is evaluated."""
+        h_ids = Stream(self._batches("households", ["household_id"], part_size))
+        runs = MemberRuns(self._batches("members", ["household_id"], 1 << 20))
+        out: list[np.ndarray] | None = []
+        h_base = 0
+        while True:
+            t = h_ids.take(part_size)
+            if t is None:
+                break
+            ids = t.column("household_id").combine_chunks()
+            _check_ids(ids, fn[0], h_base)
+            h_base += len(ids)
+            if out is not None:
+                sizes = runs.take(ids)
+                if sizes is None:
+                    out = None  # not grouped: the rest of the ids are still checked, part by part
+                else:
+                    out.append(sizes.astype(np.int32))  # 4 bytes a household until its part is read
+        if out is None:
+            return None
+        rest = runs.rest()
+        if rest is not None:
+            if not rest[0]:
+                return None
             raise PopulationError(
-                [RowError(fn[1], m_base + 1, "household_id", f"户编号 {hid} 不在 households 表中", "unknown household")]
+                [RowError(fn[1], rest[0], "household_id", f"户编号 {rest[1]} 不在 households 表中", "unknown household")]
             )
+        return out
 
     def _parts_unordered(self, part_size, want_h, want_m, events, fn) -> Iterator[RawPart]:
         """Members not grouped in the households' order: read both tables whole and sort."""
         hh = self.read_table("households", want_h)
         mem = self.read_table("members", want_m)
         ids = hh.column("household_id").combine_chunks()
-        errs = Errors()
-        check_household_ids(ids, fn[0], 0, errs)
-        errs.raise_if_any()
+        _check_ids(ids, fn[0], 0)
         pos = pc.index_in(mem.column("household_id"), value_set=ids)
         nulls = pos.is_null().to_numpy(zero_copy_only=False)
         if nulls.any():
@@ -318,6 +338,15 @@ class Source:
         errs.raise_if_any()
         if buf:
             yield buf, first
+
+
+def _check_ids(ids: pa.Array, file: str, base: int) -> None:
+    """A part's household ids: present, of the declared length and character set, unique in the part."""
+    if ids.null_count:
+        raise_rows(file, base, ids.is_null().to_numpy(zero_copy_only=False), "household_id", "缺少户编号", "missing")
+    errs = Errors()
+    check_household_ids(ids, file, base, errs)
+    errs.raise_if_any()
 
 
 def _combined(pieces: list[RawPart]) -> list[RawPart]:

@@ -1,16 +1,15 @@
-"""Reading a table in parts: record batches taken a number of rows (or a household's members) at a time."""
+"""Reading a table in parts: record batches taken a number of rows at a time."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 
 class Stream:
-    """Record batches taken a number of rows (or a household's members) at a time."""
+    """Record batches taken a number of rows at a time (a part's households, or their members: ``align``
+    counts those before any part is read)."""
 
     def __init__(self, it: Iterator[pa.RecordBatch]):
         self.it = it
@@ -45,31 +44,3 @@ class Stream:
         if self.rows == 0:
             return None
         return self._split(min(n, self.rows))
-
-    def take_through(self, last_id: str) -> pa.Table:
-        """Rows up to and including the last row of household ``last_id`` (members are grouped).
-
-        Each buffered batch is compared with ``last_id`` once; the run of that household ends
-        at its last hit, provided a different household (or the end of the file) follows."""
-        scanned = 0  # batches of the buffer already compared
-        seen = 0  # rows in those batches
-        last_hit = -1
-        while True:
-            while scanned < len(self.buf):
-                b = self.buf[scanned]
-                eq = pc.equal(b.column("household_id"), last_id)
-                hits = np.flatnonzero(pc.fill_null(eq, False).to_numpy(zero_copy_only=False))
-                if hits.size:
-                    last_hit = seen + int(hits[-1])
-                elif last_hit >= 0:
-                    return self._split(last_hit + 1)  # the run ended in an earlier batch
-                seen += b.num_rows
-                scanned += 1
-            if last_hit >= 0 and last_hit < seen - 1:
-                return self._split(last_hit + 1)
-            if not self._more():
-                if last_hit >= 0:
-                    return self._split(last_hit + 1)
-                if not self.buf:
-                    return pa.table({"household_id": pa.array([], pa.string())})
-                return self._split(self.rows)
