@@ -15,7 +15,6 @@ the count of such households is reported.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ import numpy as np
 from engine.columnar import values as X
 from engine.columnar.columns import Part
 from engine.columnar.values import Bool, Date, List, Num, Set, Str, V, is_arr
-from engine.columnar.vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan
+from engine.columnar.vectorize import NOT_CHECKED, STATUS_CODE, ChunkResult, Ctx, Plan, is_granted
 from engine.executors.evaluate import Engine
 from engine.expr import ast as A
 from engine.expr.runtime import Missing
@@ -39,14 +38,22 @@ TARGET_ELEMENTS = 1 << 19  # member slots per chunk: large enough that Python ov
 
 
 class PartResult:
-    """Results of one part. Chunks keep their own outputs; ``household``, ``member`` and ``facts``
-    assemble them in the part's household and member order on first use."""
+    """Results of one part. Chunks keep their own outputs, laid out in the prepared order (households
+    chunk after chunk, members in each chunk's ``(n, Hc)`` block, slot-major); ``household``, ``member``,
+    ``facts`` and ``member_totals`` put them back in the part's household and member order on first use,
+    one gather through the inverse permutation per array."""
 
-    def __init__(self, H: int, M: int, plan: Plan, groups: int = 0):
+    def __init__(
+        self, H: int, M: int, plan: Plan, groups: int = 0, hperm: np.ndarray | None = None, mperm: np.ndarray | None = None
+    ):
         self.H, self.M, self.plan, self.groups = H, M, plan, groups
+        self.hperm = hperm if hperm is not None else np.arange(H, dtype=np.intp)
+        self.mperm = mperm if mperm is not None else np.arange(M, dtype=np.intp)
         self.outputs: list[tuple[_Task, ChunkResult]] = []
+        self.sums: list[dict[str, np.ndarray]] = []  # per chunk: the member programs' per-household totals
         self.fallback = 0  # households evaluated by the single evaluator
         self._assembled: tuple[dict, dict, dict] | None = None
+        self._totals: dict[str, np.ndarray] | None = None
 
     @property
     def chunks(self) -> int:
@@ -54,7 +61,7 @@ class PartResult:
 
     @property
     def household(self) -> dict[str, np.ndarray]:
-        """``<code>.status|cents|null|first`` of household programs, per household."""
+        """``<code>.status|cents|null|first|paid`` of household programs, per household."""
         return self.assemble()[0]
 
     @property
@@ -65,6 +72,22 @@ class PartResult:
     @property
     def facts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return self.assemble()[2]
+
+    @property
+    def member_totals(self) -> dict[str, np.ndarray]:
+        """Per household, for each member program: ``<code>.granted_members`` (members with a granted
+        status) and ``<code>.paid_cents`` (fen paid to its members: paid, with an amount), int64.
+        Summed over the member axis of each chunk's ``(n, Hc)`` block while it was evaluated."""
+        if self._totals is None:
+            hinv = _inverse(self.hperm)
+            keys = [f"{p.code}.{k}" for p in self.plan.programs if p.member for k in ("granted_members", "paid_cents")]
+            self._totals = {
+                k: _place(
+                    [(t.h0, t.h1, s[k]) for (t, _o), s in zip(self.outputs, self.sums, strict=True)], self.H, np.int64, 0, hinv
+                )
+                for k in keys
+            }
+        return self._totals
 
     def assemble(self) -> tuple[dict, dict, dict]:
         if self._assembled is not None:
@@ -79,24 +102,52 @@ class PartResult:
             ("first", np.int16, -1),
             ("paid", bool, False),
         )
+        hinv = _inverse(self.hperm)
+        minv = _inverse(self.mperm) if any(p.member for p in self.plan.programs) else None
         for p in self.plan.programs:
-            target, size = (member, self.M) if p.member else (household, self.H)
-            arrays = [np.full(size, fill, dtype=dtype) for _f, dtype, fill in fields]
-            for task, out in self.outputs:
-                idx = task.midx if p.member else task.rows
-                for arr, val in zip(arrays, out.programs[p.code], strict=True):
-                    arr[idx] = val
-            for (f, _d, _fill), arr in zip(fields, arrays, strict=True):
-                target[f"{p.code}.{f}"] = arr
+            target, size, inv = (member, self.M, minv) if p.member else (household, self.H, hinv)
+            for i, (f, dtype, fill) in enumerate(fields):
+                spans = [
+                    (t.m0, t.m1, out.programs[p.code][i]) if p.member else (t.h0, t.h1, out.programs[p.code][i])
+                    for t, out in self.outputs
+                ]
+                target[f"{p.code}.{f}"] = _place(spans, size, dtype, fill, inv)
         for name in self.plan.reported:
-            vals, null = np.zeros(self.H, dtype=np.int64), np.ones(self.H, dtype=bool)
-            for task, out in self.outputs:
-                v, nl = out.facts[name]
-                vals[task.rows] = v
-                null[task.rows] = nl
+            vals = _place([(t.h0, t.h1, out.facts[name][0]) for t, out in self.outputs], self.H, np.int64, 0, hinv)
+            null = _place([(t.h0, t.h1, out.facts[name][1]) for t, out in self.outputs], self.H, bool, True, hinv)
             facts[name] = (vals, null)
         self._assembled = (household, member, facts)
         return self._assembled
+
+
+def _inverse(perm: np.ndarray) -> np.ndarray:
+    inv = np.empty(len(perm), dtype=np.intp)
+    inv[perm] = np.arange(len(perm), dtype=np.intp)
+    return inv
+
+
+def _place(spans: list[tuple[int, int, np.ndarray]], size: int, dtype, fill, inv: np.ndarray | None) -> np.ndarray:
+    """One array in input order from chunk outputs covering ``[a, b)`` of the prepared order.
+
+    Chunk outputs are often broadcasts of one scalar (a program that applies to no one in a
+    group): when every chunk holds the same one, the result is that value everywhere."""
+    if not spans:
+        return np.full(size, fill, dtype=dtype)
+    first = spans[0][2]
+    if all(_uniform(v) for _a, _b, v in spans):
+        value = first.flat[0] if first.size else fill
+        if all(v.size == 0 or v.flat[0] == value for _a, _b, v in spans):
+            # zeros come from calloc: pages the OS maps on first touch, not written here
+            return np.zeros(size, dtype=dtype) if value == 0 else np.full(size, value, dtype=dtype)
+    flat = np.empty(size, dtype=dtype)
+    for a, b, v in spans:
+        np.copyto(flat[a:b].reshape(v.shape), v, casting="unsafe")
+    return np.take(flat, inv)
+
+
+def _uniform(v: np.ndarray) -> bool:
+    """A broadcast of one value (every stride 0), or empty."""
+    return v.size == 0 or not any(v.strides)
 
 
 def referenced_names(plan: Plan) -> tuple[set[str], set[str]]:
@@ -169,94 +220,115 @@ class BatchEvaluator:
         return self.run(self.prepare(part, as_of), progress)
 
     def prepare(self, part: Part, as_of: dt.date | None = None) -> Prepared:
-        """Group the households and lay their columns out per group (the last step of loading)."""
-        tasks: list[_Task] = []
+        """Group the households and lay their columns out per chunk (the last step of loading).
+
+        Every column is narrowed, then gathered once for the whole part through one permutation:
+        households chunk after chunk, and each chunk's members as its ``(n, Hc)`` block, slot-major.
+        A chunk's columns are then contiguous slices of those arrays, reshaped."""
         groups = self._groups(part, as_of) if part.H else []
+        spans = []  # (group, first and end household of the chunk in the group)
         for g in groups:
-            tasks.extend(self._chunks(part, g, as_of))
-        return Prepared(part, as_of, tasks, len(groups))
+            step = max(1, TARGET_ELEMENTS // max(g.n, 1))
+            spans.extend((g, s, min(len(g.rows), s + step)) for s in range(0, len(g.rows), step))
+        hperm = np.concatenate([g.rows for g in groups]) if groups else np.zeros(0, np.intp)
+        starts = part.offsets[:-1]
+        blocks = [(starts[g.rows[s:e]][None, :] + np.arange(g.n, dtype=np.intp)[:, None]).ravel() for g, s, e in spans]
+        mperm = np.concatenate(blocks).astype(np.intp, copy=False) if blocks else np.zeros(0, np.intp)
+        hflat = {name: _gather(_narrow(col), hperm) for name, col in part.hcols.items()}
+        mflat = {name: _gather(_narrow(col), mperm) for name, col in part.mcols.items()}
+        tasks: list[_Task] = []
+        h0 = m0 = 0
+        at = 0
+        for g in groups:
+            n, Hg = g.n, len(g.rows)
+            # masks that hold in the whole group become scalars (as they always have: per group)
+            hs = {k: _simplify(_span(v, h0, h0 + Hg)) for k, v in hflat.items()}
+            ms = {k: _simplify(_span(v, m0, m0 + n * Hg)) for k, v in mflat.items()}
+            for name in ("locality", "as_of", "area"):
+                if name in hs:
+                    hs[name] = _constant(hs[name])
+            if as_of is not None:
+                hs["as_of"] = Date(X.ymd(as_of))
+            ps = self._param_values(g.ps)
+            while at < len(spans) and spans[at][0] is g:
+                _g, s, e = spans[at]
+                tasks.append(
+                    _Task(
+                        g.rows[s:e], n, h0 + s, h0 + e, m0 + n * s, m0 + n * e,
+                        {k: _span(v, s, e) for k, v in hs.items()},
+                        {k: _member_view(v, n * s, n, e - s) for k, v in ms.items()},
+                        ps,
+                    )
+                )  # fmt: skip
+                at += 1
+            h0 += Hg
+            m0 += n * Hg
+        return Prepared(part, as_of, tasks, len(groups), hperm, mperm)
 
     def run(self, prep: Prepared, progress: Callable[[int], None] | None = None) -> PartResult:
         """Evaluate every chunk of a prepared part."""
         part = prep.part
-        res = PartResult(part.H, part.M, self.plan, prep.groups)
+        res = PartResult(part.H, part.M, self.plan, prep.groups, prep.hperm, prep.mperm)
         tasks = prep.tasks
         as_of = prep.as_of
+        member_programs = [p.code for p in self.plan.programs if p.member]
 
         def work(task):
-            return task, self._run_chunk(task, part, as_of)
+            out, fb = self._run_chunk(task, part, as_of)
+            return task, out, fb, _member_sums(out, member_programs)
 
         if self.threads > 1 and len(tasks) > 1:
             with ThreadPoolExecutor(self.threads) as pool:
                 done = list(pool.map(work, tasks)) if progress is None else [_report(r, progress) for r in pool.map(work, tasks)]
         else:
             done = [work(t) if progress is None else _report(work(t), progress) for t in tasks]
-        for task, (out, fb) in done:
+        for task, out, fb, sums in done:
             res.outputs.append((task, out))
+            res.sums.append(sums)
             res.fallback += fb
         return res
 
     def _groups(self, part: Part, as_of: dt.date | None) -> list[_Group]:
-        interner = self.I
-        loc = np.asarray(part.hcols["locality"].v, dtype=np.int64)
+        """Households by (parameter set, area, member count), each group in input order."""
+        H = part.H
+        loc = np.broadcast_to(np.asarray(part.hcols["locality"].v), (H,))
         if as_of is not None:
-            dates = np.full(part.H, X.ymd(as_of), dtype=np.int64)
+            dates = np.broadcast_to(np.int64(X.ymd(as_of)), (H,))
         else:
-            dates = np.broadcast_to(np.asarray(part.hcols["as_of"].v, dtype=np.int64), (part.H,))
-        area = np.asarray(part.hcols["area"].v, dtype=np.int64)
+            dates = np.broadcast_to(np.asarray(part.hcols["as_of"].v), (H,))
+        area = np.broadcast_to(np.asarray(part.hcols["area"].v), (H,))
         sizes = part.sizes()
-        pair = loc * 100_000_000 + dates
-        uniq, inv = np.unique(pair, return_inverse=True)
+        locs, loc_id = _dense(loc)
+        days, day_id = _dense(dates)
+        pairs, pair_id = _dense(loc_id * len(days) + day_id)
         pids: dict[int, int] = {}
         psets: list[Any] = []
-        pid_of = np.empty(len(uniq), dtype=np.int64)
-        for i, u in enumerate(uniq.tolist()):
-            code = interner.text(u // 100_000_000)
-            d = u % 100_000_000
+        pid_of = np.empty(len(pairs), dtype=np.intp)
+        for i, u in enumerate(pairs.tolist()):
+            code = self.I.text(int(locs[u // len(days)]))
+            d = int(days[u % len(days)])
             ps = self.engine.policies.resolve(code, dt.date(d // 10000, d // 100 % 100, d % 100))
             key = id(ps.values)
             if key not in pids:
                 pids[key] = len(psets)
                 psets.append(ps)
             pid_of[i] = pids[key]
-        pidx = pid_of[inv]
-        gkey = (pidx << 40) | (area << 8) | np.minimum(sizes, 255)
-        order = np.argsort(gkey, kind="stable")
-        sk = gkey[order]
-        cuts = np.flatnonzero(sk[1:] != sk[:-1]) + 1
-        bounds = [0, *cuts.tolist(), len(order)]
-        out = []
-        for a, b in itertools.pairwise(bounds):
-            rows = order[a:b]
-            first = int(rows[0])
-            out.append(_Group(rows, int(sizes[first]), psets[int(pidx[first])]))
-        return out
-
-    def _chunks(self, part: Part, g: _Group, as_of: dt.date | None) -> list[_Task]:
-        n = g.n
-        rows = g.rows
-        midx = part.offsets[rows][None, :] + np.arange(n, dtype=np.int64)[:, None]
-        hs = {name: _simplify(_gather_h(col, rows)) for name, col in part.hcols.items()}
-        ms = {name: _simplify(_gather_m(col, midx)) for name, col in part.mcols.items()}
-        for name in ("locality", "as_of", "area"):
-            if name in hs:
-                hs[name] = _constant(hs[name])
-        if as_of is not None:
-            hs["as_of"] = Date(X.ymd(as_of))
-        ps = self._param_values(g.ps)
-        step = max(1, TARGET_ELEMENTS // max(n, 1))
-        H = len(rows)
-        tasks = []
-        for s in range(0, H, step):
-            e = min(H, s + step)
-            tasks.append(_Task(rows[s:e], midx[:, s:e], n, s, e, H, hs, ms, ps))
-        return tasks
+        areas, area_id = _dense(area)
+        width = int(sizes.max()) + 1
+        keys, gid = _dense((pid_of[pair_id] * len(areas) + area_id) * width + sizes)
+        # few groups: a stable sort of small integers is a radix sort, linear in H
+        order = np.argsort(gid.astype(np.int16 if len(keys) <= 1 << 15 else np.int64), kind="stable")
+        bounds = [0, *np.cumsum(np.bincount(gid, minlength=len(keys))).tolist()]
+        return [
+            _Group(order[a:b], int(k % width), psets[int(k // width // len(areas))])
+            for k, a, b in zip(keys.tolist(), bounds, bounds[1:], strict=False)
+        ]
 
     def _run_chunk(self, t: _Task, part: Part, as_of: dt.date | None) -> tuple[ChunkResult, int]:
-        Hc = t.e - t.s
+        Hc = t.h1 - t.h0
         try:
-            hs = {k: _slice(v, t.s, t.e, t.H) for k, v in t.hs.items()}
-            ms = {k: _slice(v, t.s, t.e, t.H) for k, v in t.ms.items()}
+            hs = dict(t.hs)  # the plan stores its steps' values in these: a fresh dict per run
+            ms = dict(t.ms)
             hs["members"] = List("member", t.n, 0, True, None, True, None)
             ms["index"] = Num(np.arange(t.n, dtype=np.int64).reshape(t.n, 1), 1, t.n)
             return self.plan.run(Ctx(Hc, t.n, hs, ms, t.ps)), 0
@@ -335,12 +407,61 @@ def _report(item, progress):
     return item
 
 
+def _dense(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a, return_inverse=True)`` for integer codes; a lookup table when their range is small
+    (interned text, dates of one year, member counts), with no sort."""
+    if not a.size:
+        return a[:0], np.zeros(0, dtype=np.intp)
+    lo, hi = int(a.min()), int(a.max())
+    if lo == hi:
+        return a[:1].copy(), np.zeros(len(a), dtype=np.intp)
+    if hi - lo > 1 << 20:
+        return np.unique(a, return_inverse=True)
+    at = a - lo if lo else a
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    seen[at] = True
+    values = np.flatnonzero(seen)
+    lut = np.zeros(hi - lo + 1, dtype=np.intp)
+    lut[values] = np.arange(len(values), dtype=np.intp)
+    return values + lo, lut[at]
+
+
+def _member_sums(out: ChunkResult, codes: list[str]) -> dict[str, np.ndarray]:
+    """Per household of a chunk, each member program's granted members and fen paid to members: sums
+    over the member axis of its ``(n, Hc)`` outputs, while they are in cache. A program that grants
+    or pays no one in the chunk gives broadcast zeros (``_place`` fills those without copying)."""
+    sums: dict[str, np.ndarray] = {}
+    for code in codes:
+        status, cents, null, _first, paid = out.programs[code]
+        n, Hc = status.shape
+        if _uniform(status):
+            granted = status.size > 0 and bool(is_granted(status.flat[0]))
+            count: np.ndarray = np.broadcast_to(np.int64(n if granted else 0), (Hc,))
+        else:
+            granted = True
+            # members per household fit in int8 (MAX_MEMBERS): a narrow sum, widened when placed
+            count = np.add.reduce(is_granted(status).view(np.int8), axis=0, dtype=np.int8 if n < 128 else np.int64)
+        if (
+            not granted
+            or (_uniform(cents) and not (cents.size and cents.flat[0]))
+            or (_uniform(paid) and not (paid.size and paid.flat[0]))
+        ):
+            paid_cents: np.ndarray = np.broadcast_to(np.int64(0), (Hc,))
+        else:
+            paid_cents = np.add.reduce(cents, axis=0, dtype=np.int64, where=paid & ~null, initial=0)
+        sums[code + ".granted_members"] = count
+        sums[code + ".paid_cents"] = paid_cents
+    return sums
+
+
 @dataclass
 class Prepared:
     part: Part
     as_of: dt.date | None
     tasks: list[_Task]
     groups: int
+    hperm: np.ndarray  # the part's households in chunk order
+    mperm: np.ndarray  # its members in chunk order, each chunk's (n, Hc) block slot-major
 
 
 @dataclass
@@ -352,12 +473,12 @@ class _Group:
 
 @dataclass
 class _Task:
-    rows: np.ndarray
-    midx: np.ndarray
-    n: int
-    s: int
-    e: int
-    H: int
+    rows: np.ndarray  # the chunk's households (rows of the part)
+    n: int  # members per household
+    h0: int  # households h0:h1 and members m0:m1 of the prepared order
+    h1: int
+    m0: int
+    m1: int
     hs: dict
     ms: dict
     ps: dict
@@ -377,35 +498,45 @@ def _narrow(v: V) -> V:
     return v
 
 
-def _gather_h(col: V, rows: np.ndarray) -> V:
-    def g(a):
-        return a if a.shape[-1] == 1 else a[..., rows]
+def _gather(col: V, perm: np.ndarray) -> V:
+    """A column's rows in ``perm`` order (arrays of one row are constants, kept as they are)."""
 
-    return _narrow(col.map(g))
-
-
-def _gather_m(col: V, midx: np.ndarray) -> V:
     def g(a):
         if a.shape[-1] == 1:
-            return a.reshape((*a.shape[:-1], 1, 1))
-        return a[..., midx]
+            return a
+        if a.ndim == 1:
+            return np.take(a, perm)
+        # row by row: np.take along the last axis of a 2-d array is several times slower
+        flat = a.reshape(-1, a.shape[-1])
+        out = np.empty((flat.shape[0], len(perm)), dtype=a.dtype)
+        for r in range(flat.shape[0]):
+            np.take(flat[r], perm, out=out[r])
+        return out.reshape((*a.shape[:-1], len(perm)))
 
-    out = col.map(g)
-    if isinstance(out, List):
-        out.depth = 1
-    return _narrow(out)
+    return col.map(g)
 
 
-def _slice(v: V, s: int, e: int, H: int) -> V:
-    if s == 0 and e == H:
-        return v
+def _span(v: V, a: int, b: int) -> V:
+    """Rows ``a:b`` of a column, as views."""
 
-    def f(a):
-        return a[..., s:e] if a.shape[-1] == H else a
+    def f(x):
+        return x if x.shape[-1] == 1 else x[..., a:b]
+
+    return v.map(f)
+
+
+def _member_view(v: V, a: int, n: int, Hc: int) -> V:
+    """Member rows ``a:a + n * Hc`` of a group's columns as a chunk's ``(n, Hc)`` block (a view)."""
+    b = a + n * Hc
+
+    def f(x):
+        if x.shape[-1] == 1:
+            return x.reshape((*x.shape[:-1], 1, 1))
+        return x[..., a:b].reshape((*x.shape[:-1], n, Hc))
 
     out = v.map(f)
-    if isinstance(v, List):
-        out.depth = v.depth
+    if isinstance(out, List):
+        out.depth = 1
     return out
 
 
