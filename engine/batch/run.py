@@ -49,11 +49,11 @@ class PartResult:
         self.H, self.M, self.plan, self.groups = H, M, plan, groups
         self.hperm = hperm if hperm is not None else np.arange(H, dtype=np.intp)
         self.mperm = mperm if mperm is not None else np.arange(M, dtype=np.intp)
-        self.outputs: list[tuple[_Task, ChunkResult]] = []
-        self.sums: list[dict[str, np.ndarray]] = []  # per chunk: the member programs' per-household totals
+        self.outputs: list[_Done] = []
         self.fallback = 0  # households evaluated by the single evaluator
         self._assembled: tuple[dict, dict, dict] | None = None
         self._totals: dict[str, np.ndarray] | None = None
+        self._hinv: np.ndarray | None = None
 
     @property
     def chunks(self) -> int:
@@ -77,17 +77,19 @@ class PartResult:
     def member_totals(self) -> dict[str, np.ndarray]:
         """Per household, for each member program: ``<code>.granted_members`` (members with a granted
         status) and ``<code>.paid_cents`` (fen paid to its members: paid, with an amount), int64.
-        Summed over the member axis of each chunk's ``(n, Hc)`` block while it was evaluated."""
+        Sums over the member axis of each chunk's ``(n, Hc)`` outputs, made on first use (no
+        per-member array in input order is needed for them)."""
         if self._totals is None:
-            hinv = _inverse(self.hperm)
-            keys = [f"{p.code}.{k}" for p in self.plan.programs if p.member for k in ("granted_members", "paid_cents")]
-            self._totals = {
-                k: _place(
-                    [(t.h0, t.h1, s[k]) for (t, _o), s in zip(self.outputs, self.sums, strict=True)], self.H, np.int64, 0, hinv
-                )
-                for k in keys
-            }
+            codes = [p.code for p in self.plan.programs if p.member]
+            sums = [_member_sums(d.result, codes) for d in self.outputs]
+            keys = [f"{c}.{k}" for c in codes for k in ("granted_members", "paid_cents")]
+            self._totals = {k: self._households([s[k] for s in sums], np.int64, 0) for k in keys}
         return self._totals
+
+    def _households(self, values: list[np.ndarray], dtype, fill) -> np.ndarray:
+        if self._hinv is None:
+            self._hinv = _inverse(self.hperm)
+        return _place([(d.h0, d.h1, v) for d, v in zip(self.outputs, values, strict=True)], self.H, dtype, fill, self._hinv)
 
     def assemble(self) -> tuple[dict, dict, dict]:
         if self._assembled is not None:
@@ -102,19 +104,18 @@ class PartResult:
             ("first", np.int16, -1),
             ("paid", bool, False),
         )
-        hinv = _inverse(self.hperm)
         minv = _inverse(self.mperm) if any(p.member for p in self.plan.programs) else None
         for p in self.plan.programs:
-            target, size, inv = (member, self.M, minv) if p.member else (household, self.H, hinv)
             for i, (f, dtype, fill) in enumerate(fields):
-                spans = [
-                    (t.m0, t.m1, out.programs[p.code][i]) if p.member else (t.h0, t.h1, out.programs[p.code][i])
-                    for t, out in self.outputs
-                ]
-                target[f"{p.code}.{f}"] = _place(spans, size, dtype, fill, inv)
+                values = [d.result.programs[p.code][i] for d in self.outputs]
+                if p.member:
+                    spans = [(d.m0, d.m1, v) for d, v in zip(self.outputs, values, strict=True)]
+                    member[f"{p.code}.{f}"] = _place(spans, self.M, dtype, fill, minv)
+                else:
+                    household[f"{p.code}.{f}"] = self._households(values, dtype, fill)
         for name in self.plan.reported:
-            vals = _place([(t.h0, t.h1, out.facts[name][0]) for t, out in self.outputs], self.H, np.int64, 0, hinv)
-            null = _place([(t.h0, t.h1, out.facts[name][1]) for t, out in self.outputs], self.H, bool, True, hinv)
+            vals = self._households([d.result.facts[name][0] for d in self.outputs], np.int64, 0)
+            null = self._households([d.result.facts[name][1] for d in self.outputs], bool, True)
             facts[name] = (vals, null)
         self._assembled = (household, member, facts)
         return self._assembled
@@ -226,20 +227,20 @@ class BatchEvaluator:
         households chunk after chunk, and each chunk's members as its ``(n, Hc)`` block, slot-major.
         A chunk's columns are then contiguous slices of those arrays, reshaped."""
         groups = self._groups(part, as_of) if part.H else []
-        spans = []  # (group, first and end household of the chunk in the group)
-        for g in groups:
-            step = max(1, TARGET_ELEMENTS // max(g.n, 1))
-            spans.extend((g, s, min(len(g.rows), s + step)) for s in range(0, len(g.rows), step))
+        cuts = [_cuts(len(g.rows), g.n) for g in groups]  # each group's chunks, as household ranges in it
         hperm = np.concatenate([g.rows for g in groups]) if groups else np.zeros(0, np.intp)
-        starts = part.offsets[:-1]
-        blocks = [(starts[g.rows[s:e]][None, :] + np.arange(g.n, dtype=np.intp)[:, None]).ravel() for g, s, e in spans]
-        mperm = np.concatenate(blocks).astype(np.intp, copy=False) if blocks else np.zeros(0, np.intp)
+        starts = part.offsets[:-1].astype(np.intp, copy=False)
+        blocks = [
+            (starts[g.rows[s:e]][None, :] + np.arange(g.n, dtype=np.intp)[:, None]).ravel()
+            for g, chunks in zip(groups, cuts, strict=True)
+            for s, e in chunks
+        ]
+        mperm = np.concatenate(blocks) if blocks else np.zeros(0, np.intp)
         hflat = {name: _gather(_narrow(col), hperm) for name, col in part.hcols.items()}
         mflat = {name: _gather(_narrow(col), mperm) for name, col in part.mcols.items()}
         tasks: list[_Task] = []
-        h0 = m0 = 0
-        at = 0
-        for g in groups:
+        h0 = m0 = 0  # where the group starts in the prepared order
+        for g, chunks in zip(groups, cuts, strict=True):
             n, Hg = g.n, len(g.rows)
             # masks that hold in the whole group become scalars (as they always have: per group)
             hs = {k: _simplify(_span(v, h0, h0 + Hg)) for k, v in hflat.items()}
@@ -250,17 +251,10 @@ class BatchEvaluator:
             if as_of is not None:
                 hs["as_of"] = Date(X.ymd(as_of))
             ps = self._param_values(g.ps)
-            while at < len(spans) and spans[at][0] is g:
-                _g, s, e = spans[at]
-                tasks.append(
-                    _Task(
-                        g.rows[s:e], n, h0 + s, h0 + e, m0 + n * s, m0 + n * e,
-                        {k: _span(v, s, e) for k, v in hs.items()},
-                        {k: _member_view(v, n * s, n, e - s) for k, v in ms.items()},
-                        ps,
-                    )
-                )  # fmt: skip
-                at += 1
+            for s, e in chunks:
+                chunk_hs = {k: _span(v, s, e) for k, v in hs.items()}
+                chunk_ms = {k: _member_view(v, n * s, n, e - s) for k, v in ms.items()}
+                tasks.append(_Task(g.rows[s:e], n, h0 + s, h0 + e, m0 + n * s, m0 + n * e, chunk_hs, chunk_ms, ps))
             h0 += Hg
             m0 += n * Hg
         return Prepared(part, as_of, tasks, len(groups), hperm, mperm)
@@ -271,20 +265,17 @@ class BatchEvaluator:
         res = PartResult(part.H, part.M, self.plan, prep.groups, prep.hperm, prep.mperm)
         tasks = prep.tasks
         as_of = prep.as_of
-        member_programs = [p.code for p in self.plan.programs if p.member]
 
         def work(task):
-            out, fb = self._run_chunk(task, part, as_of)
-            return task, out, fb, _member_sums(out, member_programs)
+            return task, *self._run_chunk(task, part, as_of)
 
         if self.threads > 1 and len(tasks) > 1:
             with ThreadPoolExecutor(self.threads) as pool:
                 done = list(pool.map(work, tasks)) if progress is None else [_report(r, progress) for r in pool.map(work, tasks)]
         else:
             done = [work(t) if progress is None else _report(work(t), progress) for t in tasks]
-        for task, out, fb, sums in done:
-            res.outputs.append((task, out))
-            res.sums.append(sums)
+        for task, out, fb in done:
+            res.outputs.append(_Done(task.h0, task.h1, task.m0, task.m1, out))
             res.fallback += fb
         return res
 
@@ -407,6 +398,12 @@ def _report(item, progress):
     return item
 
 
+def _cuts(H: int, n: int) -> list[tuple[int, int]]:
+    """A group of ``H`` households of ``n`` members cut into chunks of about ``TARGET_ELEMENTS`` member slots."""
+    step = max(1, TARGET_ELEMENTS // max(n, 1))
+    return [(s, min(H, s + step)) for s in range(0, H, step)]
+
+
 def _dense(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(a, return_inverse=True)`` for integer codes; a lookup table when their range is small
     (interned text, dates of one year, member counts), with no sort."""
@@ -428,8 +425,8 @@ def _dense(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _member_sums(out: ChunkResult, codes: list[str]) -> dict[str, np.ndarray]:
     """Per household of a chunk, each member program's granted members and fen paid to members: sums
-    over the member axis of its ``(n, Hc)`` outputs, while they are in cache. A program that grants
-    or pays no one in the chunk gives broadcast zeros (``_place`` fills those without copying)."""
+    over the member axis of its ``(n, Hc)`` outputs. A program that grants or pays no one in the
+    chunk gives broadcast zeros (``_place`` fills those without copying)."""
     sums: dict[str, np.ndarray] = {}
     for code in codes:
         status, cents, null, _first, paid = out.programs[code]
@@ -462,6 +459,17 @@ class Prepared:
     groups: int
     hperm: np.ndarray  # the part's households in chunk order
     mperm: np.ndarray  # its members in chunk order, each chunk's (n, Hc) block slot-major
+
+
+@dataclass
+class _Done:
+    """One evaluated chunk: where it sits in the prepared order, and its outputs."""
+
+    h0: int
+    h1: int
+    m0: int
+    m1: int
+    result: ChunkResult
 
 
 @dataclass
