@@ -143,7 +143,7 @@ def _place(spans: list[tuple[int, int, np.ndarray]], size: int, dtype, fill, inv
     flat = np.empty(size, dtype=dtype)
     for a, b, v in spans:
         np.copyto(flat[a:b].reshape(v.shape), v, casting="unsafe")
-    return np.take(flat, inv)
+    return np.take(flat, inv, mode="wrap")  # a permutation: every index in range
 
 
 def _uniform(v: np.ndarray) -> bool:
@@ -510,16 +510,8 @@ def _gather(col: V, perm: np.ndarray) -> V:
     """A column's rows in ``perm`` order (arrays of one row are constants, kept as they are)."""
 
     def g(a):
-        if a.shape[-1] == 1:
-            return a
-        if a.ndim == 1:
-            return np.take(a, perm)
-        # row by row: np.take along the last axis of a 2-d array is several times slower
-        flat = a.reshape(-1, a.shape[-1])
-        out = np.empty((flat.shape[0], len(perm)), dtype=a.dtype)
-        for r in range(flat.shape[0]):
-            np.take(flat[r], perm, out=out[r])
-        return out.reshape((*a.shape[:-1], len(perm)))
+        # every index is in range: mode="wrap" skips the bounds check that "raise" makes on each
+        return a if a.shape[-1] == 1 else np.take(a, perm, axis=-1, mode="wrap")
 
     return col.map(g)
 
