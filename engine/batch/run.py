@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,11 +37,23 @@ from engine.schema.money import parse_money, to_cents
 TARGET_ELEMENTS = 1 << 19  # member slots per chunk: large enough that Python overhead is small, two threads overlap
 
 
+# a program's outputs: name, dtype in input order, value where no chunk wrote one
+FIELDS = (
+    ("status", np.int8, NOT_CHECKED),
+    ("cents", np.int64, 0),
+    ("null", bool, True),
+    ("first", np.int16, -1),
+    ("paid", bool, False),
+)
+
+
 class PartResult:
-    """Results of one part. Chunks keep their own outputs, laid out in the prepared order (households
-    chunk after chunk, members in each chunk's ``(n, Hc)`` block, slot-major); ``household``, ``member``,
-    ``facts`` and ``member_totals`` put them back in the part's household and member order on first use,
-    one gather through the inverse permutation per array."""
+    """Results of one part. Chunks keep their own outputs in the prepared order: households chunk
+    after chunk (``hperm[i]`` is the part's row of position ``i``), members in each chunk's ``(n, Hc)``
+    block, slot-major (``mperm``). ``household``, ``member``, ``facts`` and ``member_totals`` give them
+    in the part's household and member order, each array put back on first use with one gather
+    through the inverse permutation; ``prepared`` gives an array in the prepared order, for
+    consumers that do not need input order (counts, sums, a sparse selection)."""
 
     def __init__(
         self, H: int, M: int, plan: Plan, groups: int = 0, hperm: np.ndarray | None = None, mperm: np.ndarray | None = None
@@ -51,27 +63,43 @@ class PartResult:
         self.mperm = mperm if mperm is not None else np.arange(M, dtype=np.intp)
         self.outputs: list[_Done] = []
         self.fallback = 0  # households evaluated by the single evaluator
-        self._assembled: tuple[dict, dict, dict] | None = None
+        self._fields = {
+            f"{p.code}.{f}": (p.code, i, p.member, dtype, fill)
+            for p in plan.programs
+            for i, (f, dtype, fill) in enumerate(FIELDS)
+        }
+        self._household = _Lazy([k for k, v in self._fields.items() if not v[2]], self._input_order)
+        self._member = _Lazy([k for k, v in self._fields.items() if v[2]], self._input_order)
+        self._facts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._totals: dict[str, np.ndarray] | None = None
-        self._hinv: np.ndarray | None = None
+        self._inv: dict[bool, np.ndarray] = {}
 
     @property
     def chunks(self) -> int:
         return len(self.outputs)
 
     @property
-    def household(self) -> dict[str, np.ndarray]:
+    def household(self) -> Mapping[str, np.ndarray]:
         """``<code>.status|cents|null|first|paid`` of household programs, per household."""
-        return self.assemble()[0]
+        return self._household
 
     @property
-    def member(self) -> dict[str, np.ndarray]:
+    def member(self) -> Mapping[str, np.ndarray]:
         """The same for member programs, per member row."""
-        return self.assemble()[1]
+        return self._member
 
     @property
     def facts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        return self.assemble()[2]
+        """The reported household facts: (values, null mask) per household."""
+        if self._facts is None:
+            self._facts = {
+                name: (
+                    self._place([d.result.facts[name][0] for d in self.outputs], False, np.int64, 0),
+                    self._place([d.result.facts[name][1] for d in self.outputs], False, bool, True),
+                )
+                for name in self.plan.reported
+            }
+        return self._facts
 
     @property
     def member_totals(self) -> dict[str, np.ndarray]:
@@ -83,42 +111,55 @@ class PartResult:
             codes = [p.code for p in self.plan.programs if p.member]
             sums = [_member_sums(d.result, codes) for d in self.outputs]
             keys = [f"{c}.{k}" for c in codes for k in ("granted_members", "paid_cents")]
-            self._totals = {k: self._households([s[k] for s in sums], np.int64, 0) for k in keys}
+            self._totals = {k: self._place([s[k] for s in sums], False, np.int64, 0) for k in keys}
         return self._totals
 
-    def _households(self, values: list[np.ndarray], dtype, fill) -> np.ndarray:
-        if self._hinv is None:
-            self._hinv = _inverse(self.hperm)
-        return _place([(d.h0, d.h1, v) for d, v in zip(self.outputs, values, strict=True)], self.H, dtype, fill, self._hinv)
+    def prepared(self, key: str) -> np.ndarray:
+        """``<code>.<field>`` in the prepared order (see ``hperm`` and ``mperm``), without putting it back."""
+        code, i, member, dtype, fill = self._fields[key]
+        return self._place([d.result.programs[code][i] for d in self.outputs], member, dtype, fill, inverse=False)
 
-    def assemble(self) -> tuple[dict, dict, dict]:
-        if self._assembled is not None:
-            return self._assembled
-        household: dict[str, np.ndarray] = {}
-        member: dict[str, np.ndarray] = {}
-        facts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        fields = (
-            ("status", np.int8, NOT_CHECKED),
-            ("cents", np.int64, 0),
-            ("null", bool, True),
-            ("first", np.int16, -1),
-            ("paid", bool, False),
-        )
-        minv = _inverse(self.mperm) if any(p.member for p in self.plan.programs) else None
-        for p in self.plan.programs:
-            for i, (f, dtype, fill) in enumerate(fields):
-                values = [d.result.programs[p.code][i] for d in self.outputs]
-                if p.member:
-                    spans = [(d.m0, d.m1, v) for d, v in zip(self.outputs, values, strict=True)]
-                    member[f"{p.code}.{f}"] = _place(spans, self.M, dtype, fill, minv)
-                else:
-                    household[f"{p.code}.{f}"] = self._households(values, dtype, fill)
-        for name in self.plan.reported:
-            vals = self._households([d.result.facts[name][0] for d in self.outputs], np.int64, 0)
-            null = self._households([d.result.facts[name][1] for d in self.outputs], bool, True)
-            facts[name] = (vals, null)
-        self._assembled = (household, member, facts)
-        return self._assembled
+    def assemble(self) -> tuple[Mapping, Mapping, dict]:
+        """Every array in input order now (rather than on first use)."""
+        for lazy in (self._household, self._member):
+            for key in lazy:
+                lazy[key]
+        return self._household, self._member, self.facts
+
+    def _input_order(self, key: str) -> np.ndarray:
+        code, i, member, dtype, fill = self._fields[key]
+        return self._place([d.result.programs[code][i] for d in self.outputs], member, dtype, fill)
+
+    def _place(self, values: list[np.ndarray], member: bool, dtype, fill, inverse: bool = True) -> np.ndarray:
+        spans = [((d.m0, d.m1) if member else (d.h0, d.h1), v) for d, v in zip(self.outputs, values, strict=True)]
+        inv = None
+        if inverse:
+            inv = self._inv.get(member)
+            if inv is None:
+                inv = self._inv[member] = _inverse(self.mperm if member else self.hperm)
+        return _place(spans, self.M if member else self.H, dtype, fill, inv)
+
+
+class _Lazy(Mapping[str, np.ndarray]):
+    """Arrays made on first use, then kept."""
+
+    def __init__(self, keys: list[str], make: Callable[[str], np.ndarray]):
+        self._keys, self._make, self._made = keys, make, {}
+        self._known = set(keys)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        got = self._made.get(key)
+        if got is None:
+            if key not in self._known:
+                raise KeyError(key)
+            got = self._made[key] = self._make(key)
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def _inverse(perm: np.ndarray) -> np.ndarray:
@@ -127,22 +168,25 @@ def _inverse(perm: np.ndarray) -> np.ndarray:
     return inv
 
 
-def _place(spans: list[tuple[int, int, np.ndarray]], size: int, dtype, fill, inv: np.ndarray | None) -> np.ndarray:
-    """One array in input order from chunk outputs covering ``[a, b)`` of the prepared order.
+def _place(spans: list[tuple[tuple[int, int], np.ndarray]], size: int, dtype, fill, inv: np.ndarray | None) -> np.ndarray:
+    """One array from chunk outputs covering ``[a, b)`` of the prepared order: in input order through
+    ``inv``, the inverse permutation, or in the prepared order when ``inv`` is None.
 
     Chunk outputs are often broadcasts of one scalar (a program that applies to no one in a
     group): when every chunk holds the same one, the result is that value everywhere."""
     if not spans:
         return np.full(size, fill, dtype=dtype)
-    first = spans[0][2]
-    if all(_uniform(v) for _a, _b, v in spans):
+    first = spans[0][1]
+    if all(_uniform(v) for _ab, v in spans):
         value = first.flat[0] if first.size else fill
-        if all(v.size == 0 or v.flat[0] == value for _a, _b, v in spans):
+        if all(v.size == 0 or v.flat[0] == value for _ab, v in spans):
             # zeros come from calloc: pages the OS maps on first touch, not written here
             return np.zeros(size, dtype=dtype) if value == 0 else np.full(size, value, dtype=dtype)
     flat = np.empty(size, dtype=dtype)
-    for a, b, v in spans:
+    for (a, b), v in spans:
         np.copyto(flat[a:b].reshape(v.shape), v, casting="unsafe")
+    if inv is None:
+        return flat
     return np.take(flat, inv, mode="wrap")  # a permutation: every index in range
 
 
@@ -415,12 +459,10 @@ def _dense(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if hi - lo > 1 << 20:
         return np.unique(a, return_inverse=True)
     at = a - lo if lo else a
-    seen = np.zeros(hi - lo + 1, dtype=bool)
-    seen[at] = True
-    values = np.flatnonzero(seen)
+    values = np.flatnonzero(np.bincount(at, minlength=hi - lo + 1))
     lut = np.zeros(hi - lo + 1, dtype=np.intp)
     lut[values] = np.arange(len(values), dtype=np.intp)
-    return values + lo, lut[at]
+    return values + lo, np.take(lut, at, mode="wrap")  # every code is in the table
 
 
 def _member_sums(out: ChunkResult, codes: list[str]) -> dict[str, np.ndarray]:

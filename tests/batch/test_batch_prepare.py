@@ -90,3 +90,16 @@ def test_dense_codes_are_np_unique(values):
     got, inv = _dense(values)
     want, want_inv = np.unique(values, return_inverse=True)
     assert got.tolist() == want.tolist() and inv.tolist() == want_inv.tolist()
+
+
+def test_prepared_order_is_input_order_through_the_permutations(engine, population):
+    part, res, be = _evaluate(engine, population, 16, 2)
+    assert sorted(res.hperm.tolist()) == list(range(part.H)) and sorted(res.mperm.tolist()) == list(range(part.M))
+    assert set(res.member) == {f"{p.code}.{f}" for p in be.plan.programs if p.member for f, _d, _fill in run_module.FIELDS}
+    for key in [*res.household, *res.member]:
+        perm = res.mperm if key in res.member else res.hperm
+        got = res.prepared(key)
+        want = (res.member if key in res.member else res.household)[key]
+        assert got.dtype == want.dtype and np.array_equal(got, want[perm]), key
+    with pytest.raises(KeyError):
+        res.member["dibao.status"]  # a household program
