@@ -236,6 +236,7 @@ class BatchEvaluator:
         self.need_h, self.need_m = referenced_names(self.plan)
         self.threads = threads or min(2, os.cpu_count() or 1)
         self._params: dict[int, dict[str, V]] = {}
+        self._resolved: dict[tuple[int, int], Any] = {}
         self.schema = self.book.policies.schema
 
     # -- parameters --------------------------------------------------------------
@@ -257,6 +258,16 @@ class BatchEvaluator:
                 out[name] = X.num_scalar(v)
         self._params[key] = out
         return out
+
+    def _resolve(self, loc: int, ymd: int):
+        """The parameter set of an (interned locality, yyyymmdd date) pair; the same pairs recur in every part."""
+        got = self._resolved.get((loc, ymd))
+        if got is None:
+            if len(self._resolved) > 100_000:  # as the policies' own cache: bounded whatever the dates
+                self._resolved.clear()
+            date = dt.date(ymd // 10000, ymd // 100 % 100, ymd % 100)
+            got = self._resolved[(loc, ymd)] = self.engine.policies.resolve(self.I.text(loc), date)
+        return got
 
     # -- evaluation ---------------------------------------------------------------
     def evaluate_part(
@@ -296,7 +307,7 @@ class BatchEvaluator:
                 hs["as_of"] = Date(X.ymd(as_of))
             ps = self._param_values(g.ps)
             for s, e in chunks:
-                chunk_hs = {k: _span(v, s, e) for k, v in hs.items()}
+                chunk_hs = hs if e - s == Hg else {k: _span(v, s, e) for k, v in hs.items()}
                 chunk_ms = {k: _member_view(v, n * s, n, e - s) for k, v in ms.items()}
                 tasks.append(_Task(g.rows[s:e], n, h0 + s, h0 + e, m0 + n * s, m0 + n * e, chunk_hs, chunk_ms, ps))
             h0 += Hg
@@ -340,9 +351,7 @@ class BatchEvaluator:
         psets: list[Any] = []
         pid_of = np.empty(len(pairs), dtype=np.intp)
         for i, u in enumerate(pairs.tolist()):
-            code = self.I.text(int(locs[u // len(days)]))
-            d = int(days[u % len(days)])
-            ps = self.engine.policies.resolve(code, dt.date(d // 10000, d // 100 % 100, d % 100))
+            ps = self._resolve(int(locs[u // len(days)]), int(days[u % len(days)]))
             key = id(ps.values)
             if key not in pids:
                 pids[key] = len(psets)
