@@ -34,7 +34,11 @@ from engine.schema.facts import HOUSEHOLD_FACTS, MEMBER_FIELDS
 from engine.schema.model import InputError
 from engine.schema.money import parse_money, to_cents
 
-TARGET_ELEMENTS = 1 << 19  # member slots per chunk: large enough that Python overhead is small, two threads overlap
+# member slots per chunk. A chunk costs about 3 ms of Python (a pass over every rule) besides 0.14 µs
+# per slot (measured on the 2-core machine), so chunks are whole groups unless a group is larger than
+# this (in a synthetic population, parts over about 1.3 million households): a 4-byte column of a chunk
+# stays within 2 MB.
+TARGET_ELEMENTS = 1 << 19
 
 
 # a program's outputs: name, dtype in input order, value where no chunk wrote one
