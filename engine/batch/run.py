@@ -3,8 +3,10 @@
 Households are grouped by (resolved parameter set, area, member count): inside a
 group every parameter is one exact scalar, the area is a constant, and members form a
 dense ``(n, H)`` block, so per-capita division has a static denominator and member
-totals are sums over one axis. Each group is cut into chunks small enough to stay in
-cache, and chunks run on a thread pool (numpy releases the GIL in its loops).
+totals are sums over one axis. A group is one chunk unless it is very large
+(``TARGET_ELEMENTS``), and chunks run on a thread pool (numpy releases the GIL in its loops).
+Each column is gathered once per part into the chunks' order, and each result array is
+put back in input order with one gather (``PartResult``).
 
 A chunk the columnar backend cannot evaluate exactly (an int64 bound that could
 overflow, a construct it does not vectorise) is evaluated household by household with
