@@ -74,8 +74,8 @@ class PartResult:
             for p in plan.programs
             for i, (f, dtype, fill) in enumerate(FIELDS)
         }
-        self._household = _Lazy([k for k, v in self._fields.items() if not v[2]], self._input_order)
-        self._member = _Lazy([k for k, v in self._fields.items() if v[2]], self._input_order)
+        self._keys = {m: [k for k, v in self._fields.items() if v[2] == m] for m in (False, True)}
+        self._made: dict[str, np.ndarray] = {}
         self._facts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
         self._totals: dict[str, np.ndarray] | None = None
         self._inv: dict[bool, np.ndarray] = {}
@@ -87,12 +87,12 @@ class PartResult:
     @property
     def household(self) -> Mapping[str, np.ndarray]:
         """``<code>.status|cents|null|first|paid`` of household programs, per household."""
-        return self._household
+        return _Arrays(self, False)
 
     @property
     def member(self) -> Mapping[str, np.ndarray]:
         """The same for member programs, per member row."""
-        return self._member
+        return _Arrays(self, True)
 
     @property
     def facts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -127,14 +127,16 @@ class PartResult:
 
     def assemble(self) -> tuple[Mapping, Mapping, dict]:
         """Every array in input order now (rather than on first use)."""
-        for lazy in (self._household, self._member):
-            for key in lazy:
-                lazy[key]
-        return self._household, self._member, self.facts
+        for key in self._fields:
+            self._array(key)
+        return self.household, self.member, self.facts
 
-    def _input_order(self, key: str) -> np.ndarray:
-        code, i, member, dtype, fill = self._fields[key]
-        return self._place([d.result.programs[code][i] for d in self.outputs], member, dtype, fill)
+    def _array(self, key: str) -> np.ndarray:
+        got = self._made.get(key)
+        if got is None:
+            code, i, member, dtype, fill = self._fields[key]
+            got = self._made[key] = self._place([d.result.programs[code][i] for d in self.outputs], member, dtype, fill)
+        return got
 
     def _place(self, values: list[np.ndarray], member: bool, dtype, fill, inverse: bool = True) -> np.ndarray:
         spans = [((d.m0, d.m1) if member else (d.h0, d.h1), v) for d, v in zip(self.outputs, values, strict=True)]
@@ -146,26 +148,25 @@ class PartResult:
         return _place(spans, self.M if member else self.H, dtype, fill, inv)
 
 
-class _Lazy(Mapping[str, np.ndarray]):
-    """Arrays made on first use, then kept."""
+class _Arrays(Mapping[str, np.ndarray]):
+    """A part's household or member arrays, each made by its ``PartResult`` on first use and kept
+    there. Made on each access and not kept by the result: no reference cycle, so a part's results
+    are freed as soon as the last reference goes, not at the next garbage collection."""
 
-    def __init__(self, keys: list[str], make: Callable[[str], np.ndarray]):
-        self._keys, self._make, self._made = keys, make, {}
-        self._known = set(keys)
+    def __init__(self, res: PartResult, member: bool):
+        self._res, self._member = res, member
 
     def __getitem__(self, key: str) -> np.ndarray:
-        got = self._made.get(key)
-        if got is None:
-            if key not in self._known:
-                raise KeyError(key)
-            got = self._made[key] = self._make(key)
-        return got
+        field = self._res._fields.get(key)
+        if field is None or field[2] != self._member:
+            raise KeyError(key)
+        return self._res._array(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._keys)
+        return iter(self._res._keys[self._member])
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._res._keys[self._member])
 
 
 def _inverse(perm: np.ndarray) -> np.ndarray:

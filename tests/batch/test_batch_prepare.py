@@ -3,6 +3,9 @@ results put back in input order, and the member programs' per-household totals."
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -103,3 +106,16 @@ def test_prepared_order_is_input_order_through_the_permutations(engine, populati
         assert got.dtype == want.dtype and np.array_equal(got, want[perm]), key
     with pytest.raises(KeyError):
         res.member["dibao.status"]  # a household program
+
+
+def test_a_part_result_is_freed_as_soon_as_its_last_reference_goes(engine, population):
+    """Results are not kept until the next garbage collection: a streamed run holds few parts at once."""
+    _part, res, _be = _evaluate(engine, population, 1 << 19, 1)
+    assert len(res.member) and len(res.household) and res.facts and res.member_totals
+    ref = weakref.ref(res)
+    gc.disable()
+    try:
+        del res
+        assert ref() is None
+    finally:
+        gc.enable()
