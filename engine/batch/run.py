@@ -162,6 +162,10 @@ class _Arrays(Mapping[str, np.ndarray]):
             raise KeyError(key)
         return self._res._array(key)
 
+    def __contains__(self, key: object) -> bool:  # without making the array, as Mapping's would
+        field = self._res._fields.get(key) if isinstance(key, str) else None
+        return field is not None and field[2] == self._member
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._res._keys[self._member])
 

@@ -119,3 +119,10 @@ def test_a_part_result_is_freed_as_soon_as_its_last_reference_goes(engine, popul
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_asking_whether_a_result_exists_does_not_make_it(engine, population):
+    _part, res, _be = _evaluate(engine, population, 1 << 19, 1)
+    res._made.clear()
+    assert "tekun.status" in res.member and "tekun.status" not in res.household and "nope" not in res.member
+    assert not res._made
