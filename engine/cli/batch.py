@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import orjson
 
+from engine.batch.allocator import tune_for_bulk
 from engine.batch.fanout import Cluster, FanoutError
 from engine.book.rules import default_root
 from engine.cli.params import load_engine as _engine
@@ -234,6 +235,7 @@ def register(main: click.Group) -> None:
             raise click.UsageError("需要 --out 结果目录 / --out is required")
         from engine.batch.job import run_batch
 
+        tune_for_bulk()
         where = _cluster(workers, cluster)
         src = _source(Source, population)
         bar, update = _progress(src.count(), "评估 evaluating")
@@ -339,6 +341,7 @@ def register(main: click.Group) -> None:
         population = _one_population(population, population_option)
         where = _cluster(workers, cluster)
         engine = _engine(home)
+        tune_for_bulk()
         out = out or Path(f"simulation-{reform.stem}")
         try:
             _source(Source, population)
@@ -382,6 +385,8 @@ def register(main: click.Group) -> None:
         """两个版本的规则与政策之间：哪些用例、多少户的结论发生变化 / what changes between two rule versions."""
         from engine.batch.diff import DiffError, run_diff
 
+        if population is not None:
+            tune_for_bulk()
         try:
             result = run_diff(base, head, population=population, cases=cases, as_of=as_of, out_dir=out)
         except DiffError as e:
