@@ -127,23 +127,6 @@ def _dates(as_of_ymd, n: int) -> pa.Array:
     return pa.Array.from_buffers(pa.date32(), n, [None, pa.py_buffer(days)])
 
 
-def _member_households(part: Part) -> np.ndarray:
-    """The household (row of the part) of every member row."""
-    return np.repeat(np.arange(part.H, dtype=np.int32), part.sizes())
-
-
-def _per_household(where: np.ndarray, of: np.ndarray, H: int, values: np.ndarray | None = None) -> np.ndarray:
-    """Per household (``of``: each member row's household), how many of its members are ``where`` —
-    or the sum of their ``values``: exact in int64. Over those members only: a program is granted to,
-    and pays, few members of a population."""
-    rows = np.flatnonzero(where)
-    if values is None:
-        return np.bincount(of[rows], minlength=H)
-    out = np.zeros(H, np.int64)
-    np.add.at(out, of[rows], values[rows])
-    return out
-
-
 def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner, as_of_ymd) -> pa.Table:
     H = part.H
     cols: dict[str, pa.Array] = {"household_id": _ids(part.household_ids)}
@@ -155,8 +138,7 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
             cols[name] = _int_array(vals.astype(np.int16), null)
         else:
             cols[name] = decimal_from_cents(vals, null)
-    hh, mm = res.household, res.member
-    of = _member_households(part)
+    hh = res.household
     totals = {kind: np.zeros(H, np.int64) for kind in TOTALS}
     for p in plan.programs:
         c = p.code
@@ -170,8 +152,9 @@ def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner,
             cols[f"{c}_first_failed"] = _first(hh[c + ".first"], p.rules)
             paid_cents = np.where(hh[c + ".paid"] & ~hh[c + ".null"], hh[c + ".cents"], 0)
         else:
-            count = _per_household(is_granted(mm[c + ".status"]), of, H)
-            paid_cents = _per_household(mm[c + ".paid"] & ~mm[c + ".null"], of, H, mm[c + ".cents"])
+            # summed by the evaluator over each group's (members, households) block: no pass over members here
+            count = res.member_totals[c + ".granted_members"]
+            paid_cents = res.member_totals[c + ".paid_cents"]
             cols[f"{c}_eligible_members"] = _int_array(count.astype(np.int16))  # at most MAX_MEMBERS
             if column:
                 cols[f"{c}_{column}"] = decimal_from_cents(paid_cents)
