@@ -12,6 +12,7 @@ import pytest
 from test_batch_tables import _csv_population
 
 from engine.batch import synth
+from engine.batch.build import _LazyStrings
 from engine.batch.job import evaluate_population, result_tables, run_batch
 from engine.batch.results import AMOUNT_COLUMN
 from engine.batch.tables import PopulationError
@@ -116,20 +117,6 @@ def test_the_household_summaries_of_member_programs_add_up_the_member_rows(outpu
     assert nonzero and any(count.values())
 
 
-class _ArrowIds:
-    def __init__(self, a: pa.Array):
-        self.a = a
-
-    def __len__(self) -> int:
-        return len(self.a)
-
-    def __getitem__(self, i: int) -> str:
-        return self.a[i].as_py()
-
-    def arrow(self) -> pa.Array:
-        return self.a
-
-
 def _decoded(t: pa.Table) -> pa.Table:
     return pa.table([c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in t.columns], names=t.column_names)
 
@@ -140,8 +127,8 @@ def test_ids_read_as_dictionaries_make_the_same_tables(engine, outputs):
     plain = {shape: result_tables(ev, None, shape, []) for shape in ("long", "wide")}
     ev.part = dataclasses.replace(
         ev.part,
-        household_ids=_ArrowIds(ev.part.household_ids.arrow().dictionary_encode()),
-        member_ids=_ArrowIds(ev.part.member_ids.arrow().dictionary_encode()),
+        household_ids=_LazyStrings(ev.part.household_ids.arrow().dictionary_encode()),
+        member_ids=_LazyStrings(ev.part.member_ids.arrow().dictionary_encode()),
     )
     assert len(ev.part.member_ids.arrow().dictionary) < ev.part.M  # member ids repeat across households
     for shape in ("long", "wide"):
