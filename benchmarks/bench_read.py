@@ -47,49 +47,40 @@ def with_id_numbers(pop: Path, out: Path) -> Path:
     return out
 
 
+def _leaves(part):
+    """(name, value) of every leaf of a part's columns, in a fixed order: arrays and scalar fields."""
+
+    def walk(name, x):
+        if isinstance(x, dict):
+            for k in sorted(x):
+                yield from walk(f"{name}[{k}]", x[k])
+        elif hasattr(x, "__slots__") and not isinstance(x, np.ndarray):
+            for s in sorted(x.__slots__):
+                yield from walk(f"{name}.{s}", getattr(x, s))
+        else:
+            yield name, x
+
+    yield from walk("offsets", part.offsets)
+    for side in ("hcols", "mcols"):
+        for k, v in sorted(getattr(part, side).items()):
+            yield from walk(f"{side}.{k}", v)
+
+
 def digest(part) -> str:
     h = hashlib.sha256()
-
-    def feed(name, x):
+    for name, x in _leaves(part):
         if isinstance(x, np.ndarray):
             h.update(f"{name}:{x.shape}".encode())  # values, not dtypes: dtypes() lists those
             h.update(np.ascontiguousarray(x.astype(np.int64) if x.dtype != bool else x).tobytes())
-        elif isinstance(x, dict):
-            for k in sorted(x):
-                feed(f"{name}[{k}]", x[k])
-        elif hasattr(x, "__slots__"):
-            for s in sorted(x.__slots__):
-                feed(f"{name}.{s}", getattr(x, s))
         else:
             h.update(f"{name}={x!r}".encode())
-
-    feed("offsets", part.offsets)
-    for side in ("hcols", "mcols"):
-        for k, v in sorted(getattr(part, side).items()):
-            feed(f"{side}.{k}", v)
     h.update(str(part.household_ids.arrow().to_pylist()[:50]).encode())
     h.update(str(part.member_ids.arrow().to_pylist()[-50:]).encode())
     return h.hexdigest()[:16]
 
 
 def dtypes(part) -> str:
-    out = []
-
-    def walk(name, x):
-        if isinstance(x, np.ndarray):
-            out.append(f"{name}:{x.dtype}")
-        elif isinstance(x, dict):
-            for k in sorted(x):
-                walk(f"{name}[{k}]", x[k])
-        elif hasattr(x, "__slots__"):
-            for s in sorted(x.__slots__):
-                walk(f"{name}.{s}", getattr(x, s))
-
-    walk("offsets", part.offsets)
-    for side in ("hcols", "mcols"):
-        for k, v in sorted(getattr(part, side).items()):
-            walk(f"{side}.{k}", v)
-    return " ".join(out)
+    return " ".join(f"{name}:{x.dtype}" for name, x in _leaves(part) if isinstance(x, np.ndarray))
 
 
 def measure(pop: Path, part_size: int, show_digest: bool) -> dict[str, float]:
