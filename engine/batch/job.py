@@ -36,7 +36,7 @@ from .prefetch import ahead
 from .resultfiles import ResultFiles
 from .run import BatchEvaluator, PartResult, Prepared
 from .tables import DEFAULT_PART, PopulationError, RowError, Source, build_part, jsonl_part
-from .unique import fingerprints, id_range, in_order, may_repeat
+from .unique import fingerprints, id_range, in_order, may_repeat, plain_ids
 
 STATUS_NAMES = {v: k for k, v in STATUS_CODE.items()}
 
@@ -146,8 +146,7 @@ def _prepared(
     thread's share of the work (``s.seconds`` counts its own time, not the time it waits for the evaluator)."""
     t0 = time.perf_counter()
     for part in _parts(src, be, as_of, part_size):
-        ids = part.household_ids
-        lo_hi = id_range(ids.arrow() if hasattr(ids, "arrow") else pa.array(list(ids), pa.string()))  # type: ignore[union-attr]
+        lo_hi = id_range(R.id_column(part.household_ids))
         t1 = time.perf_counter()
         prep = be.prepare(part, as_of)
         s.seconds["read"] += t1 - t0
@@ -176,16 +175,12 @@ def _check_unique(bounds: list[tuple[str, str]], src: Source) -> None:
         return
     if not may_repeat([fingerprints(ids) for ids in _id_batches(src)]):
         return
-    allids = pa.chunked_array([_plain(ids) for ids in _id_batches(src)], pa.string())
+    allids = pa.chunked_array([plain_ids(ids) for ids in _id_batches(src)], pa.string())
     if len(pc.unique(allids)) != len(allids):
         vc = pc.value_counts(allids)
         dups = [d["values"] for d in vc.to_pylist() if d["counts"] > 1][:20]
         name = src.name("households")
         raise PopulationError([RowError(name, 0, "household_id", f"户编号重复：{d}", "duplicate household_id") for d in dups])
-
-
-def _plain(ids: pa.Array) -> pa.Array:
-    return ids.dictionary_decode() if isinstance(ids, pa.DictionaryArray) else ids.cast(pa.string())
 
 
 def _id_batches(src: Source) -> Iterator[pa.Array]:
@@ -435,16 +430,14 @@ def run_batch(
             s.ruleset_version = engine.version
             s.as_of = as_of.isoformat() if as_of else None
             opts = BatchOptions(as_of, tuple(programs) if programs else None, part_size, members, seed)
-            bounds: list[tuple[str, str]] = []
             for outp in fan_out_batch(engine, src, opts, cluster, verify, s):
                 if pending is not None:
                     pending.result()
                 pending = writer.submit(write_partition, outp)
-                bounds.extend(id_range(t["households"].column("household_id")) for t in outp.tables)
                 if progress is not None:
                     progress(outp.summary.households)
                 del outp
-            _check_unique(bounds, src)
+            _check_unique([], src)  # partitioned: every id is fingerprinted, whatever the parts' order
         if pending is not None:
             pending.result()
             pending = None

@@ -80,7 +80,7 @@ def _arrow_ids(values) -> pa.Array:
     return values.arrow() if hasattr(values, "arrow") else pa.array(list(values), pa.string())
 
 
-def _ids(values) -> pa.Array:
+def id_column(values) -> pa.Array:
     """Ids as a string column (decoded if the reader kept their dictionary codes)."""
     ids = _arrow_ids(values)
     return ids.dictionary_decode() if isinstance(ids, pa.DictionaryArray) else ids
@@ -129,7 +129,7 @@ def _dates(as_of_ymd, n: int) -> pa.Array:
 
 def household_table(part: Part, res: PartResult, plan: Plan, interner: Interner, as_of_ymd) -> pa.Table:
     H = part.H
-    cols: dict[str, pa.Array] = {"household_id": _ids(part.household_ids)}
+    cols: dict[str, pa.Array] = {"household_id": id_column(part.household_ids)}
     cols["locality"] = _codes(part.hcols["locality"].v, interner, H)
     cols["area"] = _codes(part.hcols["area"].v, interner, H)
     cols["as_of"] = _dates(as_of_ymd, H)
@@ -178,13 +178,13 @@ def _household_ids(part: Part, rows: np.ndarray) -> pa.Array:
     """The household id of each row of a table holding ``rows[i]`` rows of household i, household by
     household, by reference: codes into the part's ids, no copy of a string per row."""
     of = np.repeat(np.arange(part.H, dtype=np.int32), rows)
-    return pa.DictionaryArray.from_arrays(_int_array(of), _ids(part.household_ids))
+    return pa.DictionaryArray.from_arrays(_int_array(of), id_column(part.household_ids))
 
 
 def member_table(part: Part, res: PartResult, plan: Plan) -> pa.Table:
     cols: dict[str, pa.Array] = {
         "household_id": _household_ids(part, part.sizes()),
-        "member_id": _ids(part.member_ids),
+        "member_id": id_column(part.member_ids),
     }
     mm = res.member
     for p in plan.programs:

@@ -19,17 +19,21 @@ _PRIME = np.uint64(0x100000001B3)  # FNV-1a, 64-bit
 _BASIS = np.uint64(0xCBF29CE484222325)
 
 
+def plain_ids(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Ids as one plain string array, however a reader gave them (chunked, dictionary-coded, large strings)."""
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if isinstance(ids, pa.DictionaryArray):
+        ids = ids.dictionary_decode()
+    return ids if pa.types.is_string(ids.type) else ids.cast(pa.string())
+
+
 def fingerprints(ids: pa.Array) -> np.ndarray:
     """One uint64 per id: FNV-1a over its UTF-8 bytes, then mixed with its length (splitmix64's finaliser).
 
     Computed a byte position at a time over all ids at once (ids are short: a pass per character, each
     over one byte per id), not an id at a time."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(ids, pa.DictionaryArray):
-        ids = ids.dictionary_decode()
-    if not pa.types.is_string(ids.type):
-        ids = ids.cast(pa.string())
+    ids = plain_ids(ids)
     n = len(ids)
     if n == 0:
         return np.zeros(0, np.uint64)
@@ -59,11 +63,7 @@ def fingerprints(ids: pa.Array) -> np.ndarray:
 
 def id_range(ids: pa.Array) -> tuple[str, str]:
     """The smallest and largest id (by their UTF-8 bytes, as Arrow orders strings)."""
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    if isinstance(ids, pa.DictionaryArray):
-        ids = ids.dictionary_decode()
-    mm = pc.min_max(ids)
+    mm = pc.min_max(plain_ids(ids))
     return mm["min"].as_py() or "", mm["max"].as_py() or ""
 
 
