@@ -35,7 +35,7 @@ def array_of(t: pa.Table, name: str, chunked: bool = False) -> pa.Array | pa.Chu
     return col if chunked else col.combine_chunks()
 
 
-def _null(a: pa.Array) -> np.ndarray:
+def null_mask(a: pa.Array) -> np.ndarray:
     """The null mask, unpacked from the validity bitmap (no mask to build when there are no nulls)."""
     n = len(a)
     if a.null_count == 0:
@@ -66,7 +66,7 @@ def _texts(a: pa.Array) -> tuple[np.ndarray, list[str | None]]:
         ind = ind.cast(pa.int32())
     idx = _values(ind, np.int32)
     if ind.null_count:
-        idx = np.where(_null(ind), np.int32(-1), idx)
+        idx = np.where(null_mask(ind), np.int32(-1), idx)
     dictionary = a.dictionary
     if not pa.types.is_string(dictionary.type):
         dictionary = dictionary.cast(pa.string())
@@ -153,7 +153,7 @@ class Conv:
             if pa.types.is_decimal128(t) and t.scale <= 2 and t.precision <= 18:
                 return self._decimal_chunks(a, file, base, name, out)
             a = a.combine_chunks()
-        null = _null(a)
+        null = null_mask(a)
         null_count = a.null_count
         t = a.type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
@@ -218,7 +218,7 @@ class Conv:
         at = 0
         for c in a.chunks:
             n = len(c)
-            null = _null(c)
+            null = null_mask(c)
             nulls.append(null)
             if n:
                 raw = np.frombuffer(c.buffers()[1], dtype=np.int64)[2 * c.offset : 2 * (c.offset + n)].reshape(-1, 2)
@@ -245,7 +245,7 @@ class Conv:
         return fen, null
 
     def ints(self, a: pa.Array, file: str, base: int, col: S.Column) -> tuple[np.ndarray, np.ndarray]:
-        null = _null(a)
+        null = null_mask(a)
         if not pa.types.is_integer(a.type):
             try:
                 a = a.cast(pa.int64())
@@ -269,7 +269,7 @@ class Conv:
             try:
                 a = a.cast(pa.bool_())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                self.errs.rows(file, base, ~_null(a), name, "应为 true 或 false", "must be true or false")
+                self.errs.rows(file, base, ~null_mask(a), name, "应为 true 或 false", "must be true or false")
                 return np.zeros(len(a), bool)
         n = len(a)
         if a.buffers()[1] is None:
@@ -277,12 +277,12 @@ class Conv:
         values = np.unpackbits(np.frombuffer(a.buffers()[1], np.uint8), count=a.offset + n, bitorder="little")[a.offset :]
         v = values.view(bool)
         if a.null_count:
-            v &= ~_null(a)  # false where null
+            v &= ~null_mask(a)  # false where null
         return v
 
     def dates(self, a: pa.Array, file: str, base: int, name: str) -> tuple[np.ndarray, np.ndarray]:
         """``yyyymmdd`` integers (int32; 19700101 where null) and the null mask."""
-        null = _null(a)
+        null = null_mask(a)
         t = a.type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or isinstance(a, pa.DictionaryArray):
             a = self._parse_dates(a, null, file, base, name)
@@ -330,7 +330,7 @@ class Conv:
 
     def lists(self, a: pa.Array, file: str, base: int, col: S.Column) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row index, interned code) of every element of a list column, and the column's null mask."""
-        null = _null(a)
+        null = null_mask(a)
         empty = np.zeros(0, np.int64)
         if a.null_count == len(a):
             return empty, empty, null

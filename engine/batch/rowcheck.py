@@ -12,6 +12,7 @@ from engine.schema.model import id_check_digit
 from engine.schema.text import ID_EN, ID_RE, ID_ZH
 
 from . import schema as S
+from .convert import null_mask
 from .errors import Errors
 
 
@@ -127,7 +128,7 @@ def check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs:
     if not pa.types.is_string(a.type):
         a = a.cast(pa.string())
     n = len(a)
-    valid = ~_nulls(a)
+    valid = ~null_mask(a)
     offsets = np.frombuffer(a.buffers()[1], np.int32)[a.offset : a.offset + n + 1].astype(np.int64)
     data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
     lens = np.diff(offsets)
@@ -167,7 +168,3 @@ def check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs:
             "身份证号码格式、校验位或出生日期有误",
             "ID number malformed, wrong check digit or birth date",
         )
-
-
-def _nulls(a: pa.Array) -> np.ndarray:
-    return a.is_null().to_numpy(zero_copy_only=False) if a.null_count else np.zeros(len(a), bool)
