@@ -50,6 +50,15 @@ def null_mask(a: pa.Array) -> np.ndarray:
     return valid == 0
 
 
+def string_bytes(a: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's offsets (int64, ``len(a) + 1`` of them, into the data buffer) and its UTF-8 data
+    buffer, as numpy without copying the data: for checks that look at every id's bytes at once."""
+    n = len(a)
+    offsets = np.frombuffer(a.buffers()[1], np.int32)[a.offset : a.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
+    return offsets, data
+
+
 def _values(a: pa.Array, dtype) -> np.ndarray:
     """The value buffer of a fixed-width array as numpy, without copying (null slots hold anything)."""
     return np.frombuffer(a.buffers()[1], dtype=dtype)[a.offset : a.offset + len(a)]

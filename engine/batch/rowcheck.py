@@ -12,7 +12,7 @@ from engine.schema.model import id_check_digit
 from engine.schema.text import ID_EN, ID_RE, ID_ZH
 
 from . import schema as S
-from .convert import null_mask
+from .convert import null_mask, string_bytes
 from .errors import Errors
 
 
@@ -48,11 +48,13 @@ def _plain_ascii_ids(ids: pa.Array, lo: int, hi: int) -> bool:
     if not pa.types.is_string(ids.type) or ids.null_count:
         return False
     n = len(ids)
-    offsets = np.frombuffer(ids.buffers()[1], np.int32)[ids.offset : ids.offset + n + 1]
+    if not n:
+        return True
+    offsets, data = string_bytes(ids)
     lens = np.diff(offsets)
-    if not n or lens.min() < max(lo, 1) or lens.max() > hi:
-        return not n
-    data = np.frombuffer(ids.buffers()[2], np.uint8)[offsets[0] : offsets[-1]]
+    if lens.min() < max(lo, 1) or lens.max() > hi:
+        return False
+    data = data[offsets[0] : offsets[-1]]
     return bool(_ASCII_ID[data].all() and _ASCII_FIRST[data[offsets[:-1] - offsets[0]]].all())
 
 
@@ -129,8 +131,7 @@ def check_id_numbers(a: pa.Array, birth: np.ndarray, file: str, base: int, errs:
         a = a.cast(pa.string())
     n = len(a)
     valid = ~null_mask(a)
-    offsets = np.frombuffer(a.buffers()[1], np.int32)[a.offset : a.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(a.buffers()[2], np.uint8) if a.buffers()[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = string_bytes(a)
     lens = np.diff(offsets)
     ok = np.zeros(n, bool)
     rows = np.flatnonzero(valid & (lens == 18))

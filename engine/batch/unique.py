@@ -15,6 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .convert import string_bytes
+
 _PRIME = np.uint64(0x100000001B3)  # FNV-1a, 64-bit
 _BASIS = np.uint64(0xCBF29CE484222325)
 
@@ -37,8 +39,7 @@ def fingerprints(ids: pa.Array) -> np.ndarray:
     n = len(ids)
     if n == 0:
         return np.zeros(0, np.uint64)
-    offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32)[ids.offset : ids.offset + n + 1].astype(np.int64)
-    data = np.frombuffer(ids.buffers()[2], dtype=np.uint8) if ids.buffers()[2] is not None else np.zeros(0, np.uint8)
+    offsets, data = string_bytes(ids)
     starts = offsets[:-1]
     lengths = np.diff(offsets)
     h = np.full(n, _BASIS, dtype=np.uint64)
